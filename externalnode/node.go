@@ -1,0 +1,123 @@
+// Package externalnode is the process boundary for nodes and providers
+// (RK-13). Author side: implement Node and call Serve; host side: Start an
+// Instance and open Calls on it. Authors and the kernel never see gRPC: the
+// wire mapping (proto/rspp/v1) and go-plugin live here, and errors are
+// converted to and from gRPC status only here.
+package externalnode
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+
+	"github.com/rspp/rspp/kernel/eventabi"
+)
+
+// Info describes a node implementation.
+type Info struct {
+	Name    string // e.g. "espeak"
+	Kind    string // "stt", "llm", "tts", "custom"
+	Version string // reported version; shows up in turn bindings
+	Accepts []eventabi.Type
+	Emits   []eventabi.Type
+}
+
+// Config is the node's configuration block from the runtime config.
+type Config struct {
+	NodeID string
+	// Dir is the directory of the runtime's config file: relative paths in
+	// the block are relative to it (use Path).
+	Dir string
+	// Raw is the block as JSON.
+	Raw []byte
+}
+
+// Decode unmarshals the block into v, rejecting unknown fields.
+func (c Config) Decode(v any) error {
+	if len(c.Raw) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytesReader(c.Raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("config for node %q: %w", c.NodeID, err)
+	}
+	return nil
+}
+
+// Path resolves p against Dir unless it is absolute.
+func (c Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.Dir == "" {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+// Node is what a node author implements.
+type Node interface {
+	Info() Info
+	// Configure is called once after start, before any Invoke.
+	Configure(ctx context.Context, cfg Config) error
+	// Invoke handles one invocation: read call.Inputs() until it is closed,
+	// Emit outputs, return nil on success. ctx is cancelled when the runtime
+	// cancels the invocation (barge-in, timeout, turn abort); return promptly.
+	// Invocations of different sessions run concurrently.
+	Invoke(ctx context.Context, call *Call) error
+}
+
+// Call is one invocation as the author sees it.
+type Call struct {
+	ID        string
+	SessionID string
+	TurnID    string
+	NodeID    string
+
+	in   chan eventabi.Event
+	emit func(eventabi.Event) error
+}
+
+// Inputs yields the invocation's input events; it is closed when the runtime
+// says no more input will come (or the invocation is cancelled).
+func (c *Call) Inputs() <-chan eventabi.Event { return c.in }
+
+// Emit sends one output event. Correlation fields are filled in; the
+// runtime rejects events that claim another session or turn.
+func (c *Call) Emit(ev eventabi.Event) error {
+	if ev.SessionID == "" {
+		ev.SessionID = c.SessionID
+	}
+	if ev.TurnID == "" {
+		ev.TurnID = c.TurnID
+	}
+	if ev.InvocationID == "" {
+		ev.InvocationID = c.ID
+	}
+	if ev.NodeID == "" {
+		ev.NodeID = c.NodeID
+	}
+	if ev.Lane == eventabi.LaneUnspecified {
+		ev.Lane = eventabi.DefaultLane(ev.Type)
+	}
+	if ev.SchemaVersion == 0 {
+		ev.SchemaVersion = eventabi.SchemaVersion
+	}
+	return c.emit(ev)
+}
+
+// EmitText emits a text-carrying event (text delta, transcript, ...).
+func (c *Call) EmitText(t eventabi.Type, text string, final bool) error {
+	return c.Emit(eventabi.Event{Type: t, Text: &eventabi.Text{Text: text, Final: final}})
+}
+
+// EmitAudio emits one PCM s16le frame.
+func (c *Call) EmitAudio(pcm []byte, sampleRate, channels uint32) error {
+	return c.Emit(eventabi.Event{Type: eventabi.TypeAudioFrame, Audio: &eventabi.Audio{PCM: pcm, SampleRate: sampleRate, Channels: channels}})
+}
+
+// NewTestCall makes a Call for unit tests of a Node without any process
+// boundary: inputs are fed from in, outputs go to emit. It is a test seam
+// (an in-memory harness), not a transport.
+func NewTestCall(id, sessionID, turnID, nodeID string, in chan eventabi.Event, emit func(eventabi.Event) error) *Call {
+	return &Call{ID: id, SessionID: sessionID, TurnID: turnID, NodeID: nodeID, in: in, emit: emit}
+}

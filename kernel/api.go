@@ -1,0 +1,203 @@
+// Package kernel is the deterministic turn engine (RK-01..RK-11). It owns
+// session and turn lifecycle, plan freeze, lanes, the graph executor's
+// decisions, cancellation and the egress fence. It does no I/O and reads no
+// clock of its own: time and ids are injected, inputs arrive as method calls,
+// and everything the outside world must do comes back as Effects drained with
+// Ready (the etcd-raft RawNode/Ready pattern). The I/O loop that carries out
+// effects lives in kernel/runner.
+//
+// A Session is not safe for concurrent use: one goroutine (the runner's
+// session loop) owns it.
+package kernel
+
+import (
+	"errors"
+	"time"
+
+	"github.com/rspp/rspp/kernel/eventabi"
+)
+
+// Clock gives monotonic time in nanoseconds. Tests use a manual clock.
+type Clock interface {
+	Now() int64
+}
+
+// IDs makes identifiers. Tests use a deterministic counter.
+type IDs interface {
+	NewID(kind string) string // kind: "turn", "inv", "event", "plan"
+}
+
+// Reserved graph endpoints.
+const (
+	Ingress = "ingress" // transport input: audio frames, speech start/end
+	Egress  = "egress"  // transport output: agent audio (and text, if routed)
+)
+
+// GraphSpec is the pipeline as configured: a DAG whose sources are Ingress
+// and whose sinks are Egress.
+type GraphSpec struct {
+	Nodes []NodeSpec
+	Edges []EdgeSpec
+}
+
+// NodeSpec is one node of the graph.
+type NodeSpec struct {
+	ID       string
+	Kind     string        // "stt", "llm", "tts", "custom"
+	Provider string        // binding key: which provider/node implementation serves it
+	Timeout  time.Duration // per-invocation timeout; frozen into the plan
+	// OnFailure is the provider policy applied when an invocation of this node
+	// fails: "abort" (default), "retry" (on a standby, only if nothing was
+	// emitted downstream yet), "fallback" (switch to Fallback provider).
+	OnFailure  string
+	MaxRetries int
+	Fallback   string
+}
+
+// EdgeSpec connects two nodes (or an endpoint) on a lane with a bounded queue.
+type EdgeSpec struct {
+	From, To string
+	Capacity int           // max queued events; 0 = profile-derived default (never unbounded)
+	BlockFor time.Duration // bounded block time before shedding (low-latency profiles)
+	// Types filters which event types cross the edge (empty = all).
+	Types []eventabi.Type
+}
+
+// Binding says which implementation serves a node for a turn. Bindings are
+// read from a BindingSource at plan freeze and are immutable for the turn.
+type Binding struct {
+	Provider string // provider/node name from config
+	Version  string // version reported by the plugin (Describe)
+	Pool     string // opaque key the runner uses to find the instance pool
+}
+
+// BindingSource returns the current binding for a provider name. Hot upgrade
+// changes what it returns; a turn that is already open keeps its frozen copy.
+type BindingSource interface {
+	Binding(provider string) (Binding, bool)
+}
+
+// SessionConfig configures one session.
+type SessionConfig struct {
+	SessionID string
+	TenantID  string
+	Epoch     uint64
+	Graph     GraphSpec
+	Bindings  BindingSource
+	Clock     Clock
+	IDs       IDs
+	VAD       VADConfig
+	// UnknownEventPolicy for ingress events of a type the gateway does not
+	// know: "reject" (typed error), "drop" (counted) or "pass".
+	UnknownEventPolicy string
+}
+
+// VADConfig drives the kernel's energy voice-activity detector on ingress
+// audio. Disabled means the transport sends speech start/end itself.
+type VADConfig struct {
+	Disabled    bool
+	ThresholdDB float64       // frame RMS above this (dBFS) counts as speech, e.g. -40
+	MinSpeech   time.Duration // speech must last this long to start a turn
+	Hangover    time.Duration // silence this long ends the utterance
+}
+
+// Effects: what the runner must carry out, in the order Ready returns them
+// (control effects before data before telemetry).
+type Effect interface{ isEffect() }
+
+// InvocationRef identifies one invocation of one node in one turn.
+type InvocationRef struct {
+	SessionID    string
+	TurnID       string
+	NodeID       string
+	InvocationID string
+}
+
+// StartInvocation asks the runner to open an invocation on an instance of
+// Binding.Pool. Its outputs come back through Session.OnNodeEvent and its end
+// through Session.OnInvocationEnd.
+type StartInvocation struct {
+	Ref      InvocationRef
+	Binding  Binding
+	Deadline int64 // monotonic ns; the runner cancels and fails it past this
+	Attempt  int   // 0 first try, 1.. retries
+}
+
+// DeliverInput sends one input event to an open invocation.
+type DeliverInput struct {
+	InvocationID string
+	Event        eventabi.Event
+}
+
+// CloseInput says no more input will come for the invocation.
+type CloseInput struct{ InvocationID string }
+
+// CancelInvocation cancels an open invocation (on the control path).
+type CancelInvocation struct {
+	InvocationID string
+	Reason       string
+}
+
+// EgressEvent is output for the transport (agent audio, text).
+type EgressEvent struct{ Event eventabi.Event }
+
+// FenceEgress tells the transport to drop anything it still buffers for
+// TurnID: from now on nothing of that turn may be played.
+type FenceEgress struct {
+	TurnID string
+	Reason string
+}
+
+// Record is a timeline record to append.
+type Record struct{ Record TimelineRecord }
+
+// SessionClosed is the last effect of a session.
+type SessionClosed struct{ Reason string }
+
+func (StartInvocation) isEffect()  {}
+func (DeliverInput) isEffect()     {}
+func (CloseInput) isEffect()       {}
+func (CancelInvocation) isEffect() {}
+func (EgressEvent) isEffect()      {}
+func (FenceEgress) isEffect()      {}
+func (Record) isEffect()           {}
+func (SessionClosed) isEffect()    {}
+
+// TimelineRecord is one line of replay evidence. Lifecycle types are
+// turn_open, turn_active, turn_commit, turn_abort, turn_close; others include
+// session_open, session_close, plan_frozen, invocation_start, invocation_end,
+// cancel, fence, pressure, pre_turn_reject, pre_turn_defer, egress_drop.
+type TimelineRecord struct {
+	Seq          uint64            `json:"seq"`
+	SessionID    string            `json:"session_id"`
+	TurnID       string            `json:"turn_id,omitempty"`
+	Type         string            `json:"type"`
+	Reason       string            `json:"reason,omitempty"`
+	NodeID       string            `json:"node_id,omitempty"`
+	InvocationID string            `json:"invocation_id,omitempty"`
+	MonoNanos    int64             `json:"mono_ns"`
+	Attrs        map[string]string `json:"attrs,omitempty"`
+}
+
+// Typed failure kinds for invocation ends and kernel errors. The runner maps
+// supervisor/plugin failures onto these; tests match with errors.Is.
+var (
+	ErrNodeCrashed       = errors.New("node crashed")
+	ErrNodeTimeout       = errors.New("node invocation timed out")
+	ErrNodeFailed        = errors.New("node failed")
+	ErrNodeUnavailable   = errors.New("node unavailable")
+	ErrProtocol          = errors.New("node protocol violation")
+	ErrResourceLimit     = errors.New("node hit a resource limit")
+	ErrCancelled         = errors.New("cancelled")
+	ErrSessionClosed     = errors.New("session closed")
+	ErrUnknownSession    = errors.New("unknown session")
+	ErrUnknownInvocation = errors.New("unknown invocation")
+	ErrQueueFull         = errors.New("queue full")
+)
+
+// InvocationResult is how an invocation ended. Err nil means success.
+type InvocationResult struct {
+	Err error
+	// Detail is a short human-readable cause, e.g. "signal: killed".
+	Detail string
+}
