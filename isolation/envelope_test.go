@@ -1,0 +1,205 @@
+package isolation_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rspp/rspp/isolation"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: cgroup envelopes write /sys/fs/cgroup (run the isolation tests as root, as CI does)")
+	}
+}
+
+// openEnvelopes opens the runtime's envelopes and checks on cleanup that
+// no cgroup directory of this test process is left behind.
+func openEnvelopes(t *testing.T, cfg isolation.EnvelopesConfig) *isolation.Envelopes {
+	t.Helper()
+	needRoot(t)
+	es, err := isolation.OpenEnvelopes(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := es.Close(); err != nil {
+			t.Errorf("close envelopes: %v", err)
+		}
+		if left := leftovers(t); len(left) > 0 {
+			t.Errorf("cgroups left behind: %v", left)
+		}
+	})
+	return es
+}
+
+// leftovers lists cgroup dirs named after this process under any hierarchy.
+func leftovers(t *testing.T) []string {
+	pat := "rspp-" + itoa(os.Getpid()) + "-*"
+	var out []string
+	for _, g := range []string{"/sys/fs/cgroup/*/" + pat, "/sys/fs/cgroup/*/*/*/" + pat, "/sys/fs/cgroup/" + pat} {
+		m, _ := filepath.Glob(g)
+		out = append(out, m...)
+	}
+	return out
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestEnvelopeOOMIsReportedAsOOM(t *testing.T) {
+	es := openEnvelopes(t, isolation.EnvelopesConfig{})
+	env, err := es.New("memhog-node", "tenant-a", isolation.Limits{MemoryBytes: 96 << 20, Pids: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, _ := startGated(t, env, "memhog")
+	werr := cmd.Wait()
+	if werr == nil || !strings.Contains(werr.Error(), "killed") {
+		t.Fatalf("memhog exit = %v, want killed by the OOM killer", werr)
+	}
+	ferr := env.Failure()
+	var le *isolation.LimitError
+	if !errors.Is(ferr, isolation.ErrOOM) || !errors.As(ferr, &le) {
+		t.Fatalf("Failure() = %v, want ErrOOM", ferr)
+	}
+	if le.Instance != "memhog-node" || le.Tenant != "tenant-a" || le.Count == 0 {
+		t.Fatalf("attribution = %+v", le)
+	}
+	st, _ := env.Stats()
+	t.Logf("OOM attributed: %v; stats: oom_kills=%d peak=%dMiB limit=%dMiB", ferr, st.OOMKills, st.MemoryPeakBytes>>20, st.MemoryLimitBytes>>20)
+	if err := env.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestEnvelopeForkBombStopsAtPidsMax(t *testing.T) {
+	es := openEnvelopes(t, isolation.EnvelopesConfig{})
+	const max = 40
+	env, err := es.New("forkbomb-node", "tenant-a", isolation.Limits{Pids: max, MemoryBytes: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, out := startGated(t, env, "forkbomb")
+	_ = cmd.Wait()
+	st, err := env.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "resource temporarily unavailable") || st.Pids > max || st.PidsLimitHits == 0 {
+		t.Fatalf("fork bomb not stopped: output %q, stats %+v", out.String(), st)
+	}
+	if !errors.Is(env.Failure(), isolation.ErrPidsLimit) {
+		t.Fatalf("Failure() = %v, want ErrPidsLimit", env.Failure())
+	}
+	t.Logf("fork bomb: %s; pids.current=%d pids.max=%d refused=%d", strings.TrimSpace(out.String()), st.Pids, st.PidsLimit, st.PidsLimitHits)
+	// Kill reaches the orphaned sleepers that the bomb left in the envelope.
+	if err := env.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if pids, _ := env.Pids(); len(pids) != 0 {
+		t.Fatalf("after Kill: %d processes left", len(pids))
+	}
+}
+
+func TestEnvelopeCPUQuotaHolds(t *testing.T) {
+	es := openEnvelopes(t, isolation.EnvelopesConfig{})
+	const quota = 0.5
+	env, err := es.New("spinner-node", "", isolation.Limits{CPUCores: quota})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spin on every CPU for longer than the window; measure the envelope's
+	// CPU time over a window that starts once the spinner is running.
+	cmd, _ := startGated(t, env, "spin", "RSPP_SPIN_FOR=4s")
+	time.Sleep(500 * time.Millisecond)
+	st0, err := env.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	time.Sleep(2 * time.Second)
+	st1, err := env.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	window := time.Since(t0)
+	_ = cmd.Process.Kill()
+	used := float64(st1.CPUUsageNanos-st0.CPUUsageNanos) / float64(window.Nanoseconds())
+	t.Logf("spinner on %d CPUs: %.3f cores used over %v with quota %.2f (throttled %d of %d periods)",
+		runtime.NumCPU(), used, window.Round(time.Millisecond), quota, st1.CPUThrottled, st1.CPUPeriods)
+	if used > quota*1.15 || used < quota*0.7 {
+		t.Fatalf("CPU use %.3f cores, want %.2f (+15%%/-30%%)", used, quota)
+	}
+	if !errors.Is(env.Throttled(), isolation.ErrCPUThrottled) {
+		t.Fatalf("Throttled() = %v, want ErrCPUThrottled", env.Throttled())
+	}
+	if env.Failure() != nil {
+		t.Fatalf("throttling is not a failure: %v", env.Failure())
+	}
+}
+
+func TestEnvelopeCloseRemovesCgroupAndKills(t *testing.T) {
+	es := openEnvelopes(t, isolation.EnvelopesConfig{})
+	env, err := es.New("sleeper", "", isolation.Limits{MemoryBytes: 64 << 20, Pids: 16, CPUCores: 1, IOWeight: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, _ := startGated(t, env, "sleep")
+	pids, err := env.Pids()
+	if err != nil || len(pids) != 1 || pids[0] != cmd.Process.Pid {
+		t.Fatalf("Pids() = %v, %v; want [%d]", pids, err, cmd.Process.Pid)
+	}
+	t.Logf("degraded on this kernel: %v", env.Degraded())
+	if err := env.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("process survived Close")
+	}
+	if _, err := env.Stats(); !errors.Is(err, isolation.ErrClosed) {
+		t.Fatalf("Stats after Close = %v, want ErrClosed", err)
+	}
+	if left := leftovers(t); len(left) > 0 {
+		t.Fatalf("left after Close: %v", left)
+	}
+}
+
+func TestSweepRemovesStaleEnvelopes(t *testing.T) {
+	needRoot(t)
+	// A runtime with our pid but another start time is a crashed earlier
+	// run whose pid got reused; its envelope holds a live process.
+	name := "rspp-" + itoa(os.Getpid()) + "-1-1-crashed"
+	dir := "/sys/fs/cgroup/pids/" + name
+	if _, err := os.Stat("/sys/fs/cgroup/pids"); err != nil {
+		t.Skip("needs the cgroup v1 pids hierarchy at /sys/fs/cgroup/pids (this test seeds a v1 stale envelope)")
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(dir) })
+	es := openEnvelopes(t, isolation.EnvelopesConfig{}) // sweeps on open
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("stale %s survived OpenEnvelopes", dir)
+	}
+	// Live envelopes of this runtime are never swept.
+	env, err := es.New("live", "", isolation.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := es.Sweep(); err != nil || len(removed) != 0 {
+		t.Fatalf("Sweep removed %v (%v), want nothing", removed, err)
+	}
+	if _, err := env.Stats(); err != nil {
+		t.Fatal(err)
+	}
+}

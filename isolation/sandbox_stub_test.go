@@ -1,0 +1,3 @@
+package isolation_test
+
+func sandboxHelper(mode string) int { return 2 }
