@@ -52,6 +52,10 @@ type NodeSpec struct {
 	OnFailure  string
 	MaxRetries int
 	Fallback   string
+	// Join is how a node with several upstreams takes its input: "all"
+	// (default: merge every upstream in arrival order, input closes when all
+	// upstreams ended) or "select" (the first upstream to deliver wins).
+	Join string
 }
 
 // EdgeSpec connects two nodes (or an endpoint) on a lane with a bounded queue.
@@ -61,6 +65,10 @@ type EdgeSpec struct {
 	BlockFor time.Duration // bounded block time before shedding (low-latency profiles)
 	// Types filters which event types cross the edge (empty = all).
 	Types []eventabi.Type
+	// Overflow is what happens when the queue is full (after BlockFor, if
+	// set): "shed" (default: drop the oldest queued event) or "degrade"
+	// (coalesce text into the newest queued event; other payloads shed).
+	Overflow string
 }
 
 // Binding says which implementation serves a node for a turn. Bindings are
@@ -90,6 +98,23 @@ type SessionConfig struct {
 	// UnknownEventPolicy for ingress events of a type the gateway does not
 	// know: "reject" (typed error), "drop" (counted) or "pass".
 	UnknownEventPolicy string
+
+	// Optional; zero values give the defaults noted.
+
+	// Admission decides admit/defer/reject for each proposed turn
+	// (nil: always admit).
+	Admission Admitter
+	// Authority reports the session's current lease epoch; a turn proposed
+	// while Epoch is stale is rejected before turn_open (nil: always valid).
+	Authority Authority
+	// RetryBuffer bounds the inputs kept per invocation for retry/fallback
+	// re-delivery (0: DefaultRetryBuffer).
+	RetryBuffer int
+	// TelemetryCapacity bounds queued telemetry effects; the oldest are
+	// dropped when full (0: DefaultTelemetryCapacity).
+	TelemetryCapacity int
+	// Limits bounds event sizes at the gateway (zero: eventabi.DefaultLimits).
+	Limits eventabi.Limits
 }
 
 // VADConfig drives the kernel's energy voice-activity detector on ingress

@@ -1,0 +1,69 @@
+package kernel
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// fail applies the node's frozen failure policy to a failed invocation:
+// retry on the same binding, switch to the fallback binding, or abort the
+// turn. Retry and fallback are only safe while nothing the invocation
+// produced has gone downstream and its inputs can be replayed in full.
+func (s *Session) fail(inv *invocation, err error, detail string) {
+	inv.status = invFailed
+	s.purge(func(q queued) bool { return q.inv == inv.ref.InvocationID })
+	t, pn := inv.t, inv.pn
+	cause := err.Error()
+	if detail != "" && !strings.Contains(cause, detail) {
+		cause += ": " + detail
+	}
+	reason := "node " + pn.Spec.ID + " failed: " + cause
+	decision, why := s.decide(inv, err)
+	s.record(TimelineRecord{Type: "invocation_fail", TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: inv.ref.InvocationID,
+		Reason: reason, Attrs: map[string]string{"decision": decision, "why": why, "attempt": strconv.Itoa(inv.attempt)}})
+	switch decision {
+	case PolicyRetry:
+		s.record(TimelineRecord{Type: "invocation_retry", TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: inv.ref.InvocationID,
+			Reason: reason, Attrs: map[string]string{"attempt": strconv.Itoa(inv.attempt + 1)}})
+		s.startInvocation(t, pn, inv.binding, inv.attempt+1, inv)
+	case PolicyFallback:
+		s.record(TimelineRecord{Type: "provider_switch", TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: inv.ref.InvocationID,
+			Reason: reason, Attrs: map[string]string{"from": inv.binding.Provider + "@" + inv.binding.Version,
+				"to": pn.Fallback.Provider + "@" + pn.Fallback.Version}})
+		s.startInvocation(t, pn, *pn.Fallback, inv.attempt+1, inv)
+	default:
+		s.cancelTurn(t, reason)
+	}
+}
+
+// decide is the deterministic policy decision and why it was taken.
+func (s *Session) decide(inv *invocation, err error) (string, string) {
+	pn := inv.pn
+	switch {
+	case errors.Is(err, ErrCancelled):
+		return PolicyAbort, "cancelled by scope"
+	case pn.Policy == PolicyAbort:
+		return PolicyAbort, "policy abort"
+	case inv.emitted:
+		return PolicyAbort, "output already emitted downstream"
+	case inv.inputsLost:
+		return PolicyAbort, "inputs exceed the retry buffer"
+	}
+	switch pn.Policy {
+	case PolicyRetry:
+		if inv.attempt < pn.Spec.MaxRetries {
+			return PolicyRetry, "attempt " + strconv.Itoa(inv.attempt+1) + " of " + strconv.Itoa(pn.Spec.MaxRetries)
+		}
+		return PolicyAbort, "retries exhausted"
+	case PolicyFallback:
+		switch {
+		case pn.Fallback == nil:
+			return PolicyAbort, "no fallback binding at plan freeze"
+		case inv.binding == *pn.Fallback:
+			return PolicyAbort, "fallback already failed"
+		}
+		return PolicyFallback, "switch to " + pn.Fallback.Provider
+	}
+	return PolicyAbort, "policy " + pn.Policy
+}

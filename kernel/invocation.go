@@ -1,0 +1,245 @@
+package kernel
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/rspp/rspp/kernel/eventabi"
+)
+
+type invStatus uint8
+
+const (
+	invOpen invStatus = iota
+	invOK
+	invFailed
+	invCancelled
+)
+
+// invocation is one attempt of one node in one turn.
+type invocation struct {
+	ref         InvocationRef
+	t           *turn
+	pn          *PlannedNode
+	binding     Binding
+	attempt     int
+	deadline    int64
+	status      invStatus
+	emitted     bool // something it produced went downstream or out
+	inputClosed bool
+	inputs      []eventabi.Event // bounded copy for retry/fallback re-delivery
+	inputsLost  bool             // the copy overflowed: no safe re-delivery
+}
+
+// startInvocation opens an invocation of pn; prev (retry/fallback) hands
+// over its buffered inputs, which are re-delivered.
+func (s *Session) startInvocation(t *turn, pn *PlannedNode, b Binding, attempt int, prev *invocation) *invocation {
+	inv := &invocation{t: t, pn: pn, binding: b, attempt: attempt, deadline: s.now + int64(pn.Timeout)}
+	inv.ref = InvocationRef{SessionID: s.cfg.SessionID, TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: s.cfg.IDs.NewID("inv")}
+	t.byNode[pn.Spec.ID] = inv
+	s.invs[inv.ref.InvocationID] = inv
+	s.retire(inv.ref.InvocationID)
+	s.control(StartInvocation{Ref: inv.ref, Binding: b, Deadline: inv.deadline, Attempt: attempt})
+	s.record(TimelineRecord{Type: "invocation_start", TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: inv.ref.InvocationID,
+		Attrs: map[string]string{"binding": b.Provider + "@" + b.Version, "attempt": strconv.Itoa(attempt)}})
+	if prev != nil {
+		for _, ev := range prev.inputs {
+			s.deliver(inv, ev, -1)
+		}
+	}
+	s.closeIfReady(t, pn.Spec.ID)
+	return inv
+}
+
+// deliver queues one input for inv and keeps its bounded retry copy.
+func (s *Session) deliver(inv *invocation, ev eventabi.Event, edge int) {
+	if len(inv.inputs) < inv.t.plan.RetryBuffer {
+		inv.inputs = append(inv.inputs, ev)
+	} else {
+		inv.inputsLost = true
+	}
+	s.emit(queued{eff: DeliverInput{InvocationID: inv.ref.InvocationID, Event: ev}, edge: edge, turn: inv.t.id, inv: inv.ref.InvocationID})
+}
+
+// deliverIngress routes one user audio frame (or passed ingress event)
+// along the ingress edges of the listening turn.
+func (s *Session) deliverIngress(t *turn, ev eventabi.Event) error {
+	targets := s.targets(t, Ingress, ev.Type)
+	if len(targets) == 0 {
+		return nil
+	}
+	if ev.Lane == eventabi.LaneData {
+		if err := s.admitEdges(targets); err != nil {
+			return err
+		}
+	}
+	for _, ei := range targets {
+		c := ev
+		s.stamp(&c, t.id, Ingress, "")
+		s.routeOne(t, Ingress, ei, c)
+	}
+	return nil
+}
+
+// targets are the out-edges of from that accept type ty and whose target can
+// still take input in turn t.
+func (s *Session) targets(t *turn, from string, ty eventabi.Type) []int {
+	var out []int
+	for _, ei := range s.g.out[from] {
+		e := s.g.edges[ei]
+		if !accepts(e, ty) {
+			continue
+		}
+		if e.To != Egress {
+			inv := t.byNode[e.To]
+			if inv == nil || inv.status != invOpen || inv.inputClosed || !s.selects(t, e.To, from) {
+				continue
+			}
+		}
+		out = append(out, ei)
+	}
+	return out
+}
+
+// selects applies a select join: the first upstream to deliver wins.
+func (s *Session) selects(t *turn, node, from string) bool {
+	inv := t.byNode[node]
+	if inv.pn.Join != JoinSelect {
+		return true
+	}
+	won, ok := t.selected[node]
+	return !ok || won == from
+}
+
+func (s *Session) routeOne(t *turn, from string, ei int, ev eventabi.Event) {
+	e := s.g.edges[ei]
+	if e.To == Egress {
+		s.emit(queued{eff: EgressEvent{Event: ev}, edge: ei, turn: t.id})
+		return
+	}
+	inv := t.byNode[e.To]
+	if inv.pn.Join == JoinSelect {
+		if _, ok := t.selected[e.To]; !ok {
+			t.selected[e.To] = from
+			s.record(TimelineRecord{Type: "select", TurnID: t.id, NodeID: e.To, Reason: "first upstream to deliver",
+				Attrs: map[string]string{"upstream": from}})
+		}
+	}
+	s.deliver(inv, ev, ei)
+}
+
+// upstreamDone marks node up as finished for the turn and closes the input
+// of every downstream invocation whose upstreams are all finished.
+func (s *Session) upstreamDone(t *turn, up string) {
+	for _, ei := range s.g.out[up] {
+		to := s.g.edges[ei].To
+		if to == Egress {
+			continue
+		}
+		t.doneUp[to][up] = true
+		s.closeIfReady(t, to)
+	}
+}
+
+func (s *Session) closeIfReady(t *turn, node string) {
+	inv := t.byNode[node]
+	if inv == nil || inv.status != invOpen || inv.inputClosed {
+		return
+	}
+	done := t.doneUp[node]
+	ready := true
+	if won, ok := t.selected[node]; ok && inv.pn.Join == JoinSelect {
+		ready = done[won]
+	} else {
+		for _, up := range inv.pn.Upstream {
+			ready = ready && done[up]
+		}
+	}
+	if ready {
+		inv.inputClosed = true
+		s.emit(queued{eff: CloseInput{InvocationID: inv.ref.InvocationID}, edge: -1, turn: t.id, inv: inv.ref.InvocationID})
+	}
+}
+
+// OnNodeEvent takes one output of an invocation and routes it along the
+// node's out-edges: downstream as DeliverInput, to Egress as EgressEvent.
+func (s *Session) OnNodeEvent(invocationID string, ev eventabi.Event) error {
+	if s.closed {
+		return ErrSessionClosed
+	}
+	s.now = s.cfg.Clock.Now()
+	inv := s.invs[invocationID]
+	if inv == nil {
+		s.stats.UnknownInvocation++
+		return fmt.Errorf("%w: %q", ErrUnknownInvocation, invocationID)
+	}
+	t := inv.t
+	if inv.status != invOpen || t.terminal {
+		s.dropLate(inv, ev.Type)
+		return nil
+	}
+	if err := s.checkNodeEvent(inv, &ev); err != nil {
+		return err
+	}
+	targets := s.targets(t, inv.pn.Spec.ID, ev.Type)
+	if len(targets) == 0 {
+		return nil
+	}
+	if ev.Lane == eventabi.LaneData {
+		if err := s.admitEdges(targets); err != nil {
+			return err
+		}
+	}
+	for _, ei := range targets {
+		c := ev
+		s.stamp(&c, t.id, inv.pn.Spec.ID, invocationID)
+		s.routeOne(t, inv.pn.Spec.ID, ei, c)
+	}
+	inv.emitted = true
+	return nil
+}
+
+// dropLate counts an event of an invocation that already ended; output of a
+// fenced turn that would have reached egress is egress_drop evidence.
+func (s *Session) dropLate(inv *invocation, ty eventabi.Type) {
+	s.stats.LateDropped++
+	if !inv.t.fenced {
+		return
+	}
+	for _, ei := range s.g.out[inv.pn.Spec.ID] {
+		if e := s.g.edges[ei]; e.To == Egress && accepts(e, ty) {
+			s.stats.EgressDropped++
+			inv.t.egressDropped++
+			if inv.t.egressDropped == 1 && !inv.t.dropRecorded {
+				s.dropPending = append(s.dropPending, inv.t)
+			}
+			return
+		}
+	}
+}
+
+// OnInvocationEnd reports how an invocation ended. Late or repeated ends
+// are ignored.
+func (s *Session) OnInvocationEnd(invocationID string, res InvocationResult) {
+	if s.closed {
+		return
+	}
+	s.now = s.cfg.Clock.Now()
+	inv := s.invs[invocationID]
+	if inv == nil {
+		s.stats.UnknownInvocation++
+		return
+	}
+	if inv.status != invOpen || inv.t.terminal {
+		s.stats.LateDropped++
+		return
+	}
+	if res.Err != nil {
+		s.fail(inv, res.Err, res.Detail)
+		return
+	}
+	inv.status = invOK
+	s.record(TimelineRecord{Type: "invocation_end", TurnID: inv.t.id, NodeID: inv.pn.Spec.ID, InvocationID: invocationID, Reason: "ok"})
+	s.upstreamDone(inv.t, inv.pn.Spec.ID)
+	s.maybeCommit(inv.t)
+}

@@ -1,0 +1,246 @@
+package kernel
+
+import (
+	"strconv"
+
+	"github.com/rspp/rspp/kernel/eventabi"
+)
+
+// DefaultTelemetryCapacity bounds queued telemetry effects.
+const DefaultTelemetryCapacity = 256
+
+// queued is one pending data effect. Data effects of an edge count against
+// that edge's bound until the runner drains them with Ready.
+type queued struct {
+	eff  Effect
+	edge int    // index into the session's edges; -1 when not an edge delivery
+	turn string // turn the effect belongs to (fence purge)
+	inv  string // target invocation of DeliverInput/CloseInput (cancel purge)
+}
+
+// edgeState is the runtime of one edge's bounded queue.
+type edgeState struct {
+	depth        int
+	high         bool  // above the high watermark since the last low crossing
+	blockedSince int64 // -1 when not blocking
+	shedRecorded bool
+	shed         int // events shed or coalesced in this pressure episode
+}
+
+// lanes holds pending effects split by lane. Ready hands them out as
+// control, then data, then telemetry. Within a lane the emission order is
+// kept, so a CloseInput (data lane: it is the in-band end of an input
+// stream) never overtakes the inputs it closes.
+type lanes struct {
+	control   []Effect
+	data      []queued
+	telemetry []Effect
+	telCap    int
+	edges     []edgeState
+}
+
+func laneOf(e Effect) eventabi.Lane {
+	switch e := e.(type) {
+	case DeliverInput:
+		return e.Event.Lane
+	case EgressEvent:
+		return e.Event.Lane
+	case CloseInput:
+		return eventabi.LaneData
+	}
+	return eventabi.LaneControl
+}
+
+// pushTelemetry never blocks and never fails: the oldest is dropped when full.
+func (s *Session) pushTelemetry(e Effect) {
+	if len(s.q.telemetry) >= s.q.telCap {
+		copy(s.q.telemetry, s.q.telemetry[1:])
+		s.q.telemetry = s.q.telemetry[:len(s.q.telemetry)-1]
+		s.stats.TelemetryDropped++
+	}
+	s.q.telemetry = append(s.q.telemetry, e)
+}
+
+// emit queues an effect on its lane. Data effects on an edge go through the
+// edge's bound (room must have been checked with admitEdges).
+func (s *Session) emit(item queued) {
+	switch laneOf(item.eff) {
+	case eventabi.LaneControl:
+		s.q.control = append(s.q.control, item.eff)
+	case eventabi.LaneTelemetry:
+		s.pushTelemetry(item.eff)
+	default:
+		if item.edge >= 0 {
+			s.pushEdge(item)
+			return
+		}
+		s.q.data = append(s.q.data, item)
+	}
+}
+
+// admitEdges applies the block flow mode before an event is accepted: if a
+// target edge is full and still within its bounded block time, nothing is
+// accepted and ErrQueueFull tells the producer to hold and retry. Past
+// BlockFor the edge sheds or degrades instead (never an unbounded wait).
+func (s *Session) admitEdges(edges []int) error {
+	for _, ei := range edges {
+		es, pe := &s.q.edges[ei], &s.edges[ei]
+		if es.depth < pe.Capacity || pe.BlockFor <= 0 {
+			continue
+		}
+		if es.blockedSince < 0 {
+			es.blockedSince = s.now
+			s.stats.Blocked++
+			s.pressure(ei, "block", "queue full")
+			return ErrQueueFull
+		}
+		if s.now-es.blockedSince < int64(pe.BlockFor) {
+			s.stats.Blocked++
+			return ErrQueueFull
+		}
+	}
+	return nil
+}
+
+func (s *Session) pushEdge(item queued) {
+	ei := item.edge
+	es, pe := &s.q.edges[ei], &s.edges[ei]
+	if es.depth >= pe.Capacity {
+		s.overflow(item, ei)
+		return
+	}
+	s.q.data = append(s.q.data, item)
+	es.depth++
+	if es.depth > s.stats.MaxEdgeDepth {
+		s.stats.MaxEdgeDepth = es.depth
+	}
+	if !es.high && es.depth >= pe.High {
+		es.high = true
+		action := pe.Overflow
+		if pe.BlockFor > 0 {
+			action = "block_then_" + pe.Overflow
+		}
+		s.pressure(ei, "high", action)
+	}
+}
+
+// overflow makes room on a full edge by its overflow mode.
+func (s *Session) overflow(item queued, ei int) {
+	es, pe := &s.q.edges[ei], &s.edges[ei]
+	es.blockedSince = -1
+	es.shed++
+	if pe.Overflow == OverflowDegrade && s.coalesce(item, ei) {
+		s.stats.Degraded++
+		if !es.shedRecorded {
+			es.shedRecorded = true
+			s.pressure(ei, "degrade", "coalesced text into the newest queued event")
+		}
+		return
+	}
+	for i, q := range s.q.data {
+		if q.edge == ei {
+			s.q.data = append(s.q.data[:i], s.q.data[i+1:]...)
+			break
+		}
+	}
+	s.stats.Shed++
+	if !es.shedRecorded {
+		es.shedRecorded = true
+		s.pressure(ei, "shed", "dropped the oldest queued event")
+	}
+	s.q.data = append(s.q.data, item)
+}
+
+// coalesce merges a text event into the newest queued text event of the edge.
+func (s *Session) coalesce(item queued, ei int) bool {
+	in := eventOf(item.eff)
+	if in == nil || in.Text == nil {
+		return false
+	}
+	for i := len(s.q.data) - 1; i >= 0; i-- {
+		q := &s.q.data[i]
+		old := eventOf(q.eff)
+		if q.edge != ei || old == nil || old.Text == nil {
+			continue
+		}
+		merged := *in
+		merged.Text = &eventabi.Text{Text: old.Text.Text + in.Text.Text, Final: in.Text.Final}
+		switch e := q.eff.(type) {
+		case DeliverInput:
+			e.Event = merged
+			q.eff = e
+		case EgressEvent:
+			e.Event = merged
+			q.eff = e
+		}
+		return true
+	}
+	return false
+}
+
+func eventOf(e Effect) *eventabi.Event {
+	switch e := e.(type) {
+	case DeliverInput:
+		return &e.Event
+	case EgressEvent:
+		return &e.Event
+	}
+	return nil
+}
+
+// purge removes pending data effects matching keep()==false, fixing edge
+// depths, and returns how many egress events were removed.
+func (s *Session) purge(drop func(queued) bool) int {
+	egress := 0
+	kept := s.q.data[:0]
+	for _, q := range s.q.data {
+		if !drop(q) {
+			kept = append(kept, q)
+			continue
+		}
+		if q.edge >= 0 {
+			s.q.edges[q.edge].depth--
+		}
+		if _, ok := q.eff.(EgressEvent); ok {
+			egress++
+		}
+	}
+	clear(s.q.data[len(kept):])
+	s.q.data = kept
+	return egress
+}
+
+// drainEdges is called by Ready: every edge queue empties, and an edge that
+// was above its high watermark records its low crossing.
+func (s *Session) drainEdges() {
+	for ei := range s.q.edges {
+		es := &s.q.edges[ei]
+		if es.high {
+			s.pressureAttrs(ei, "low", "resume", map[string]string{"shed": strconv.Itoa(es.shed)})
+		}
+		*es = edgeState{blockedSince: -1}
+	}
+}
+
+func (s *Session) pressure(ei int, level, action string) {
+	s.pressureAttrs(ei, level, action, nil)
+}
+
+func (s *Session) pressureAttrs(ei int, level, action string, extra map[string]string) {
+	pe := &s.edges[ei]
+	attrs := map[string]string{
+		"edge":     edgeName(pe.Spec),
+		"level":    level,
+		"action":   action,
+		"depth":    strconv.Itoa(s.q.edges[ei].depth),
+		"capacity": strconv.Itoa(pe.Capacity),
+	}
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	turn := ""
+	if s.turn != nil {
+		turn = s.turn.id
+	}
+	s.record(TimelineRecord{Type: "pressure", TurnID: turn, Reason: level + ": " + action, Attrs: attrs})
+}

@@ -1,0 +1,132 @@
+package kernel
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ResolvedTurnPlan is everything that shapes one turn, frozen when the turn
+// is admitted. It is immutable for the life of the turn: hot upgrades and
+// config changes apply to the next turn (invariant 12).
+type ResolvedTurnPlan struct {
+	ID     string
+	TurnID string
+	Hash   string // sha256 hex over the canonical encoding (see canonical)
+	Epoch  uint64
+	Nodes  []PlannedNode // topological order
+	Edges  []PlannedEdge // config order
+	// RetryBuffer bounds the inputs kept per invocation for re-delivery.
+	RetryBuffer int
+}
+
+// PlannedNode is a node with its frozen binding and policies.
+type PlannedNode struct {
+	Spec     NodeSpec
+	Binding  Binding
+	Fallback *Binding // frozen fallback binding, nil when none or unavailable
+	Timeout  time.Duration
+	Policy   string // effective OnFailure
+	Join     string // effective join mode
+	Upstream []string
+}
+
+// PlannedEdge is an edge with its effective (never unbounded) queue policy.
+type PlannedEdge struct {
+	Spec          EdgeSpec
+	Capacity      int
+	High, Low     int // watermarks, in events
+	BlockFor      time.Duration
+	Overflow      string
+	IngressSource bool
+}
+
+type staticBindings struct{}
+
+// Binding without a BindingSource: the provider name is also the pool key.
+func (staticBindings) Binding(p string) (Binding, bool) { return Binding{Provider: p, Pool: p}, true }
+
+// freezePlan resolves bindings and defaults into an immutable plan. It fails
+// (and the turn is not opened) when a primary binding is missing.
+func freezePlan(cg *graph, edges []PlannedEdge, cfg *SessionConfig, planID, turnID string) (*ResolvedTurnPlan, error) {
+	src := cfg.Bindings
+	if src == nil {
+		src = staticBindings{}
+	}
+	p := &ResolvedTurnPlan{ID: planID, TurnID: turnID, Epoch: cfg.Epoch, RetryBuffer: cfg.RetryBuffer}
+	if p.RetryBuffer <= 0 {
+		p.RetryBuffer = DefaultRetryBuffer
+	}
+	for _, n := range cg.nodes {
+		b, ok := src.Binding(n.Provider)
+		if !ok {
+			return nil, fmt.Errorf("%w: no binding for provider %q of node %s", ErrNodeUnavailable, n.Provider, n.ID)
+		}
+		pn := PlannedNode{Spec: n, Binding: b, Timeout: n.Timeout, Policy: n.OnFailure, Join: n.Join, Upstream: cg.upstream[n.ID]}
+		if pn.Timeout == 0 {
+			pn.Timeout = DefaultNodeTimeout
+		}
+		if pn.Policy == "" {
+			pn.Policy = PolicyAbort
+		}
+		if pn.Join == "" {
+			pn.Join = JoinAll
+		}
+		if n.Fallback != "" {
+			if fb, ok := src.Binding(n.Fallback); ok {
+				pn.Fallback = &fb
+			}
+		}
+		p.Nodes = append(p.Nodes, pn)
+	}
+	p.Edges = edges
+	sum := sha256.Sum256([]byte(p.canonical()))
+	p.Hash = hex.EncodeToString(sum[:])
+	return p, nil
+}
+
+// canonical is a stable text encoding of everything that shapes the turn.
+// Ids of the plan and turn are excluded so that equal configurations hash
+// equal across turns and sessions.
+func (p *ResolvedTurnPlan) canonical() string {
+	var b strings.Builder
+	w := func(fields ...string) {
+		for i, f := range fields {
+			if i > 0 {
+				b.WriteByte('|')
+			}
+			b.WriteString(strconv.Quote(f))
+		}
+		b.WriteByte('\n')
+	}
+	w("rspp.plan.v1", strconv.FormatUint(p.Epoch, 10), strconv.Itoa(p.RetryBuffer))
+	for _, n := range p.Nodes {
+		fb := "-"
+		if n.Fallback != nil {
+			fb = n.Fallback.Provider + "@" + n.Fallback.Version + "#" + n.Fallback.Pool
+		}
+		w("node", n.Spec.ID, n.Spec.Kind, n.Spec.Provider, n.Binding.Provider+"@"+n.Binding.Version+"#"+n.Binding.Pool,
+			n.Timeout.String(), n.Policy, strconv.Itoa(n.Spec.MaxRetries), n.Spec.Fallback, fb, n.Join)
+	}
+	for _, e := range p.Edges {
+		types := make([]string, len(e.Spec.Types))
+		for i, t := range e.Spec.Types {
+			types[i] = string(t)
+		}
+		w("edge", e.Spec.From, e.Spec.To, strconv.Itoa(e.Capacity), strconv.Itoa(e.High), strconv.Itoa(e.Low),
+			e.BlockFor.String(), e.Overflow, strings.Join(types, ","))
+	}
+	return b.String()
+}
+
+func (p *ResolvedTurnPlan) node(id string) *PlannedNode {
+	for i := range p.Nodes {
+		if p.Nodes[i].Spec.ID == id {
+			return &p.Nodes[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package kernel
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/rspp/rspp/kernel/eventabi"
+)
+
+// maxRetired bounds how many ended invocations are remembered so that late
+// events for them are recognised (and dropped) rather than reported unknown.
+const maxRetired = 1024
+
+// Stats are the session's counters. Everything the kernel drops is counted.
+type Stats struct {
+	IngressMalformed    uint64 // ingress events that failed validation
+	NodeMalformed       uint64 // node outputs that failed validation
+	UnknownDropped      uint64 // unknown-type ingress events dropped by policy
+	UnknownRejected     uint64 // unknown-type ingress events rejected by policy
+	CorrelationRejected uint64 // node outputs with foreign session/turn/node/invocation ids
+	StaleEpoch          uint64 // inputs stamped with an older authority epoch
+	UnknownInvocation   uint64 // events for invocations the kernel never knew
+	LateDropped         uint64 // events for invocations already ended or cancelled
+	EgressDropped       uint64 // egress-bound outputs of fenced turns dropped
+	Shed                uint64 // data events shed by full edges
+	Degraded            uint64 // data events coalesced by full edges
+	Blocked             uint64 // ErrQueueFull answers (bounded block)
+	TelemetryDropped    uint64 // telemetry effects dropped (never blocks)
+	MaxEdgeDepth        int    // deepest any edge queue has been
+
+	TurnsOpened, TurnsCommitted, TurnsAborted uint64
+	PreTurnRejected, PreTurnDeferred          uint64
+}
+
+// Session is one conversation's deterministic turn engine.
+type Session struct {
+	cfg   SessionConfig
+	g     *graph
+	edges []PlannedEdge // effective edge policies (index = graph edge index)
+	vad   *energyVAD
+	q     lanes
+	now   int64 // clock reading of the current call
+
+	seq, recSeq uint64
+	closed      bool
+	speaking    bool // the user is speaking (VAD or transport)
+	rejected    bool // the current utterance was refused a turn
+	turn        *turn
+	pending     *intent // deferred proposal
+	invs        map[string]*invocation
+	retired     []string
+	dropPending []*turn // fenced turns whose egress_drop is not recorded yet
+	stats       Stats
+}
+
+// NewSession validates the config and graph and opens the session.
+func NewSession(cfg SessionConfig) (*Session, error) {
+	switch {
+	case cfg.SessionID == "":
+		return nil, fmt.Errorf("%w: empty session id", ErrConfig)
+	case cfg.Clock == nil:
+		return nil, fmt.Errorf("%w: no clock", ErrConfig)
+	}
+	switch cfg.UnknownEventPolicy {
+	case "", "reject", "drop", "pass":
+	default:
+		return nil, fmt.Errorf("%w: unknown_event_policy %q", ErrConfig, cfg.UnknownEventPolicy)
+	}
+	if cfg.IDs == nil {
+		cfg.IDs = &counterIDs{}
+	}
+	if cfg.Limits == (eventabi.Limits{}) {
+		cfg.Limits = eventabi.DefaultLimits
+	}
+	g, err := compileGraph(cfg.Graph)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{cfg: cfg, g: g, invs: map[string]*invocation{}}
+	s.edges = plannedEdges(g)
+	s.q.telCap = cfg.TelemetryCapacity
+	if s.q.telCap <= 0 {
+		s.q.telCap = DefaultTelemetryCapacity
+	}
+	s.q.edges = make([]edgeState, len(s.edges))
+	for i := range s.q.edges {
+		s.q.edges[i].blockedSince = -1
+	}
+	if !cfg.VAD.Disabled {
+		s.vad = newEnergyVAD(cfg.VAD)
+	}
+	s.now = cfg.Clock.Now()
+	s.record(TimelineRecord{Type: "session_open", Attrs: map[string]string{
+		"tenant_id": cfg.TenantID, "epoch": strconv.FormatUint(cfg.Epoch, 10)}})
+	return s, nil
+}
+
+// Ready drains the pending effects: control lane first, then data, then
+// telemetry, each in emission order.
+func (s *Session) Ready() []Effect {
+	s.drainEdges()
+	n := len(s.q.control) + len(s.q.data) + len(s.q.telemetry)
+	if n == 0 {
+		return nil
+	}
+	out := make([]Effect, 0, n)
+	out = append(out, s.q.control...)
+	for _, q := range s.q.data {
+		out = append(out, q.eff)
+	}
+	out = append(out, s.q.telemetry...)
+	clear(s.q.control)
+	clear(s.q.data)
+	clear(s.q.telemetry)
+	s.q.control, s.q.data, s.q.telemetry = s.q.control[:0], s.q.data[:0], s.q.telemetry[:0]
+	return out
+}
+
+// Closed reports whether Close has run.
+func (s *Session) Closed() bool { return s.closed }
+
+// ActiveTurn is the id of the open turn, "" if none.
+func (s *Session) ActiveTurn() string {
+	if s.turn == nil {
+		return ""
+	}
+	return s.turn.id
+}
+
+// TurnPlan returns the frozen plan of the active turn.
+func (s *Session) TurnPlan() (ResolvedTurnPlan, bool) {
+	if s.turn == nil {
+		return ResolvedTurnPlan{}, false
+	}
+	return *s.turn.plan, true
+}
+
+// Stats returns a copy of the session's counters.
+func (s *Session) Stats() Stats { return s.stats }
+
+// Close ends the session: an active turn aborts with reason
+// "session_close" (fenced first), then session_close and SessionClosed.
+// Calling it again does nothing.
+func (s *Session) Close(reason string) {
+	if s.closed {
+		return
+	}
+	s.now = s.cfg.Clock.Now()
+	if s.turn != nil {
+		s.cancelTurn(s.turn, "session_close")
+	}
+	s.pending = nil
+	s.flushDrops()
+	s.record(TimelineRecord{Type: "session_close", Reason: reason})
+	s.q.control = append(s.q.control, SessionClosed{Reason: reason})
+	s.closed = true
+}
+
+// Tick lets time pass: invocations past their deadline time out, deferred
+// proposals are re-proposed, pending egress_drop evidence is recorded.
+func (s *Session) Tick() {
+	if s.closed {
+		return
+	}
+	s.now = s.cfg.Clock.Now()
+	if p := s.pending; p != nil && s.now >= p.retryAt {
+		s.pending = nil
+		s.propose(p)
+	}
+	if t := s.turn; t != nil {
+		for _, pn := range t.plan.Nodes {
+			inv := t.byNode[pn.Spec.ID]
+			if s.turn != t || inv == nil || inv.status != invOpen || s.now < inv.deadline {
+				continue
+			}
+			s.control(CancelInvocation{InvocationID: inv.ref.InvocationID, Reason: "timeout"})
+			s.fail(inv, fmt.Errorf("%w: timeout %s exceeded", ErrNodeTimeout, pn.Timeout), "")
+		}
+	}
+	s.flushDrops()
+}
+
+func (s *Session) control(e Effect) { s.q.control = append(s.q.control, e) }
+
+// record appends a timeline record with the session's correlation.
+func (s *Session) record(r TimelineRecord) {
+	s.recSeq++
+	r.Seq = s.recSeq
+	r.SessionID = s.cfg.SessionID
+	r.MonoNanos = s.now
+	s.q.control = append(s.q.control, Record{Record: r})
+}
+
+// stamp fills the correlation fields of an event the kernel emits.
+func (s *Session) stamp(ev *eventabi.Event, turnID, nodeID, invID string) {
+	s.seq++
+	ev.SessionID = s.cfg.SessionID
+	ev.TurnID = turnID
+	ev.NodeID = nodeID
+	ev.InvocationID = invID
+	ev.Sequence = s.seq
+	ev.Epoch = s.cfg.Epoch
+	ev.MonoNanos = s.now
+	ev.SchemaVersion = eventabi.SchemaVersion
+	if ev.ID == "" {
+		ev.ID = s.cfg.IDs.NewID("event")
+	}
+}
+
+// retire forgets the oldest remembered invocations past maxRetired.
+func (s *Session) retire(ids ...string) {
+	s.retired = append(s.retired, ids...)
+	for len(s.retired) > maxRetired {
+		delete(s.invs, s.retired[0])
+		s.retired = s.retired[1:]
+	}
+}
+
+// flushDrops records egress_drop once per fenced turn that dropped output.
+func (s *Session) flushDrops() {
+	for _, t := range s.dropPending {
+		t.dropRecorded = true
+		s.record(TimelineRecord{Type: "egress_drop", TurnID: t.id, Reason: "output after fence",
+			Attrs: map[string]string{"count": strconv.Itoa(t.egressDropped)}})
+	}
+	s.dropPending = s.dropPending[:0]
+}
+
+func plannedEdges(g *graph) []PlannedEdge {
+	out := make([]PlannedEdge, len(g.edges))
+	for i, e := range g.edges {
+		pe := PlannedEdge{Spec: e, Capacity: e.Capacity, BlockFor: e.BlockFor, Overflow: e.Overflow, IngressSource: e.From == Ingress}
+		if pe.Capacity == 0 {
+			pe.Capacity = DefaultEdgeCapacity
+			if pe.IngressSource {
+				pe.Capacity = DefaultIngressCapacity
+			}
+		}
+		if pe.Overflow == "" {
+			pe.Overflow = OverflowShed
+		}
+		pe.High = max(1, (pe.Capacity*3+3)/4)
+		pe.Low = pe.Capacity / 4
+		out[i] = pe
+	}
+	return out
+}
+
+// counterIDs is the default IDs: deterministic "kind-N" counters.
+type counterIDs struct{ n uint64 }
+
+func (c *counterIDs) NewID(kind string) string {
+	c.n++
+	return kind + "-" + strconv.FormatUint(c.n, 10)
+}

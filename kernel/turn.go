@@ -1,0 +1,230 @@
+package kernel
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/rspp/rspp/kernel/eventabi"
+)
+
+type turnPhase uint8
+
+const (
+	phaseListening  turnPhase = iota // the user is speaking into the turn
+	phaseResponding                  // the user finished; the agent is producing output
+)
+
+// turn is an accepted turn: OPEN -> ACTIVE -> (COMMIT | ABORT) -> CLOSE.
+type turn struct {
+	id       string
+	plan     *ResolvedTurnPlan
+	phase    turnPhase
+	terminal bool
+	fenced   bool
+	byNode   map[string]*invocation     // current invocation of each node
+	doneUp   map[string]map[string]bool // node -> upstream -> ended OK
+	selected map[string]string          // select-join node -> winning upstream
+
+	egressDropped int
+	dropRecorded  bool
+}
+
+// intent is a proposed turn waiting for (or retrying) admission.
+type intent struct {
+	attempt int
+	retryAt int64
+	bargeIn bool
+	frames  []eventabi.Event // user audio held while the proposal is pending
+	ended   bool             // the user already stopped speaking
+}
+
+func (in *intent) hold(ev eventabi.Event, s *Session) {
+	if len(in.frames) >= DefaultIngressCapacity {
+		copy(in.frames, in.frames[1:])
+		in.frames = in.frames[:len(in.frames)-1]
+		s.stats.Shed++
+	}
+	in.frames = append(in.frames, ev)
+}
+
+// speechStart is the user starting to speak (VAD or transport). Speech that
+// interrupts an agent turn is a barge-in: that turn is cancelled and fenced
+// before the new one is proposed.
+func (s *Session) speechStart(preRoll []eventabi.Event) {
+	if s.speaking {
+		return
+	}
+	s.speaking, s.rejected = true, false
+	bargeIn := false
+	if t := s.turn; t != nil {
+		if t.phase == phaseListening {
+			return
+		}
+		s.cancelTurn(t, "barge_in")
+		bargeIn = true
+	}
+	if p := s.pending; p != nil {
+		p.ended = false
+		for _, f := range preRoll {
+			p.hold(f, s)
+		}
+		return
+	}
+	s.propose(&intent{bargeIn: bargeIn, frames: preRoll})
+}
+
+// speechEnd is the user stopping: ingress input of the listening turn closes.
+func (s *Session) speechEnd() {
+	if !s.speaking {
+		return
+	}
+	s.speaking, s.rejected = false, false
+	if p := s.pending; p != nil {
+		p.ended = true
+	}
+	if t := s.turn; t != nil && t.phase == phaseListening {
+		s.closeIngress(t)
+	}
+}
+
+// propose runs the arbiter: authority, then admission, then plan freeze.
+// Only when all three pass is turn_open emitted (invariant 1); a refused
+// proposal records pre_turn_* and never a turn terminal (invariant 3).
+func (s *Session) propose(in *intent) {
+	if a := s.cfg.Authority; a != nil {
+		if cur := a.CurrentEpoch(s.cfg.SessionID); cur != s.cfg.Epoch {
+			s.preTurnReject("stale_epoch", map[string]string{"epoch": strconv.FormatUint(s.cfg.Epoch, 10), "current_epoch": strconv.FormatUint(cur, 10)})
+			return
+		}
+	}
+	d := Decision{Outcome: Admit}
+	if s.cfg.Admission != nil {
+		d = s.cfg.Admission.Admit(TurnIntent{SessionID: s.cfg.SessionID, TenantID: s.cfg.TenantID, Epoch: s.cfg.Epoch,
+			Attempt: in.attempt, NowNanos: s.now, BargeIn: in.bargeIn})
+	}
+	switch d.Outcome {
+	case "", Admit:
+	case Defer:
+		if in.attempt >= MaxDefers {
+			s.preTurnReject("defer_exhausted: "+d.Reason, nil)
+			return
+		}
+		wait := d.RetryAfter
+		if wait <= 0 {
+			wait = defaultDeferRetry
+		}
+		in.attempt++
+		in.retryAt = s.now + int64(wait)
+		in.ended = in.ended || !s.speaking
+		s.pending = in
+		s.stats.PreTurnDeferred++
+		s.record(TimelineRecord{Type: "pre_turn_defer", Reason: d.Reason, Attrs: map[string]string{
+			"attempt": strconv.Itoa(in.attempt), "retry_after": time.Duration(wait).String()}})
+		return
+	default:
+		s.preTurnReject(d.Reason, nil)
+		return
+	}
+	turnID := s.cfg.IDs.NewID("turn")
+	plan, err := freezePlan(s.g, s.edges, &s.cfg, s.cfg.IDs.NewID("plan"), turnID)
+	if err != nil {
+		s.preTurnReject("plan: "+err.Error(), nil)
+		return
+	}
+	s.openTurn(plan, in)
+}
+
+func (s *Session) preTurnReject(reason string, attrs map[string]string) {
+	s.stats.PreTurnRejected++
+	s.rejected = s.speaking
+	s.record(TimelineRecord{Type: "pre_turn_reject", Reason: reason, Attrs: attrs})
+}
+
+// openTurn emits turn_open, starts every node's invocation, then turn_active.
+func (s *Session) openTurn(plan *ResolvedTurnPlan, in *intent) {
+	t := &turn{id: plan.TurnID, plan: plan, byNode: map[string]*invocation{},
+		doneUp: map[string]map[string]bool{}, selected: map[string]string{}}
+	s.turn = t
+	s.stats.TurnsOpened++
+	attrs := map[string]string{"plan_hash": plan.Hash, "plan_id": plan.ID, "epoch": strconv.FormatUint(plan.Epoch, 10),
+		"admission": Admit, "attempt": strconv.Itoa(in.attempt)}
+	if in.bargeIn {
+		attrs["barge_in"] = "true"
+	}
+	for _, pn := range plan.Nodes {
+		attrs["binding."+pn.Spec.ID] = pn.Binding.Provider + "@" + pn.Binding.Version
+	}
+	s.record(TimelineRecord{Type: "turn_open", TurnID: t.id, Attrs: attrs})
+	for i := range plan.Nodes {
+		pn := &plan.Nodes[i]
+		t.doneUp[pn.Spec.ID] = map[string]bool{}
+		s.startInvocation(t, pn, pn.Binding, 0, nil)
+	}
+	s.record(TimelineRecord{Type: "turn_active", TurnID: t.id})
+	for _, f := range in.frames {
+		s.deliverIngress(t, f)
+	}
+	if in.ended || !s.speaking {
+		s.closeIngress(t)
+	}
+}
+
+// closeIngress ends the user's part of the turn.
+func (s *Session) closeIngress(t *turn) {
+	t.phase = phaseResponding
+	s.upstreamDone(t, Ingress)
+}
+
+// maybeCommit commits when every invocation of the turn ended OK.
+func (s *Session) maybeCommit(t *turn) {
+	if t.terminal {
+		return
+	}
+	for _, pn := range t.plan.Nodes {
+		if inv := t.byNode[pn.Spec.ID]; inv == nil || inv.status != invOK {
+			return
+		}
+	}
+	t.terminal = true
+	s.stats.TurnsCommitted++
+	s.record(TimelineRecord{Type: "turn_commit", TurnID: t.id})
+	s.closeTurn(t)
+}
+
+// cancelTurn aborts a turn: evidence of the cancel, the egress fence first
+// (nothing of the turn may be played from here on), then cancels to every
+// open invocation, then turn_abort and turn_close.
+func (s *Session) cancelTurn(t *turn, reason string) {
+	if t.terminal {
+		return
+	}
+	t.terminal = true
+	s.record(TimelineRecord{Type: "cancel", TurnID: t.id, Reason: reason, Attrs: map[string]string{"scope": "turn"}})
+	s.fence(t, reason)
+	for _, pn := range t.plan.Nodes {
+		if inv := t.byNode[pn.Spec.ID]; inv != nil && inv.status == invOpen {
+			inv.status = invCancelled
+			s.purge(func(q queued) bool { return q.inv == inv.ref.InvocationID })
+			s.control(CancelInvocation{InvocationID: inv.ref.InvocationID, Reason: reason})
+		}
+	}
+	s.stats.TurnsAborted++
+	s.record(TimelineRecord{Type: "turn_abort", TurnID: t.id, Reason: reason})
+	s.closeTurn(t)
+}
+
+// fence emits FenceEgress and drops every pending data effect of the turn.
+func (s *Session) fence(t *turn, reason string) {
+	t.fenced = true
+	s.control(FenceEgress{TurnID: t.id, Reason: reason})
+	dropped := s.purge(func(q queued) bool { return q.turn == t.id })
+	s.record(TimelineRecord{Type: "fence", TurnID: t.id, Reason: reason, Attrs: map[string]string{
+		"scope": "turn", "flushed": strconv.Itoa(dropped)}})
+}
+
+func (s *Session) closeTurn(t *turn) {
+	s.record(TimelineRecord{Type: "turn_close", TurnID: t.id})
+	if s.turn == t {
+		s.turn = nil
+	}
+}
