@@ -200,7 +200,12 @@ func TestInvariant04_ExactlyOneTerminal(t *testing.T) {
 			h.end(tts, ErrNodeCrashed, "")
 		},
 		"commit then close": func(h *harness) { h.runLinear(); h.s.Close("bye"); h.drain() },
-		"cancel twice":      func(h *harness) { h.frames(4, loud); h.must(h.s.Cancel("turn", "", "x")); h.must(h.s.Cancel("turn", "", "y")); h.drain() },
+		"cancel twice": func(h *harness) {
+			h.frames(4, loud)
+			h.must(h.s.Cancel("turn", "", "x"))
+			h.must(h.s.Cancel("turn", "", "y"))
+			h.drain()
+		},
 	}
 	for name, run := range traces {
 		t.Run(name, func(t *testing.T) {
