@@ -22,7 +22,9 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("RSPP_ISOLATION_HELPER"); mode != "" {
 		os.Exit(runHelper(mode))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeTestBinaries()
+	os.Exit(code)
 }
 
 func runHelper(mode string) int {

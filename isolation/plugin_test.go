@@ -1,0 +1,5 @@
+package isolation_test
+
+import "os"
+
+func servePingPlugin() { os.Exit(2) }

@@ -1,3 +1,0 @@
-package isolation_test
-
-func sandboxHelper(mode string) int { return 2 }
