@@ -35,7 +35,7 @@ var (
 // directory: once as the sandbox entry point and once (one byte longer, so
 // its checksum differs) as the plugin. The go test build directory is 0700
 // root, which the tenant's unprivileged user could not traverse.
-func testBinaries(t *testing.T) (entry, plug string) {
+func testBinaries(t testing.TB) (entry, plug string) {
 	t.Helper()
 	binsOnce.Do(func() {
 		binsDir, binsErr = os.MkdirTemp("", "rspp-isolation-bin-")
