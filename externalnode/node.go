@@ -78,7 +78,8 @@ type Call struct {
 }
 
 // Inputs yields the invocation's input events; it is closed when the runtime
-// says no more input will come (or the invocation is cancelled).
+// says no more input will come. On cancel it may stay open: select on
+// ctx.Done() as well.
 func (c *Call) Inputs() <-chan eventabi.Event { return c.in }
 
 // Emit sends one output event. Correlation fields are filled in; the

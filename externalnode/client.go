@@ -1,0 +1,457 @@
+package externalnode
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/kernel/eventabi"
+	rsppv1 "github.com/rspp/rspp/proto/rspp/v1"
+)
+
+// StartConfig says how to start one plugin instance.
+type StartConfig struct {
+	Name   string   // for logs, e.g. "tts/espeak#1"
+	Binary string   // plugin executable
+	Args   []string // extra arguments
+	Env    []string // extra environment (added to the host's unless SkipHostEnv)
+	// Checksum, if set, is the expected SHA-256 of Binary. It is checked by
+	// the host itself, so it verifies the plugin even when a sandbox entry
+	// point is what actually gets executed.
+	Checksum []byte
+	// Runner overrides how the process is started (isolation's sandboxed
+	// start). Nil: ProcRunner(Binary, Args, Env).
+	Runner      RunnerFunc
+	SkipHostEnv bool
+	// SocketDir is where go-plugin makes the instance's socket directory;
+	// the runtime points it at a directory it sweeps on start.
+	SocketDir    string
+	StartTimeout time.Duration // default 10s
+	Logger       hclog.Logger
+	// Stderr receives the plugin's non-log stderr lines (default: discarded).
+	Stderr io.Writer
+}
+
+// Instance is one running plugin process with its two streams. It owns the
+// goroutines that read them; Kill stops everything and is safe to call twice.
+type Instance struct {
+	name   string
+	client *plugin.Client
+	proc   *watchRunner
+	rpc    rsppv1.NodeClient
+	info   Info
+
+	streamCtx    context.Context
+	streamCancel context.CancelFunc
+	data         rsppv1.Node_DataClient
+	ctrl         rsppv1.Node_ControlClient
+	dataMu       sync.Mutex
+	ctrlMu       sync.Mutex
+	ctrlSeq      atomic.Uint64
+
+	mu    sync.Mutex
+	calls map[string]*HostCall
+	dead  error
+
+	done     chan struct{} // closed when the instance can serve no more
+	loops    sync.WaitGroup
+	killOnce sync.Once
+}
+
+// Start launches the plugin, negotiates the handshake (protocol version,
+// gRPC, AutoMTLS), reads its Info and opens the Data and Control streams.
+func Start(ctx context.Context, cfg StartConfig) (*Instance, error) {
+	if cfg.Binary == "" {
+		return nil, errors.New("externalnode: no plugin binary")
+	}
+	if _, err := os.Stat(cfg.Binary); err != nil {
+		return nil, fmt.Errorf("externalnode: plugin binary: %w", err)
+	}
+	if len(cfg.Checksum) > 0 {
+		if err := verifyChecksum(cfg.Binary, cfg.Checksum); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 10 * time.Second
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	run := cfg.Runner
+	if run == nil {
+		run = ProcRunner(cfg.Binary, cfg.Args, cfg.Env)
+	}
+	var proc *watchRunner
+	stderr := cfg.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  Handshake,
+		Plugins:          plugin.PluginSet{pluginName: &grpcPlugin{}},
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		SkipHostEnv:      cfg.SkipHostEnv,
+		StartTimeout:     cfg.StartTimeout,
+		Logger:           logger,
+		Stderr:           stderr,
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: cfg.SocketDir},
+		GRPCDialOptions: []grpc.DialOption{
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+		},
+		RunnerFunc: func(l hclog.Logger, cmd *execCmd, dir string) (runnerT, error) {
+			r, err := run(l, cmd, dir)
+			if err != nil {
+				return nil, err
+			}
+			proc = newWatchRunner(r)
+			return proc, nil
+		},
+	})
+	inst, err := connect(ctx, client, cfg.Name)
+	if err != nil {
+		client.Kill()
+		if proc != nil {
+			select {
+			case <-proc.exited:
+				return nil, &ProtocolError{Msg: fmt.Sprintf("%s: %v (%v)", cfg.Name, err, proc.exitError(err))}
+			default:
+			}
+		}
+		return nil, &ProtocolError{Msg: fmt.Sprintf("%s: %v", cfg.Name, err)}
+	}
+	inst.proc = proc
+	inst.loops.Add(3)
+	go inst.readData()
+	go inst.readControl()
+	go inst.watchExit()
+	return inst, nil
+}
+
+func connect(ctx context.Context, client *plugin.Client, name string) (*Instance, error) {
+	cp, err := client.Client()
+	if err != nil {
+		return nil, fmt.Errorf("handshake: %w", err)
+	}
+	raw, err := cp.Dispense(pluginName)
+	if err != nil {
+		return nil, fmt.Errorf("dispense: %w", err)
+	}
+	rpc, ok := raw.(rsppv1.NodeClient)
+	if !ok {
+		return nil, fmt.Errorf("dispense: unexpected client type %T", raw)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ni, err := rpc.Describe(dctx, &rsppv1.DescribeRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("describe: %w", err)
+	}
+	if ni.ProtocolVersion != ProtocolVersion {
+		return nil, fmt.Errorf("plugin speaks node protocol %d, runtime %d", ni.ProtocolVersion, ProtocolVersion)
+	}
+	info := Info{Name: ni.Name, Kind: ni.Kind, Version: ni.Version}
+	for _, t := range ni.Accepts {
+		info.Accepts = append(info.Accepts, eventabi.Type(t))
+	}
+	for _, t := range ni.Emits {
+		info.Emits = append(info.Emits, eventabi.Type(t))
+	}
+	sctx, scancel := context.WithCancel(context.Background())
+	data, err := rpc.Data(sctx)
+	if err != nil {
+		scancel()
+		return nil, fmt.Errorf("open data stream: %w", err)
+	}
+	ctrl, err := rpc.Control(sctx)
+	if err != nil {
+		scancel()
+		return nil, fmt.Errorf("open control stream: %w", err)
+	}
+	return &Instance{
+		name: name, client: client, rpc: rpc, info: info,
+		streamCtx: sctx, streamCancel: scancel, data: data, ctrl: ctrl,
+		calls: make(map[string]*HostCall), done: make(chan struct{}),
+	}, nil
+}
+
+func verifyChecksum(path string, want []byte) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New() // fresh per check: a shared hash.Hash would accumulate
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if got := h.Sum(nil); !bytes.Equal(got, want) {
+		return &ProtocolError{Msg: fmt.Sprintf("checksum of %s is %s, config expects %s", path, hex.EncodeToString(got), hex.EncodeToString(want))}
+	}
+	return nil
+}
+
+// Info is what the plugin reported about itself.
+func (i *Instance) Info() Info { return i.info }
+
+// Name is the instance's log name.
+func (i *Instance) Name() string { return i.name }
+
+// Pid is the plugin process id.
+func (i *Instance) Pid() int { return i.proc.pid() }
+
+// Done is closed when the instance can serve no more (process exit, broken
+// stream, Kill). Err then says why.
+func (i *Instance) Done() <-chan struct{} { return i.done }
+
+// Err is why the instance died (nil while alive). It unwraps to a kernel
+// failure kind: kernel.ErrNodeCrashed for a process exit.
+func (i *Instance) Err() error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.dead
+}
+
+// Configure sends the node its configuration block.
+func (i *Instance) Configure(ctx context.Context, cfg Config) error {
+	_, err := i.rpc.Configure(ctx, &rsppv1.ConfigureRequest{NodeId: cfg.NodeID, ConfigDir: cfg.Dir, ConfigJson: cfg.Raw})
+	if err != nil {
+		return fmt.Errorf("configure %s: %w", i.name, fromStatus(err))
+	}
+	return nil
+}
+
+// Health asks the plugin whether it serves; it fails on a dead or hung one.
+func (i *Instance) Health(ctx context.Context) (open int, err error) {
+	r, err := i.rpc.Health(ctx, &rsppv1.HealthRequest{})
+	if err != nil {
+		return 0, fmt.Errorf("health %s: %w", i.name, err)
+	}
+	if !r.Serving {
+		return int(r.OpenInvocations), fmt.Errorf("health %s: not serving", i.name)
+	}
+	return int(r.OpenInvocations), nil
+}
+
+// OpenInvocations counts invocations in flight on this instance.
+func (i *Instance) OpenInvocations() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return len(i.calls)
+}
+
+// Kill stops the plugin (graceful, then forced), ends every open call with
+// an error, waits for the instance's goroutines and removes its socket dir.
+// Safe to call more than once and concurrently.
+func (i *Instance) Kill() {
+	i.killOnce.Do(func() {
+		i.markDead(errors.New("instance stopped"))
+		i.client.Kill()
+		i.streamCancel()
+		i.loops.Wait()
+	})
+}
+
+// markDead records the first cause of death and fails all open calls.
+func (i *Instance) markDead(cause error) {
+	i.mu.Lock()
+	if i.dead != nil {
+		i.mu.Unlock()
+		return
+	}
+	i.dead = cause
+	calls := i.calls
+	i.calls = make(map[string]*HostCall)
+	close(i.done)
+	i.mu.Unlock()
+	for _, c := range calls {
+		c.end(cause)
+	}
+}
+
+// watchExit turns a process exit into a typed crash.
+func (i *Instance) watchExit() {
+	defer i.loops.Done()
+	select {
+	case <-i.proc.exited:
+		i.markDead(i.proc.exitError(nil))
+	case <-i.streamCtx.Done():
+	}
+}
+
+// deathCause waits briefly for the process to exit after a stream broke, so
+// that a SIGKILL is reported as a crash with its signal, not as a stream
+// error.
+func (i *Instance) deathCause(streamErr error) error {
+	select {
+	case <-i.proc.exited:
+		return i.proc.exitError(streamErr)
+	case <-time.After(200 * time.Millisecond):
+		return &ProtocolError{Msg: fmt.Sprintf("%s: stream broken: %v", i.name, streamErr)}
+	}
+}
+
+func (i *Instance) readData() {
+	defer i.loops.Done()
+	for {
+		f, err := i.data.Recv()
+		if err != nil {
+			if i.streamCtx.Err() == nil {
+				i.markDead(i.deathCause(err))
+			}
+			return
+		}
+		i.mu.Lock()
+		c := i.calls[f.InvocationId]
+		if c != nil && f.Kind == rsppv1.DataFrame_KIND_END {
+			delete(i.calls, f.InvocationId)
+		}
+		i.mu.Unlock()
+		if c == nil {
+			continue // late output of a cancelled or unknown invocation
+		}
+		switch f.Kind {
+		case rsppv1.DataFrame_KIND_EVENT:
+			c.h.OnEvent(fromWire(f.Event))
+		case rsppv1.DataFrame_KIND_END:
+			var err error
+			if f.Error != nil {
+				err = &InvocationError{Kind: f.Error.Kind, Message: f.Error.Message}
+			}
+			c.end(err)
+		}
+	}
+}
+
+func (i *Instance) readControl() {
+	defer i.loops.Done()
+	for {
+		if _, err := i.ctrl.Recv(); err != nil {
+			return
+		}
+	}
+}
+
+// Handler receives one invocation's outputs. Both are called from the
+// instance's reader goroutine: they must not block for long.
+type Handler struct {
+	OnEvent func(eventabi.Event)
+	// OnEnd is called exactly once: nil on success, else a typed error
+	// (errors.Is kernel.ErrNodeCrashed, kernel.ErrNodeFailed, ...).
+	OnEnd func(error)
+}
+
+// OpenRequest names an invocation.
+type OpenRequest struct {
+	InvocationID string
+	SessionID    string
+	TurnID       string
+	NodeID       string
+	Deadline     time.Time
+}
+
+// HostCall is one invocation as the host sees it.
+type HostCall struct {
+	inst    *Instance
+	id      string
+	h       Handler
+	endOnce sync.Once
+}
+
+// Open starts an invocation on the instance.
+func (i *Instance) Open(req OpenRequest, h Handler) (*HostCall, error) {
+	c := &HostCall{inst: i, id: req.InvocationID, h: h}
+	i.mu.Lock()
+	if i.dead != nil {
+		err := i.dead
+		i.mu.Unlock()
+		return nil, err
+	}
+	if _, dup := i.calls[req.InvocationID]; dup {
+		i.mu.Unlock()
+		return nil, fmt.Errorf("externalnode: invocation %q already open", req.InvocationID)
+	}
+	i.calls[req.InvocationID] = c
+	i.mu.Unlock()
+	f := &rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_OPEN, InvocationId: req.InvocationID, SessionId: req.SessionID, TurnId: req.TurnID, NodeId: req.NodeID}
+	if !req.Deadline.IsZero() {
+		f.DeadlineUnixNs = req.Deadline.UnixNano()
+	}
+	if err := i.sendData(f); err != nil {
+		i.mu.Lock()
+		delete(i.calls, req.InvocationID)
+		i.mu.Unlock()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (i *Instance) sendData(f *rsppv1.DataFrame) error {
+	i.dataMu.Lock()
+	defer i.dataMu.Unlock()
+	if err := i.data.Send(f); err != nil {
+		if e := i.Err(); e != nil {
+			return e
+		}
+		return fmt.Errorf("%s: send: %w", i.name, kernel.ErrNodeUnavailable)
+	}
+	return nil
+}
+
+// ID is the invocation id.
+func (c *HostCall) ID() string { return c.id }
+
+// Send delivers one input event.
+func (c *HostCall) Send(ev eventabi.Event) error {
+	return c.inst.sendData(&rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_EVENT, InvocationId: c.id, Event: toWire(&ev)})
+}
+
+// CloseInput says no more input will come.
+func (c *HostCall) CloseInput() error {
+	return c.inst.sendData(&rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_CLOSE_INPUT, InvocationId: c.id})
+}
+
+// Cancel asks the plugin to stop the invocation. It travels on the Control
+// stream, so it is never queued behind this invocation's audio.
+func (c *HostCall) Cancel(reason string) error {
+	i := c.inst
+	i.ctrlMu.Lock()
+	defer i.ctrlMu.Unlock()
+	err := i.ctrl.Send(&rsppv1.ControlRequest{Kind: rsppv1.ControlRequest_KIND_CANCEL, Seq: i.ctrlSeq.Add(1), InvocationId: c.id, Reason: reason})
+	if err != nil {
+		return fmt.Errorf("%s: cancel: %w", i.name, kernel.ErrNodeUnavailable)
+	}
+	return nil
+}
+
+// Abandon forgets the call on the host side: later output is dropped and
+// OnEnd is not called. Used after the kernel has already given up on it.
+func (c *HostCall) Abandon() {
+	c.endOnce.Do(func() {})
+	c.inst.mu.Lock()
+	delete(c.inst.calls, c.id)
+	c.inst.mu.Unlock()
+}
+
+func (c *HostCall) end(err error) {
+	c.endOnce.Do(func() {
+		if c.h.OnEnd != nil {
+			c.h.OnEnd(err)
+		}
+	})
+}

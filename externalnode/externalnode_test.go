@@ -1,0 +1,251 @@
+package externalnode
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/kernel/eventabi"
+)
+
+// The test binary doubles as the plugin (go-plugin's helperProcess pattern):
+// started with RSPP_TEST_PLUGIN set, it serves a test node instead of
+// running tests.
+func TestMain(m *testing.M) {
+	switch os.Getenv("RSPP_TEST_PLUGIN") {
+	case "echo":
+		Serve(echoNode{})
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// echoNode echoes every input back, uppercased text tagged; "block" makes it
+// wait for cancel; "panic" panics.
+type echoNode struct{}
+
+func (echoNode) Info() Info {
+	return Info{Name: "echo", Kind: "custom", Version: "9.9.9"}
+}
+
+func (echoNode) Configure(_ context.Context, cfg Config) error {
+	var c struct {
+		Fail bool `json:"fail"`
+	}
+	if err := cfg.Decode(&c); err != nil {
+		return err
+	}
+	if c.Fail {
+		return errors.New("asked to fail")
+	}
+	return nil
+}
+
+func (echoNode) Invoke(ctx context.Context, call *Call) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok := <-call.Inputs():
+			if !ok {
+				return nil
+			}
+			if ev.Text != nil && ev.Text.Text == "block" {
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			if ev.Text != nil && ev.Text.Text == "panic" {
+				panic("test panic")
+			}
+			if err := call.Emit(ev); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func startEcho(t *testing.T) (*Instance, string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	inst, err := Start(context.Background(), StartConfig{
+		Name: "echo", Binary: self, Env: []string{"RSPP_TEST_PLUGIN=echo"}, SocketDir: dir,
+	})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(inst.Kill)
+	return inst, dir
+}
+
+type result struct {
+	events []eventabi.Event // valid after end is received
+	end    chan error
+}
+
+func open(t *testing.T, inst *Instance, id string) (*HostCall, *result) {
+	t.Helper()
+	r := &result{end: make(chan error, 1)}
+	var evs []eventabi.Event
+	// Handler callbacks run on the instance's single reader goroutine, so
+	// evs needs no lock; end publishes it.
+	c, err := inst.Open(OpenRequest{InvocationID: id, SessionID: "s1", TurnID: "t1", NodeID: "n1"}, Handler{
+		OnEvent: func(ev eventabi.Event) { evs = append(evs, ev) },
+		OnEnd: func(err error) {
+			r.events = evs
+			r.end <- err
+		},
+	})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return c, r
+}
+
+func waitEnd(t *testing.T, r *result) error {
+	t.Helper()
+	select {
+	case err := <-r.end:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("invocation did not end")
+		return nil
+	}
+}
+
+func text(s string) eventabi.Event {
+	return eventabi.Event{Type: eventabi.TypeTextDelta, Text: &eventabi.Text{Text: s}}
+}
+
+func TestRoundTripAndInfo(t *testing.T) {
+	inst, _ := startEcho(t)
+	if got := inst.Info(); got.Name != "echo" || got.Version != "9.9.9" {
+		t.Fatalf("info = %+v", got)
+	}
+	if err := inst.Configure(context.Background(), Config{NodeID: "n1", Raw: []byte(`{"fail":false}`)}); err != nil {
+		t.Fatal(err)
+	}
+	c, r := open(t, inst, "inv-1")
+	for _, s := range []string{"a", "b", "c"} {
+		if err := c.Send(text(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.CloseInput(); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitEnd(t, r); err != nil {
+		t.Fatalf("end: %v", err)
+	}
+	if len(r.events) != 3 || r.events[2].Text.Text != "c" || r.events[0].SessionID != "s1" || r.events[0].InvocationID != "inv-1" {
+		t.Fatalf("events = %v", r.events)
+	}
+}
+
+func TestConfigureErrorIsReported(t *testing.T) {
+	inst, _ := startEcho(t)
+	err := inst.Configure(context.Background(), Config{NodeID: "n1", Raw: []byte(`{"fail":true}`)})
+	if err == nil || !contains(err.Error(), "asked to fail") {
+		t.Fatalf("err = %v", err)
+	}
+	err = inst.Configure(context.Background(), Config{NodeID: "n1", Raw: []byte(`{"nope":1}`)})
+	if err == nil || !contains(err.Error(), "nope") {
+		t.Fatalf("unknown key not named: %v", err)
+	}
+}
+
+func TestCancelTravelsOnControl(t *testing.T) {
+	inst, _ := startEcho(t)
+	c, r := open(t, inst, "inv-block")
+	if err := c.Send(text("block")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Cancel("barge_in"); err != nil {
+		t.Fatal(err)
+	}
+	err := waitEnd(t, r)
+	if !errors.Is(err, kernel.ErrCancelled) {
+		t.Fatalf("end = %v, want cancelled", err)
+	}
+	// The instance still serves others.
+	c2, r2 := open(t, inst, "inv-2")
+	_ = c2.Send(text("x"))
+	_ = c2.CloseInput()
+	if err := waitEnd(t, r2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPanicFailsOnlyThatInvocation(t *testing.T) {
+	inst, _ := startEcho(t)
+	c, r := open(t, inst, "inv-p")
+	_ = c.Send(text("panic"))
+	err := waitEnd(t, r)
+	if !errors.Is(err, kernel.ErrNodeFailed) || !contains(err.Error(), "panic") {
+		t.Fatalf("end = %v", err)
+	}
+	if _, err := inst.Health(context.Background()); err != nil {
+		t.Fatalf("instance died with the panic: %v", err)
+	}
+}
+
+func TestSIGKILLIsTypedCrash(t *testing.T) {
+	inst, dir := startEcho(t)
+	_, r := open(t, inst, "inv-k")
+	if err := syscall.Kill(inst.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := waitEnd(t, r)
+	var ee *ExitError
+	if !errors.Is(err, kernel.ErrNodeCrashed) || !errors.As(err, &ee) || ee.Signal != "killed" {
+		t.Fatalf("end = %v, want crash by signal killed", err)
+	}
+	select {
+	case <-inst.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("Done not closed")
+	}
+	if _, err := inst.Open(OpenRequest{InvocationID: "late"}, Handler{}); !errors.Is(err, kernel.ErrNodeCrashed) {
+		t.Fatalf("open on dead instance: %v", err)
+	}
+	inst.Kill()
+	inst.Kill() // idempotent
+	left, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(left) != 0 {
+		t.Fatalf("socket dirs left behind: %v", left)
+	}
+}
+
+func TestChecksumMismatchRefusesToStart(t *testing.T) {
+	self, _ := os.Executable()
+	_, err := Start(context.Background(), StartConfig{Name: "echo", Binary: self, Checksum: make([]byte, 32), Env: []string{"RSPP_TEST_PLUGIN=echo"}, SocketDir: t.TempDir()})
+	if !errors.Is(err, kernel.ErrProtocol) || !contains(err.Error(), "checksum") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestNotAPluginFailsHandshake(t *testing.T) {
+	_, err := Start(context.Background(), StartConfig{Name: "true", Binary: "/bin/true", SocketDir: t.TempDir(), StartTimeout: 2 * time.Second})
+	if !errors.Is(err, kernel.ErrProtocol) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func contains(s, sub string) bool { return len(s) >= len(sub) && (len(sub) == 0 || indexOf(s, sub) >= 0) }
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}

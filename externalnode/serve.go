@@ -1,0 +1,54 @@
+package externalnode
+
+import (
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// MaxMessageBytes bounds one gRPC message in either direction. A 20 ms frame
+// is 640 bytes; anything near this limit is a bug or an attack.
+const MaxMessageBytes = 1 << 20
+
+// Serve runs n as a plugin: it performs the go-plugin handshake on stdout
+// and serves until the host goes away. Call it from the node binary's main;
+// it does not return in normal operation.
+func Serve(n Node) {
+	info := n.Info()
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       info.Name,
+		Output:     os.Stderr,
+		Level:      hclog.Info,
+		JSONFormat: true, // the host parses plugin logs as JSON
+	})
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         plugin.PluginSet{pluginName: &grpcPlugin{impl: n}},
+		Logger:          logger,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			opts = append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes))
+			return grpc.NewServer(opts...)
+		},
+	})
+}
+
+// toStatus converts an author error to a gRPC status, once, at the boundary.
+func toStatus(err error) error {
+	return status.Error(codes.InvalidArgument, err.Error())
+}
+
+// fromStatus converts a gRPC error back to a plain error for the host.
+func fromStatus(err error) error {
+	if st, ok := status.FromError(err); ok {
+		return &configError{msg: st.Message()}
+	}
+	return err
+}
+
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }
