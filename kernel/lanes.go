@@ -34,7 +34,7 @@ type edgeState struct {
 type lanes struct {
 	control   []Effect
 	data      []queued
-	telemetry []Effect
+	telemetry []queued
 	telCap    int
 	edges     []edgeState
 }
@@ -52,7 +52,8 @@ func laneOf(e Effect) eventabi.Lane {
 }
 
 // pushTelemetry never blocks and never fails: the oldest is dropped when full.
-func (s *Session) pushTelemetry(e Effect) {
+func (s *Session) pushTelemetry(e queued) {
+	e.edge = -1 // telemetry never counts against (or blocks) a data edge
 	if len(s.q.telemetry) >= s.q.telCap {
 		copy(s.q.telemetry, s.q.telemetry[1:])
 		s.q.telemetry = s.q.telemetry[:len(s.q.telemetry)-1]
@@ -68,7 +69,7 @@ func (s *Session) emit(item queued) {
 	case eventabi.LaneControl:
 		s.q.control = append(s.q.control, item.eff)
 	case eventabi.LaneTelemetry:
-		s.pushTelemetry(item.eff)
+		s.pushTelemetry(item)
 	default:
 		if item.edge >= 0 {
 			s.pushEdge(item)
@@ -188,12 +189,19 @@ func eventOf(e Effect) *eventabi.Event {
 	return nil
 }
 
-// purge removes pending data effects matching keep()==false, fixing edge
-// depths, and returns how many egress events were removed.
+// purge removes pending data and telemetry effects for which drop is true,
+// fixing edge depths, and returns how many egress events were removed.
 func (s *Session) purge(drop func(queued) bool) int {
+	var egress int
+	s.q.data, egress = s.purgeList(s.q.data, drop)
+	s.q.telemetry, _ = s.purgeList(s.q.telemetry, drop)
+	return egress
+}
+
+func (s *Session) purgeList(list []queued, drop func(queued) bool) ([]queued, int) {
 	egress := 0
-	kept := s.q.data[:0]
-	for _, q := range s.q.data {
+	kept := list[:0]
+	for _, q := range list {
 		if !drop(q) {
 			kept = append(kept, q)
 			continue
@@ -205,9 +213,8 @@ func (s *Session) purge(drop func(queued) bool) int {
 			egress++
 		}
 	}
-	clear(s.q.data[len(kept):])
-	s.q.data = kept
-	return egress
+	clear(list[len(kept):])
+	return kept, egress
 }
 
 // drainEdges is called by Ready: every edge queue empties, and an edge that

@@ -43,6 +43,7 @@ type Session struct {
 
 	seq, recSeq uint64
 	closed      bool
+	closing     *SessionClosed // handed out last by the next Ready
 	speaking    bool // the user is speaking (VAD or transport)
 	rejected    bool // the current utterance was refused a turn
 	turn        *turn
@@ -96,19 +97,26 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 }
 
 // Ready drains the pending effects: control lane first, then data, then
-// telemetry, each in emission order.
+// telemetry, each in emission order. SessionClosed always comes last.
 func (s *Session) Ready() []Effect {
 	s.drainEdges()
 	n := len(s.q.control) + len(s.q.data) + len(s.q.telemetry)
-	if n == 0 {
+	if n == 0 && s.closing == nil {
 		return nil
 	}
-	out := make([]Effect, 0, n)
+	out := make([]Effect, 0, n+1)
 	out = append(out, s.q.control...)
 	for _, q := range s.q.data {
 		out = append(out, q.eff)
 	}
-	out = append(out, s.q.telemetry...)
+	for _, q := range s.q.telemetry {
+		out = append(out, q.eff)
+	}
+	if s.closing != nil {
+		// SessionClosed is the session's last effect, after pending data.
+		out = append(out, *s.closing)
+		s.closing = nil
+	}
 	clear(s.q.control)
 	clear(s.q.data)
 	clear(s.q.telemetry)
@@ -152,7 +160,7 @@ func (s *Session) Close(reason string) {
 	s.pending = nil
 	s.flushDrops()
 	s.record(TimelineRecord{Type: "session_close", Reason: reason})
-	s.q.control = append(s.q.control, SessionClosed{Reason: reason})
+	s.closing = &SessionClosed{Reason: reason}
 	s.closed = true
 }
 

@@ -57,8 +57,10 @@ func Validate(ev *Event, lim Limits) error {
 	if ev.Lane > LaneTelemetry || ev.Lane == LaneUnspecified {
 		return bad(ErrInvalidEvent, "lane", "lane out of range")
 	}
-	if Known(ev.Type) && ev.Lane != DefaultLane(ev.Type) {
-		return bad(ErrInvalidEvent, "lane", "a known type travels on its own lane")
+	if ev.Lane != DefaultLane(ev.Type) {
+		// The type's prefix decides the lane ("control.", "telemetry.", else
+		// data), so no producer can buy priority by relabelling its events.
+		return bad(ErrInvalidEvent, "lane", "lane does not match the type's prefix")
 	}
 	ids := [...]struct{ name, v string }{{"id", ev.ID}, {"session_id", ev.SessionID}, {"turn_id", ev.TurnID}, {"node_id", ev.NodeID}, {"invocation_id", ev.InvocationID}}
 	for _, id := range ids {

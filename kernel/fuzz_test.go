@@ -1,0 +1,234 @@
+package kernel
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/rspp/rspp/kernel/eventabi"
+)
+
+// fuzzGraphs are the shapes the kernel fuzz runs: a chain with policies and
+// tight blocking edges, a fan-out/fan-in DAG, a select join.
+func fuzzGraphs() []GraphSpec {
+	chain := linearGraph()
+	chain.Nodes[0].OnFailure, chain.Nodes[0].MaxRetries = PolicyRetry, 2
+	chain.Nodes[2].OnFailure, chain.Nodes[2].Fallback = PolicyFallback, "piper"
+	chain.Edges[1].Capacity = 3
+	chain.Edges[2] = EdgeSpec{From: "llm", To: "tts", Capacity: 2, BlockFor: 50 * time.Millisecond, Overflow: OverflowDegrade}
+	chain.Edges[3].Capacity = 4
+
+	dag := GraphSpec{
+		Nodes: []NodeSpec{
+			{ID: "stt", Provider: "whisper", Timeout: 2 * time.Second},
+			{ID: "llm", Provider: "llama", OnFailure: PolicyRetry, MaxRetries: 1},
+			{ID: "mood", Provider: "llama"},
+			{ID: "tts", Provider: "espeak", OnFailure: PolicyFallback, Fallback: "piper"},
+		},
+		Edges: []EdgeSpec{
+			{From: Ingress, To: "stt", Capacity: 6},
+			{From: "stt", To: "llm"}, {From: "stt", To: "mood", Capacity: 2},
+			{From: "llm", To: "tts", Capacity: 3}, {From: "mood", To: "tts"},
+			{From: "llm", To: Egress, Types: []eventabi.Type{eventabi.TypeTextDelta}, Capacity: 2},
+			{From: "tts", To: Egress, Capacity: 5, BlockFor: 20 * time.Millisecond},
+		},
+	}
+	sel := GraphSpec{
+		Nodes: []NodeSpec{
+			{ID: "stt-a", Provider: "whisper"}, {ID: "stt-b", Provider: "deepgram"},
+			{ID: "llm", Provider: "llama", Join: JoinSelect}, {ID: "tts", Provider: "espeak"},
+		},
+		Edges: []EdgeSpec{
+			{From: Ingress, To: "stt-a"}, {From: Ingress, To: "stt-b"},
+			{From: "stt-a", To: "llm"}, {From: "stt-b", To: "llm"},
+			{From: "llm", To: "tts"}, {From: "tts", To: Egress, Capacity: 3},
+		},
+	}
+	return []GraphSpec{chain, dag, sel}
+}
+
+var fuzzTypes = []eventabi.Type{eventabi.TypeTextDelta, eventabi.TypeTranscriptFinal, eventabi.TypeAudioFrame, eventabi.TypeMetric, "vendor.custom"}
+var fuzzErrs = []error{ErrNodeCrashed, ErrNodeFailed, ErrNodeTimeout, ErrProtocol, ErrResourceLimit, ErrNodeUnavailable}
+
+func fuzzEvent(ty eventabi.Type) eventabi.Event {
+	switch ty {
+	case eventabi.TypeAudioFrame:
+		return loud()
+	case eventabi.TypeMetric:
+		return eventabi.Event{Type: ty}
+	}
+	return text(ty, "w")
+}
+
+// runFuzzTrace interprets data as a script of kernel inputs and checks the
+// kernel's safety properties after every step and at the end.
+func runFuzzTrace(t *testing.T, data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	graphs := fuzzGraphs()
+	mode := data[0]
+	data = data[1:]
+	n := 0
+	h := newHarness(t, func(c *SessionConfig) {
+		c.Graph = graphs[int(mode)%len(graphs)]
+		c.VAD.Disabled = mode&0x10 != 0
+		c.TelemetryCapacity = 4
+		c.RetryBuffer = 8
+		if mode&0x20 != 0 {
+			c.Admission = AdmitterFunc(func(in TurnIntent) Decision {
+				n++
+				switch {
+				case n%5 == 0:
+					return Decision{Outcome: Reject, Reason: "every fifth"}
+				case n%3 == 0:
+					return Decision{Outcome: Defer, RetryAfter: 30 * time.Millisecond}
+				}
+				return Decision{Outcome: Admit}
+			})
+		}
+	})
+	var invs []string
+	scanned := 0
+	pick := func(b byte) string {
+		for _, e := range h.effects[scanned:] {
+			if st, ok := e.(StartInvocation); ok {
+				invs = append(invs, st.Ref.InvocationID)
+			}
+		}
+		scanned = len(h.effects)
+		if len(invs) == 0 {
+			return "inv-none"
+		}
+		// Bias toward recent invocations, but reach old (cancelled) ones too.
+		k := int(b) % (len(invs) + 2)
+		if k >= len(invs) {
+			k = len(invs) - 1
+		}
+		return invs[len(invs)-1-k]
+	}
+	for i := 0; i+1 < len(data); i += 2 {
+		op, arg := data[i]%16, data[i+1]
+		switch op {
+		case 0, 1, 2, 3:
+			h.clk.Advance(frameDur)
+			_ = h.s.Ingest(loud())
+		case 4, 5:
+			for range int(arg % 20) {
+				h.clk.Advance(frameDur)
+				_ = h.s.Ingest(quiet())
+			}
+		case 6:
+			_ = h.s.OnNodeEvent(pick(arg), fuzzEvent(fuzzTypes[int(arg>>4)%len(fuzzTypes)]))
+		case 7:
+			h.s.OnInvocationEnd(pick(arg), InvocationResult{})
+		case 8:
+			h.s.OnInvocationEnd(pick(arg), InvocationResult{Err: fuzzErrs[int(arg>>4)%len(fuzzErrs)], Detail: "fuzz"})
+		case 9:
+			h.clk.Advance(time.Duration(arg) * 20 * time.Millisecond)
+			h.s.Tick()
+		case 10:
+			scopes := []string{"turn", "node", "invocation", "session"}
+			target := ""
+			switch scopes[arg%4] {
+			case "node":
+				target = "llm"
+			case "invocation":
+				target = pick(arg >> 2)
+			}
+			_ = h.s.Cancel(scopes[arg%4], target, "fuzz")
+		case 11:
+			if arg%8 == 0 {
+				h.s.Close("fuzz")
+			}
+		case 12, 13:
+			h.drain()
+		case 14:
+			ev := fuzzEvent(fuzzTypes[int(arg)%len(fuzzTypes)])
+			switch arg % 4 {
+			case 0:
+				ev.TurnID = "turn-foreign"
+			case 1:
+				ev.SchemaVersion = 99
+			case 2:
+				ev.Lane = eventabi.LaneControl
+			case 3:
+				ev.Type = "Bad Type"
+			}
+			id := pick(arg)
+			inv := h.s.invs[id]
+			live := !h.s.Closed() && inv != nil && inv.status == invOpen && !inv.t.terminal
+			if err := h.s.OnNodeEvent(id, ev); err == nil && live {
+				t.Fatalf("malformed node event accepted by a live invocation: %v", ev.String())
+			}
+		case 15:
+			ty := eventabi.TypeSpeechStart
+			if arg%2 == 1 {
+				ty = eventabi.TypeSpeechEnd
+			}
+			_ = h.s.Ingest(eventabi.Event{Type: ty})
+		}
+		if err := checkBounds(h.s); err != nil {
+			t.Fatalf("step %d: %v", i/2, err)
+		}
+	}
+	h.s.Close("end")
+	h.drain()
+	if err := checkTimeline(h.records(), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkFence(h.effects); err != nil {
+		for i, e := range h.effects {
+			t.Logf("%d %#v", i, e)
+		}
+		t.Fatal(err) // the effect log above is the counterexample
+	}
+	closedAt := -1
+	for i, e := range h.effects {
+		if _, ok := e.(SessionClosed); ok {
+			if closedAt >= 0 {
+				t.Fatal("two SessionClosed")
+			}
+			closedAt = i
+		}
+	}
+	if closedAt != len(h.effects)-1 {
+		t.Fatalf("SessionClosed at %d of %d effects", closedAt, len(h.effects))
+	}
+	if !errors.Is(h.s.Ingest(loud()), ErrSessionClosed) {
+		t.Fatal("ingest after close")
+	}
+}
+
+func FuzzKernel(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 1, 0, 2, 0, 3, 0, 4, 19, 6, 0x10, 7, 2, 6, 0x20, 7, 1, 6, 0x30, 7, 0})
+	f.Add([]byte{1, 0, 0, 1, 0, 2, 0, 3, 0, 4, 19, 6, 0x10, 0, 0, 1, 0, 2, 0, 6, 3, 8, 1, 12, 0})
+	f.Add([]byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0x11, 9, 200, 10, 1, 12, 0, 11, 0})
+	f.Add([]byte{0x30, 15, 0, 6, 0, 6, 0x10, 15, 1, 14, 1, 14, 2, 6, 0x30, 8, 0, 9, 5, 15, 0, 12, 0})
+	f.Add([]byte{0x21, 0, 0, 0, 0, 0, 0, 9, 2, 0, 0, 0, 0, 9, 2, 0, 0, 4, 18, 6, 1, 6, 1, 6, 1, 6, 1, 7, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 4096 {
+			return
+		}
+		runFuzzTrace(t, data)
+	})
+}
+
+// TestRandomInterleavings is the property test run on every `go test`: seeded
+// random traces through the same checks as FuzzKernel.
+func TestRandomInterleavings(t *testing.T) {
+	seed := uint64(0x9e3779b97f4a7c15)
+	next := func() byte {
+		seed ^= seed << 13
+		seed ^= seed >> 7
+		seed ^= seed << 17
+		return byte(seed)
+	}
+	for range 400 {
+		data := make([]byte, 1+int(next())*2)
+		for i := range data {
+			data[i] = next()
+		}
+		runFuzzTrace(t, data)
+	}
+}
