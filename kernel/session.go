@@ -44,8 +44,8 @@ type Session struct {
 	seq, recSeq uint64
 	closed      bool
 	closing     *SessionClosed // handed out last by the next Ready
-	speaking    bool // the user is speaking (VAD or transport)
-	rejected    bool // the current utterance was refused a turn
+	speaking    bool           // the user is speaking (VAD or transport)
+	rejected    bool           // the current utterance was refused a turn
 	turn        *turn
 	pending     *intent // deferred proposal
 	invs        map[string]*invocation
