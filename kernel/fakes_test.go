@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/binary"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -209,3 +210,5 @@ func (h *harness) must(err error) {
 		h.t.Fatal(err)
 	}
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

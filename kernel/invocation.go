@@ -14,6 +14,7 @@ const (
 	invOK
 	invFailed
 	invCancelled
+	invSuperseded // lost a select race: cancelled, but not a failure of the turn
 )
 
 // invocation is one attempt of one node in one turn.
@@ -123,9 +124,30 @@ func (s *Session) routeOne(t *turn, from string, ei int, ev eventabi.Event) {
 			t.selected[e.To] = from
 			s.record(TimelineRecord{Type: "select", TurnID: t.id, NodeID: e.To, Reason: "first upstream to deliver",
 				Attrs: map[string]string{"upstream": from}})
+			s.cancelLosers(t, e.To, from)
 		}
 	}
 	s.deliver(inv, ev, ei)
+}
+
+// cancelLosers cancels the upstreams of a select node that lost the race
+// and feed nothing else: their work can no longer reach any output.
+func (s *Session) cancelLosers(t *turn, node, winner string) {
+	for _, up := range t.byNode[node].pn.Upstream {
+		loser := t.byNode[up]
+		if up == winner || loser == nil || loser.status != invOpen {
+			continue
+		}
+		onlyHere := true
+		for _, ei := range s.g.out[up] {
+			onlyHere = onlyHere && s.g.edges[ei].To == node
+		}
+		if onlyHere {
+			loser.status = invSuperseded
+			s.purge(func(q queued) bool { return q.inv == loser.ref.InvocationID })
+			s.control(CancelInvocation{InvocationID: loser.ref.InvocationID, Reason: "select_lost"})
+		}
+	}
 }
 
 // upstreamDone marks node up as finished for the turn and closes the input

@@ -181,7 +181,7 @@ func (s *Session) maybeCommit(t *turn) {
 		return
 	}
 	for _, pn := range t.plan.Nodes {
-		if inv := t.byNode[pn.Spec.ID]; inv == nil || inv.status != invOK {
+		if inv := t.byNode[pn.Spec.ID]; inv == nil || inv.status != invOK && inv.status != invSuperseded {
 			return
 		}
 	}
