@@ -1,0 +1,54 @@
+// Command rspp is the RSPP runtime: one supervisor process that runs the
+// turn kernel and the transports and talks to every provider and node as a
+// separate plugin process. This main only parses flags and calls into the
+// supervisor package.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rspp/rspp/isolation"
+	"github.com/rspp/rspp/supervisor/config"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFail   = 1
+	exitConfig = 2 // bad config or flags: nothing was started
+)
+
+func main() {
+	// When this binary was started as the sandbox entry point of a plugin,
+	// this does not return: it confines itself and execs the plugin.
+	isolation.MaybeSandboxMain()
+
+	root := &cobra.Command{
+		Use:           "rspp",
+		Short:         "RSPP voice-agent runtime: a kernel supervising provider plugins as processes",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(runCmd())
+	err := root.Execute()
+	os.Exit(exitCode(err))
+}
+
+// usageError marks bad flags or arguments.
+type usageError struct{ error }
+
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(os.Stderr, "rspp:", err)
+	var ue usageError
+	if errors.Is(err, config.ErrInvalid) || errors.As(err, &ue) {
+		return exitConfig
+	}
+	return exitFail
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/rspp/rspp/supervisor"
+	"github.com/rspp/rspp/supervisor/config"
+)
+
+func runCmd() *cobra.Command {
+	var (
+		cfgPath, input, output, timeline, logLevel string
+		realtime                                   bool
+	)
+	cmd := &cobra.Command{
+		Use:     "run",
+		Short:   "Run one session from a WAV file through the configured pipeline",
+		Example: "  rspp run --config examples/voice-agent.yaml --input in.wav --output out.wav --timeline timeline.jsonl",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for flag, v := range map[string]string{"--config": cfgPath, "--input": input, "--output": output} {
+				if v == "" {
+					return usageError{fmt.Errorf("%s is required", flag)}
+				}
+			}
+			if _, err := os.Stat(input); err != nil {
+				return usageError{fmt.Errorf("--input: %w", err)}
+			}
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			log := hclog.New(&hclog.LoggerOptions{Name: "rspp", Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
+			rt, err := supervisor.Start(ctx, cfg, supervisor.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			defer rt.Close()
+			sum, err := supervisor.RunFile(ctx, rt, supervisor.FileRun{Input: input, Output: output, Timeline: timeline, Realtime: realtime})
+			printSummary(cmd, sum)
+			if err != nil && ctx.Err() != nil {
+				fmt.Fprintln(os.Stderr, "rspp: interrupted; session closed, plugins stopped")
+				return nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfgPath, "config", "", "runtime config (YAML)")
+	f.StringVar(&input, "input", "", "input WAV, 16 kHz mono s16le")
+	f.StringVar(&output, "output", "", "where to write the agent's audio (WAV)")
+	f.StringVar(&timeline, "timeline", "", "where to write the timeline (JSON Lines)")
+	f.BoolVar(&realtime, "realtime", false, "pace input at real time, like a microphone")
+	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
+	return cmd
+}
+
+func printSummary(cmd *cobra.Command, s supervisor.Summary) {
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "recognised: %s\n", strings.Join(s.Transcripts, " | "))
+	fmt.Fprintf(out, "reply:      %s\n", strings.Join(s.Replies, " | "))
+	fmt.Fprintf(out, "output:     %s (%d frames, %.2f s)\n", s.Output, s.OutputFrames, float64(s.OutputFrames)*0.02)
+	if s.Timeline != "" {
+		fmt.Fprintf(out, "timeline:   %s\n", s.Timeline)
+	}
+	fmt.Fprintf(out, "summary:    %s\n", s.Line())
+}

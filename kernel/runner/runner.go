@@ -1,0 +1,370 @@
+// Package runner drives kernel sessions against the real world: it owns one
+// goroutine per session that feeds the deterministic kernel core its inputs
+// (transport ingress, node outputs, invocation ends, ticks) and carries out
+// the effects it returns (start/feed/cancel plugin invocations, egress,
+// fence, timeline). All I/O of a session happens here, never in kernel.
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rspp/rspp/externalnode"
+	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/kernel/eventabi"
+)
+
+// Pools finds a ready plugin instance for a binding's pool key.
+type Pools interface {
+	Acquire(pool string) (*externalnode.Instance, error)
+}
+
+// Output is the transport side of one session.
+type Output interface {
+	// Send delivers one egress event (agent audio, text).
+	Send(ev eventabi.Event) error
+	// Fence drops anything still buffered for turnID; nothing of it may be
+	// played after this returns.
+	Fence(turnID, reason string)
+}
+
+// Timeline receives timeline records as they happen.
+type Timeline interface {
+	Append(rec kernel.TimelineRecord)
+}
+
+// Config opens one session.
+type Config struct {
+	Kernel   kernel.SessionConfig // Clock and IDs default to the process clock and a counter
+	Pools    Pools
+	Output   Output
+	Timeline Timeline
+	// Tick is how often deadlines are checked (default 20ms).
+	Tick time.Duration
+	// Observe, if set, sees every node output the kernel accepted, on the
+	// session goroutine (summaries, metrics). It must not block.
+	Observe func(nodeID string, ev eventabi.Event)
+	// InboxLimit bounds queued inputs; past it node output is dropped and
+	// counted (the kernel's own lanes bound everything else). Default 65536.
+	InboxLimit int
+}
+
+// input kinds fed to the session loop.
+type input struct {
+	kind  int
+	ev    eventabi.Event
+	invID string
+	err   error
+	res   chan error
+}
+
+const (
+	inIngest = iota
+	inNodeEvent
+	inNodeEnd
+	inClose
+)
+
+// Session is one running session.
+type Session struct {
+	id   string
+	cfg  Config
+	k    *kernel.Session
+	done chan struct{}
+
+	inboxMu sync.Mutex
+	inbox   []input
+	wake    chan struct{}
+	dropped atomic.Int64
+
+	calls map[string]*externalnode.HostCall // by kernel invocation id; loop-owned
+
+	active   atomic.Value // string: active turn id
+	idleWake chan struct{}
+	idleMu   sync.Mutex
+}
+
+// ErrClosed is returned for input to a closed session.
+var ErrClosed = errors.New("runner: session closed")
+
+// Open creates the kernel session and starts its loop.
+func Open(cfg Config) (*Session, error) {
+	if cfg.Kernel.Clock == nil {
+		cfg.Kernel.Clock = ProcessClock{}
+	}
+	if cfg.Kernel.IDs == nil {
+		cfg.Kernel.IDs = &CounterIDs{}
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 20 * time.Millisecond
+	}
+	if cfg.InboxLimit <= 0 {
+		cfg.InboxLimit = 65536
+	}
+	k, err := kernel.NewSession(cfg.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{
+		id: cfg.Kernel.SessionID, cfg: cfg, k: k, done: make(chan struct{}),
+		wake: make(chan struct{}, 1), calls: make(map[string]*externalnode.HostCall),
+		idleWake: make(chan struct{}),
+	}
+	s.active.Store("")
+	go s.loop()
+	return s, nil
+}
+
+// ID is the session id.
+func (s *Session) ID() string { return s.id }
+
+// Done is closed when the session has closed and released everything.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Ingest hands a transport event to the session. It returns the kernel's
+// verdict (a typed gateway error for bad input); the session goes on.
+func (s *Session) Ingest(ev eventabi.Event) error {
+	res := make(chan error, 1)
+	if !s.push(input{kind: inIngest, ev: ev, res: res}, true) {
+		return ErrClosed
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-s.done:
+		return ErrClosed
+	}
+}
+
+// Close closes the session (an active turn aborts with reason) and waits
+// until its invocations are released.
+func (s *Session) Close(reason string) {
+	s.push(input{kind: inClose, err: errors.New(reason)}, true)
+	<-s.done
+}
+
+// ActiveTurn is the turn in progress, "" when idle.
+func (s *Session) ActiveTurn() string { return s.active.Load().(string) }
+
+// Idle returns a channel closed the next time the session has no active
+// turn (immediately if it has none now).
+func (s *Session) Idle() <-chan struct{} {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	if s.ActiveTurn() == "" {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return s.idleWake
+}
+
+// DroppedNodeEvents counts node output dropped because the inbox was full.
+func (s *Session) DroppedNodeEvents() int64 { return s.dropped.Load() }
+
+// push queues an input; must == false lets it be dropped when over limit.
+func (s *Session) push(in input, must bool) bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	s.inboxMu.Lock()
+	if !must && len(s.inbox) >= s.cfg.InboxLimit {
+		s.inboxMu.Unlock()
+		s.dropped.Add(1)
+		return false
+	}
+	s.inbox = append(s.inbox, in)
+	s.inboxMu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (s *Session) drain() []input {
+	s.inboxMu.Lock()
+	defer s.inboxMu.Unlock()
+	in := s.inbox
+	s.inbox = nil
+	return in
+}
+
+func (s *Session) loop() {
+	defer close(s.done)
+	tick := time.NewTicker(s.cfg.Tick)
+	defer tick.Stop()
+	s.execute()
+	for !s.k.Closed() {
+		select {
+		case <-s.wake:
+			for _, in := range s.drain() {
+				s.apply(in)
+				s.execute()
+			}
+		case <-tick.C:
+			s.k.Tick()
+			s.execute()
+		}
+		s.publishIdle()
+	}
+	s.release()
+	s.publishIdle()
+	// Answer anything that raced with the close.
+	for _, in := range s.drain() {
+		if in.res != nil {
+			in.res <- ErrClosed
+		}
+	}
+}
+
+func (s *Session) apply(in input) {
+	var err error
+	switch in.kind {
+	case inIngest:
+		err = s.k.Ingest(in.ev)
+	case inNodeEvent:
+		err = s.k.OnNodeEvent(in.invID, in.ev)
+		if err == nil && s.cfg.Observe != nil {
+			s.cfg.Observe(in.ev.NodeID, in.ev)
+		}
+	case inNodeEnd:
+		delete(s.calls, in.invID)
+		s.k.OnInvocationEnd(in.invID, kernel.InvocationResult{Err: in.err, Detail: detail(in.err)})
+	case inClose:
+		s.k.Close(in.err.Error())
+	}
+	if in.res != nil {
+		in.res <- err
+	}
+}
+
+func detail(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func (s *Session) publishIdle() {
+	turn := s.k.ActiveTurn()
+	if s.k.Closed() {
+		turn = ""
+	}
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	prev := s.active.Load().(string)
+	s.active.Store(turn)
+	if prev != "" && turn == "" {
+		close(s.idleWake)
+		s.idleWake = make(chan struct{})
+	}
+}
+
+// execute carries out effects until the kernel has none left (an effect's
+// immediate failure feeds back into the kernel and may produce more).
+func (s *Session) execute() {
+	for {
+		effects := s.k.Ready()
+		if len(effects) == 0 {
+			return
+		}
+		for _, e := range effects {
+			s.do(e)
+		}
+	}
+}
+
+func (s *Session) do(e kernel.Effect) {
+	switch e := e.(type) {
+	case kernel.StartInvocation:
+		s.start(e)
+	case kernel.DeliverInput:
+		if c := s.calls[e.InvocationID]; c != nil {
+			_ = c.Send(e.Event) // a dead instance reports through OnEnd
+		}
+	case kernel.CloseInput:
+		if c := s.calls[e.InvocationID]; c != nil {
+			_ = c.CloseInput()
+		}
+	case kernel.CancelInvocation:
+		if c := s.calls[e.InvocationID]; c != nil {
+			_ = c.Cancel(e.Reason)
+			// The kernel has given up on it: forget it here too so a late
+			// end or late output cannot reach the kernel as news.
+			c.Abandon()
+			delete(s.calls, e.InvocationID)
+		}
+	case kernel.EgressEvent:
+		if s.cfg.Output != nil {
+			_ = s.cfg.Output.Send(e.Event)
+		}
+	case kernel.FenceEgress:
+		if s.cfg.Output != nil {
+			s.cfg.Output.Fence(e.TurnID, e.Reason)
+		}
+	case kernel.Record:
+		if s.cfg.Timeline != nil {
+			s.cfg.Timeline.Append(e.Record)
+		}
+	case kernel.SessionClosed:
+	}
+}
+
+// start opens an invocation on an instance of the binding's pool. The wire
+// invocation id is namespaced by session: one plugin instance multiplexes
+// invocations of many sessions.
+func (s *Session) start(e kernel.StartInvocation) {
+	invID := e.Ref.InvocationID
+	inst, err := s.cfg.Pools.Acquire(e.Binding.Pool)
+	if err != nil {
+		s.k.OnInvocationEnd(invID, kernel.InvocationResult{Err: err, Detail: err.Error()})
+		return
+	}
+	wireID := s.id + "/" + invID
+	h := externalnode.Handler{
+		OnEvent: func(ev eventabi.Event) {
+			if ev.InvocationID == wireID {
+				ev.InvocationID = invID // back from the wire namespace
+			}
+			s.push(input{kind: inNodeEvent, invID: invID, ev: ev}, false)
+		},
+		OnEnd:   func(err error) { s.push(input{kind: inNodeEnd, invID: invID, err: err}, true) },
+	}
+	req := externalnode.OpenRequest{
+		InvocationID: wireID, SessionID: s.id, TurnID: e.Ref.TurnID, NodeID: e.Ref.NodeID,
+	}
+	call, err := inst.Open(req, h)
+	if err != nil {
+		s.k.OnInvocationEnd(invID, kernel.InvocationResult{Err: err, Detail: err.Error()})
+		return
+	}
+	s.calls[invID] = call
+}
+
+// release cancels whatever is still open when the session ends.
+func (s *Session) release() {
+	for id, c := range s.calls {
+		_ = c.Cancel("session_close")
+		c.Abandon()
+		delete(s.calls, id)
+	}
+}
+
+// ProcessClock is monotonic nanoseconds since the process started.
+type ProcessClock struct{}
+
+var processStart = time.Now()
+
+func (ProcessClock) Now() int64 { return int64(time.Since(processStart)) }
+
+// CounterIDs makes ids "<kind>-<n>"; unique within a session, which is all
+// the kernel needs (the runner namespaces wire ids by session).
+type CounterIDs struct{ n atomic.Uint64 }
+
+func (c *CounterIDs) NewID(kind string) string { return fmt.Sprintf("%s-%d", kind, c.n.Add(1)) }

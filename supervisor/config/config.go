@@ -1,0 +1,386 @@
+// Package config loads and validates the runtime's YAML configuration: the
+// providers (plugin binaries, their isolation profile and their own config
+// block), the pipeline graph and kernel policies. It owns parsing and
+// validation only; it starts nothing. A bad config is a *Error naming the key
+// or file that is wrong, so nothing starts half-way.
+package config
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/kernel/eventabi"
+)
+
+// ErrInvalid is the kind of every config error (errors.Is).
+var ErrInvalid = errors.New("invalid config")
+
+// Error names the key (dotted path) or file that is wrong.
+type Error struct {
+	File string
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.File, e.Key, e.Msg)
+}
+
+func (e *Error) Unwrap() error { return ErrInvalid }
+
+// Duration accepts Go duration strings ("250ms", "10s") in YAML.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: bad duration %q (want e.g. 250ms, 10s)", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Config is the whole file.
+type Config struct {
+	Version   int                  `yaml:"version"`
+	Runtime   Runtime              `yaml:"runtime"`
+	Providers map[string]*Provider `yaml:"providers"`
+	Pipeline  Pipeline             `yaml:"pipeline"`
+	VAD       VAD                  `yaml:"vad"`
+	Gateway   Gateway              `yaml:"gateway"`
+
+	// Path is the file it was loaded from; Dir its directory (relative
+	// paths in the file are relative to Dir).
+	Path string `yaml:"-"`
+	Dir  string `yaml:"-"`
+}
+
+// Runtime holds process-level settings.
+type Runtime struct {
+	// StateDir holds plugin socket dirs and scratch dirs (default
+	// $TMPDIR/rspp); stale entries of dead runs are swept on start.
+	StateDir string `yaml:"state_dir"`
+	// AdminSocket is the unix socket of the admin API (default
+	// StateDir/admin-<pid>.sock).
+	AdminSocket string `yaml:"admin_socket"`
+	// TickInterval is how often sessions check deadlines (default 20ms).
+	TickInterval Duration `yaml:"tick_interval"`
+}
+
+// Provider is one plugin binary serving a provider or node.
+type Provider struct {
+	Kind         string         `yaml:"kind"`
+	Binary       string         `yaml:"binary"`
+	SHA256       string         `yaml:"sha256"`
+	Args         []string       `yaml:"args"`
+	Instances    int            `yaml:"instances"`
+	StartTimeout Duration       `yaml:"start_timeout"`
+	Profile      string         `yaml:"profile"`
+	Tenant       string         `yaml:"tenant"`
+	Limits       Limits         `yaml:"limits"`
+	Config       map[string]any `yaml:"config"`
+
+	// Filled by Load.
+	Name       string `yaml:"-"`
+	BinaryPath string `yaml:"-"` // absolute
+	Checksum   []byte `yaml:"-"`
+	ConfigJSON []byte `yaml:"-"`
+}
+
+// Limits override the isolation profile's resource limits.
+type Limits struct {
+	MemoryMB int64   `yaml:"memory_mb"`
+	CPU      float64 `yaml:"cpu"`
+	Pids     int64   `yaml:"pids"`
+}
+
+// Pipeline is the graph.
+type Pipeline struct {
+	Nodes []Node `yaml:"nodes"`
+	Edges []Edge `yaml:"edges"`
+}
+
+// Node is a graph node bound to a provider.
+type Node struct {
+	ID         string   `yaml:"id"`
+	Provider   string   `yaml:"provider"`
+	Timeout    Duration `yaml:"timeout"`
+	OnFailure  string   `yaml:"on_failure"`
+	MaxRetries int      `yaml:"max_retries"`
+	Fallback   string   `yaml:"fallback"`
+}
+
+// Edge connects nodes (or ingress/egress).
+type Edge struct {
+	From     string   `yaml:"from"`
+	To       string   `yaml:"to"`
+	Capacity int      `yaml:"capacity"`
+	BlockFor Duration `yaml:"block_for"`
+	Types    []string `yaml:"types"`
+}
+
+// VAD tunes the kernel's voice activity detector.
+type VAD struct {
+	Disabled    bool     `yaml:"disabled"`
+	ThresholdDB float64  `yaml:"threshold_db"`
+	MinSpeech   Duration `yaml:"min_speech"`
+	Hangover    Duration `yaml:"hangover"`
+}
+
+// Gateway holds Event ABI policies.
+type Gateway struct {
+	UnknownEvents string `yaml:"unknown_events"`
+}
+
+// Load reads, parses and validates a config file.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: err.Error()}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: err.Error()}
+	}
+	return Parse(raw, abs)
+}
+
+// Parse parses and validates config bytes as if loaded from path.
+func Parse(raw []byte, path string) (*Config, error) {
+	c := &Config{Path: path, Dir: filepath.Dir(path)}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true) // an unknown key is an error, not a silent no-op
+	if err := dec.Decode(c); err != nil {
+		return nil, &Error{File: path, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var (
+	kinds      = map[string]bool{"stt": true, "llm": true, "tts": true, "custom": true}
+	profiles   = map[string]bool{"trusted": true, "tenant": true}
+	onFailures = map[string]bool{"": true, "abort": true, "retry": true, "fallback": true}
+	unknownEv  = map[string]bool{"": true, "reject": true, "drop": true, "pass": true}
+)
+
+func (c *Config) errf(key, format string, a ...any) error {
+	return &Error{File: c.Path, Key: key, Msg: fmt.Sprintf(format, a...)}
+}
+
+func (c *Config) validate() error {
+	if c.Version != 1 {
+		return c.errf("version", "must be 1, got %d", c.Version)
+	}
+	if len(c.Providers) == 0 {
+		return c.errf("providers", "at least one provider is required")
+	}
+	for _, name := range c.ProviderNames() {
+		if err := c.validateProvider(name, c.Providers[name]); err != nil {
+			return err
+		}
+	}
+	if err := c.validatePipeline(); err != nil {
+		return err
+	}
+	if !unknownEv[c.Gateway.UnknownEvents] {
+		return c.errf("gateway.unknown_events", "must be reject, drop or pass, got %q", c.Gateway.UnknownEvents)
+	}
+	if c.VAD.ThresholdDB > 0 {
+		return c.errf("vad.threshold_db", "must be <= 0 dBFS, got %v", c.VAD.ThresholdDB)
+	}
+	if c.Runtime.TickInterval < 0 {
+		return c.errf("runtime.tick_interval", "must be positive")
+	}
+	return nil
+}
+
+func (c *Config) validateProvider(name string, p *Provider) error {
+	key := "providers." + name
+	if p == nil {
+		return c.errf(key, "empty provider block")
+	}
+	p.Name = name
+	if !kinds[p.Kind] {
+		return c.errf(key+".kind", "must be one of stt, llm, tts, custom, got %q", p.Kind)
+	}
+	if p.Binary == "" {
+		return c.errf(key+".binary", "is required")
+	}
+	p.BinaryPath = c.Resolve(p.Binary)
+	st, err := os.Stat(p.BinaryPath)
+	if err != nil {
+		return c.errf(key+".binary", "%s: %v (run `make build` first?)", p.BinaryPath, errors.Unwrap(err))
+	}
+	if st.IsDir() || st.Mode()&0o111 == 0 {
+		return c.errf(key+".binary", "%s is not an executable file", p.BinaryPath)
+	}
+	if p.SHA256 != "" {
+		sum, err := hex.DecodeString(p.SHA256)
+		if err != nil || len(sum) != 32 {
+			return c.errf(key+".sha256", "must be 64 hex digits")
+		}
+		p.Checksum = sum
+	}
+	if p.Instances == 0 {
+		p.Instances = 1
+	}
+	if p.Instances < 0 || p.Instances > 64 {
+		return c.errf(key+".instances", "must be 1..64, got %d", p.Instances)
+	}
+	if p.StartTimeout < 0 {
+		return c.errf(key+".start_timeout", "must be positive")
+	}
+	if p.Profile == "" {
+		p.Profile = "trusted"
+	}
+	if !profiles[p.Profile] {
+		return c.errf(key+".profile", "must be trusted or tenant, got %q", p.Profile)
+	}
+	if p.Limits.MemoryMB < 0 || p.Limits.CPU < 0 || p.Limits.Pids < 0 {
+		return c.errf(key+".limits", "limits must not be negative")
+	}
+	raw, err := json.Marshal(p.Config)
+	if err != nil {
+		return c.errf(key+".config", "cannot encode: %v", err)
+	}
+	if p.Config == nil {
+		raw = nil
+	}
+	p.ConfigJSON = raw
+	return nil
+}
+
+func (c *Config) validatePipeline() error {
+	if len(c.Pipeline.Nodes) == 0 {
+		return c.errf("pipeline.nodes", "at least one node is required")
+	}
+	seen := map[string]bool{}
+	for i, n := range c.Pipeline.Nodes {
+		key := fmt.Sprintf("pipeline.nodes[%d]", i)
+		if n.ID == "" || n.ID == kernel.Ingress || n.ID == kernel.Egress {
+			return c.errf(key+".id", "must be set and not %q or %q", kernel.Ingress, kernel.Egress)
+		}
+		if seen[n.ID] {
+			return c.errf(key+".id", "duplicate node id %q", n.ID)
+		}
+		seen[n.ID] = true
+		if _, ok := c.Providers[n.Provider]; !ok {
+			return c.errf(key+".provider", "unknown provider %q (known: %s)", n.Provider, strings.Join(c.ProviderNames(), ", "))
+		}
+		if !onFailures[n.OnFailure] {
+			return c.errf(key+".on_failure", "must be abort, retry or fallback, got %q", n.OnFailure)
+		}
+		if n.OnFailure == "fallback" {
+			if _, ok := c.Providers[n.Fallback]; !ok {
+				return c.errf(key+".fallback", "unknown provider %q", n.Fallback)
+			}
+		}
+		if n.Timeout < 0 || n.MaxRetries < 0 {
+			return c.errf(key, "timeout and max_retries must not be negative")
+		}
+	}
+	if len(c.Pipeline.Edges) == 0 {
+		return c.errf("pipeline.edges", "at least one edge is required")
+	}
+	for i, e := range c.Pipeline.Edges {
+		key := fmt.Sprintf("pipeline.edges[%d]", i)
+		if e.From != kernel.Ingress && !seen[e.From] {
+			return c.errf(key+".from", "unknown node %q", e.From)
+		}
+		if e.To != kernel.Egress && !seen[e.To] {
+			return c.errf(key+".to", "unknown node %q", e.To)
+		}
+		if e.Capacity < 0 || e.BlockFor < 0 {
+			return c.errf(key, "capacity and block_for must not be negative")
+		}
+	}
+	// The kernel checks the rest (cycles, reachability) with its own typed
+	// errors; surface them under the pipeline key.
+	check := kernel.SessionConfig{SessionID: "config-check", Graph: c.Graph(), Bindings: staticBindings{}, Clock: zeroClock{}, IDs: &checkIDs{}}
+	if _, err := kernel.NewSession(check); err != nil {
+		return c.errf("pipeline", "%v", err)
+	}
+	return nil
+}
+
+// The graph check needs a clock and ids but never looks at them.
+type zeroClock struct{}
+
+func (zeroClock) Now() int64 { return 0 }
+
+type checkIDs struct{ n int }
+
+func (c *checkIDs) NewID(kind string) string { c.n++; return fmt.Sprintf("%s-%d", kind, c.n) }
+
+type staticBindings struct{}
+
+func (staticBindings) Binding(p string) (kernel.Binding, bool) {
+	return kernel.Binding{Provider: p, Pool: p}, true
+}
+
+// ProviderNames lists provider names in a stable order.
+func (c *Config) ProviderNames() []string {
+	names := make([]string, 0, len(c.Providers))
+	for n := range c.Providers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Resolve makes a path from the file absolute (relative to Dir).
+func (c *Config) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+// Graph is the pipeline as the kernel wants it.
+func (c *Config) Graph() kernel.GraphSpec {
+	var g kernel.GraphSpec
+	for _, n := range c.Pipeline.Nodes {
+		kind := ""
+		if p := c.Providers[n.Provider]; p != nil {
+			kind = p.Kind
+		}
+		g.Nodes = append(g.Nodes, kernel.NodeSpec{
+			ID: n.ID, Kind: kind, Provider: n.Provider, Timeout: time.Duration(n.Timeout),
+			OnFailure: n.OnFailure, MaxRetries: n.MaxRetries, Fallback: n.Fallback,
+		})
+	}
+	for _, e := range c.Pipeline.Edges {
+		es := kernel.EdgeSpec{From: e.From, To: e.To, Capacity: e.Capacity, BlockFor: time.Duration(e.BlockFor)}
+		for _, t := range e.Types {
+			es.Types = append(es.Types, eventabi.Type(t))
+		}
+		g.Edges = append(g.Edges, es)
+	}
+	return g
+}
+
+// KernelVAD is the VAD block as the kernel wants it.
+func (c *Config) KernelVAD() kernel.VADConfig {
+	return kernel.VADConfig{Disabled: c.VAD.Disabled, ThresholdDB: c.VAD.ThresholdDB, MinSpeech: time.Duration(c.VAD.MinSpeech), Hangover: time.Duration(c.VAD.Hangover)}
+}
