@@ -334,7 +334,7 @@ func (s *Session) start(e kernel.StartInvocation) {
 			}
 			s.push(input{kind: inNodeEvent, invID: invID, ev: ev}, false)
 		},
-		OnEnd:   func(err error) { s.push(input{kind: inNodeEnd, invID: invID, err: err}, true) },
+		OnEnd: func(err error) { s.push(input{kind: inNodeEnd, invID: invID, err: err}, true) },
 	}
 	req := externalnode.OpenRequest{
 		InvocationID: wireID, SessionID: s.id, TurnID: e.Ref.TurnID, NodeID: e.Ref.NodeID,
