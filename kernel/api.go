@@ -48,7 +48,8 @@ type NodeSpec struct {
 	Timeout  time.Duration // per-invocation timeout; frozen into the plan
 	// OnFailure is the provider policy applied when an invocation of this node
 	// fails: "abort" (default), "retry" (on a standby, only if nothing was
-	// emitted downstream yet), "fallback" (switch to Fallback provider).
+	// emitted downstream yet), "fallback" (switch to Fallback provider),
+	// "branch" (hand the inputs to the dormant node BranchTo).
 	OnFailure  string
 	MaxRetries int
 	Fallback   string
@@ -56,6 +57,12 @@ type NodeSpec struct {
 	// (default: merge every upstream in arrival order, input closes when all
 	// upstreams ended) or "select" (the first upstream to deliver wins).
 	Join string
+	// BranchTo names a dormant node of the graph (one without in-edges)
+	// that takes over this node's inputs when it fails under OnFailure
+	// "branch": a fallback branch of the graph rather than of the provider.
+	// The branch's out-edges may only lead to Egress or to this node's
+	// downstream nodes.
+	BranchTo string
 }
 
 // EdgeSpec connects two nodes (or an endpoint) on a lane with a bounded queue.

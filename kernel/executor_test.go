@@ -179,3 +179,60 @@ func TestStaleEpochInputRejected(t *testing.T) {
 		t.Fatal("stale epoch not counted")
 	}
 }
+
+func branchGraph() GraphSpec {
+	g := linearGraph()
+	g.Nodes[2].OnFailure, g.Nodes[2].BranchTo = PolicyBranch, "text-out"
+	g.Nodes = append(g.Nodes, NodeSpec{ID: "text-out", Provider: "piper"})
+	g.Edges = append(g.Edges, EdgeSpec{From: "text-out", To: Egress})
+	return g
+}
+
+func TestFallbackBranchTakesOverInputs(t *testing.T) {
+	h := newHarness(t, func(c *SessionConfig) { c.Graph = branchGraph() })
+	h.utterance(4)
+	if count(h.effects, func(s StartInvocation) bool { return s.Ref.NodeID == "text-out" }) != 0 {
+		t.Fatal("dormant branch started at turn open")
+	}
+	stt, llm, tts := h.inv("stt"), h.inv("llm"), h.inv("tts")
+	h.must(h.emitOut(stt, text(eventabi.TypeTranscriptFinal, "hello")))
+	h.end(stt, nil, "")
+	h.must(h.emitOut(llm, text(eventabi.TypeTextDelta, "hi ")))
+	h.end(tts, ErrNodeCrashed, "signal: killed")
+	branch := h.inv("text-out")
+	if got := deliveredTexts(h.effects, branch); !slices.Equal(got, []string{"llm:hi "}) {
+		t.Fatalf("branch inputs %v", got)
+	}
+	h.must(h.emitOut(llm, text(eventabi.TypeTextFinal, "hi there")))
+	if got := deliveredTexts(h.effects, branch); len(got) != 2 {
+		t.Fatalf("later llm output not routed to the branch: %v", got)
+	}
+	if count(h.effects, func(c CloseInput) bool { return c.InvocationID == branch }) != 0 {
+		t.Fatal("branch input closed before its primary's upstream ended")
+	}
+	h.end(llm, nil, "")
+	if count(h.effects, func(c CloseInput) bool { return c.InvocationID == branch }) != 1 {
+		t.Fatal("branch input not closed")
+	}
+	h.must(h.emitOut(branch, text(eventabi.TypeTextFinal, "hi there")))
+	h.end(branch, nil, "")
+	if len(h.find("branch_fallback")) != 1 || len(h.find("turn_commit")) != 1 {
+		t.Fatalf("records %v", h.recordTypes())
+	}
+	if n := count(h.effects, func(e EgressEvent) bool { return e.Event.NodeID == "text-out" }); n != 1 {
+		t.Fatalf("branch egress %d", n)
+	}
+}
+
+func TestBranchValidation(t *testing.T) {
+	bad := branchGraph()
+	bad.Edges = append(bad.Edges, EdgeSpec{From: "llm", To: "text-out"})
+	if _, err := NewSession(SessionConfig{SessionID: "s", Clock: &fakeClock{}, Graph: bad}); !errorsIs(err, ErrBadPolicy) {
+		t.Fatalf("branch with in-edges accepted: %v", err)
+	}
+	bad = branchGraph()
+	bad.Nodes[2].BranchTo = "nope"
+	if _, err := NewSession(SessionConfig{SessionID: "s", Clock: &fakeClock{}, Graph: bad}); !errorsIs(err, ErrUnknownNode) {
+		t.Fatalf("unknown branch accepted: %v", err)
+	}
+}

@@ -32,6 +32,12 @@ func (s *Session) fail(inv *invocation, err error, detail string) {
 			Reason: reason, Attrs: map[string]string{"from": inv.binding.Provider + "@" + inv.binding.Version,
 				"to": pn.Fallback.Provider + "@" + pn.Fallback.Version}})
 		s.startInvocation(t, pn, *pn.Fallback, inv.attempt+1, inv)
+	case PolicyBranch:
+		branch := t.plan.node(pn.Spec.BranchTo)
+		t.replaced[pn.Spec.ID] = true
+		s.record(TimelineRecord{Type: "branch_fallback", TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: inv.ref.InvocationID,
+			Reason: reason, Attrs: map[string]string{"branch": branch.Spec.ID}})
+		s.startInvocation(t, branch, branch.Binding, 0, inv)
 	default:
 		s.cancelTurn(t, reason)
 	}
@@ -64,6 +70,11 @@ func (s *Session) decide(inv *invocation, err error) (string, string) {
 			return PolicyAbort, "fallback already failed"
 		}
 		return PolicyFallback, "switch to " + pn.Fallback.Provider
+	case PolicyBranch:
+		if _, isBranch := s.g.branchOf[pn.Spec.ID]; isBranch {
+			return PolicyAbort, "a branch has no branch"
+		}
+		return PolicyBranch, "hand inputs to branch " + pn.Spec.BranchTo
 	}
 	return PolicyAbort, "policy " + pn.Policy
 }

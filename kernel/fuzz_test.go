@@ -22,13 +22,14 @@ func fuzzGraphs() []GraphSpec {
 		Nodes: []NodeSpec{
 			{ID: "stt", Provider: "whisper", Timeout: 2 * time.Second},
 			{ID: "llm", Provider: "llama", OnFailure: PolicyRetry, MaxRetries: 1},
-			{ID: "mood", Provider: "llama"},
+			{ID: "mood", Provider: "llama", OnFailure: PolicyBranch, BranchTo: "mood-lite"},
+			{ID: "mood-lite", Provider: "deepgram"},
 			{ID: "tts", Provider: "espeak", OnFailure: PolicyFallback, Fallback: "piper"},
 		},
 		Edges: []EdgeSpec{
 			{From: Ingress, To: "stt", Capacity: 6},
 			{From: "stt", To: "llm"}, {From: "stt", To: "mood", Capacity: 2},
-			{From: "llm", To: "tts", Capacity: 3}, {From: "mood", To: "tts"},
+			{From: "llm", To: "tts", Capacity: 3}, {From: "mood", To: "tts"}, {From: "mood-lite", To: "tts"},
 			{From: "llm", To: Egress, Types: []eventabi.Type{eventabi.TypeTextDelta}, Capacity: 2},
 			{From: "tts", To: Egress, Capacity: 5, BlockFor: 20 * time.Millisecond},
 		},

@@ -22,6 +22,7 @@ const (
 	PolicyAbort    = "abort"
 	PolicyRetry    = "retry"
 	PolicyFallback = "fallback"
+	PolicyBranch   = "branch"
 )
 
 // Edge overflow modes (EdgeSpec.Overflow).
@@ -44,12 +45,22 @@ type graph struct {
 	out      map[string][]int
 	in       map[string][]int
 	upstream map[string][]string // distinct upstream ids (may include Ingress), config order
+	branchOf map[string]string   // dormant branch node -> the node it stands in for
+}
+
+// inputOwner is the node whose inputs a node receives: a branch takes over
+// its primary's inputs.
+func (cg *graph) inputOwner(node string) string {
+	if p, ok := cg.branchOf[node]; ok {
+		return p
+	}
+	return node
 }
 
 func edgeName(e EdgeSpec) string { return e.From + "->" + e.To }
 
 func compileGraph(g GraphSpec) (*graph, error) {
-	cg := &graph{index: map[string]int{}, out: map[string][]int{}, in: map[string][]int{}, upstream: map[string][]string{}}
+	cg := &graph{index: map[string]int{}, out: map[string][]int{}, in: map[string][]int{}, upstream: map[string][]string{}, branchOf: map[string]string{}}
 	specs := map[string]NodeSpec{}
 	for _, n := range g.Nodes {
 		switch {
@@ -67,6 +78,10 @@ func compileGraph(g GraphSpec) (*graph, error) {
 		case PolicyFallback:
 			if n.Fallback == "" {
 				return nil, &GraphError{Kind: ErrBadPolicy, Node: n.ID, Msg: "on_failure fallback needs a fallback provider"}
+			}
+		case PolicyBranch:
+			if n.BranchTo == "" || n.BranchTo == n.ID {
+				return nil, &GraphError{Kind: ErrBadPolicy, Node: n.ID, Msg: "on_failure branch needs branch_to naming another node"}
 			}
 		default:
 			return nil, &GraphError{Kind: ErrBadPolicy, Node: n.ID, Msg: fmt.Sprintf("unknown on_failure %q", n.OnFailure)}
@@ -103,6 +118,9 @@ func compileGraph(g GraphSpec) (*graph, error) {
 		if !slices.Contains(cg.upstream[e.To], e.From) {
 			cg.upstream[e.To] = append(cg.upstream[e.To], e.From)
 		}
+	}
+	if err := cg.branches(g.Nodes, known); err != nil {
+		return nil, err
 	}
 	if err := cg.order(g.Nodes); err != nil {
 		return nil, err
@@ -152,8 +170,55 @@ func (cg *graph) order(nodes []NodeSpec) error {
 	return nil
 }
 
+// branches validates fallback branches: the branch exists, is dormant (no
+// in-edges), stands in for one node, and only leads to Egress or to its
+// primary's downstream nodes (which wait for the primary anyway).
+func (cg *graph) branches(nodes []NodeSpec, known func(string) bool) error {
+	for _, n := range nodes {
+		if n.BranchTo == "" {
+			continue
+		}
+		b := n.BranchTo
+		switch {
+		case n.OnFailure != PolicyBranch:
+			return &GraphError{Kind: ErrBadPolicy, Node: n.ID, Msg: "branch_to needs on_failure branch"}
+		case !known(b):
+			return &GraphError{Kind: ErrUnknownNode, Node: b, Msg: "branch_to names an unknown node"}
+		case len(cg.in[b]) > 0:
+			return &GraphError{Kind: ErrBadPolicy, Node: b, Msg: "a branch node is dormant: it must have no in-edges"}
+		case cg.branchOf[b] != "":
+			return &GraphError{Kind: ErrDuplicate, Node: b, Msg: "branch node serves two primaries"}
+		}
+		cg.branchOf[b] = n.ID
+		for _, ei := range cg.out[b] {
+			to := cg.edges[ei].To
+			ok := to == Egress
+			for _, pj := range cg.out[n.ID] {
+				ok = ok || cg.edges[pj].To == to
+			}
+			if !ok {
+				return &GraphError{Kind: ErrBadPolicy, Node: b, Edge: edgeName(cg.edges[ei]), Msg: "a branch may only lead to egress or its primary's downstream"}
+			}
+		}
+	}
+	for _, n := range nodes {
+		if _, isBranch := cg.branchOf[n.ID]; isBranch && n.BranchTo != "" {
+			return &GraphError{Kind: ErrBadPolicy, Node: n.ID, Msg: "branches cannot chain"}
+		}
+	}
+	return nil
+}
+
 func (cg *graph) checkPaths(nodes []NodeSpec) error {
 	fromIngress := cg.reach(Ingress, cg.out, func(e EdgeSpec) string { return e.To })
+	for b, p := range cg.branchOf { // a branch is reached through its primary
+		if fromIngress[p] {
+			fromIngress[b] = true
+			for id := range cg.reach(b, cg.out, func(e EdgeSpec) string { return e.To }) {
+				fromIngress[id] = true
+			}
+		}
+	}
 	toEgress := cg.reach(Egress, cg.in, func(e EdgeSpec) string { return e.From })
 	if !fromIngress[Egress] {
 		return &GraphError{Kind: ErrUnreachable, Msg: "no path from ingress to egress"}

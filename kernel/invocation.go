@@ -48,7 +48,7 @@ func (s *Session) startInvocation(t *turn, pn *PlannedNode, b Binding, attempt i
 			s.deliver(inv, ev, -1)
 		}
 	}
-	s.closeIfReady(t, pn.Spec.ID)
+	s.closeIfReady(t, s.g.inputOwner(pn.Spec.ID))
 	return inv
 }
 
@@ -92,7 +92,7 @@ func (s *Session) targets(t *turn, from string, ty eventabi.Type) []int {
 			continue
 		}
 		if e.To != Egress {
-			inv := t.byNode[e.To]
+			inv := s.receiver(t, e.To)
 			if inv == nil || inv.status != invOpen || inv.inputClosed || !s.selects(t, e.To, from) {
 				continue
 			}
@@ -104,8 +104,7 @@ func (s *Session) targets(t *turn, from string, ty eventabi.Type) []int {
 
 // selects applies a select join: the first upstream to deliver wins.
 func (s *Session) selects(t *turn, node, from string) bool {
-	inv := t.byNode[node]
-	if inv.pn.Join != JoinSelect {
+	if t.plan.node(node).Join != JoinSelect {
 		return true
 	}
 	won, ok := t.selected[node]
@@ -118,8 +117,8 @@ func (s *Session) routeOne(t *turn, from string, ei int, ev eventabi.Event) {
 		s.emit(queued{eff: EgressEvent{Event: ev}, edge: ei, turn: t.id})
 		return
 	}
-	inv := t.byNode[e.To]
-	if inv.pn.Join == JoinSelect {
+	inv := s.receiver(t, e.To)
+	if t.plan.node(e.To).Join == JoinSelect {
 		if _, ok := t.selected[e.To]; !ok {
 			t.selected[e.To] = from
 			s.record(TimelineRecord{Type: "select", TurnID: t.id, NodeID: e.To, Reason: "first upstream to deliver",
@@ -133,7 +132,7 @@ func (s *Session) routeOne(t *turn, from string, ei int, ev eventabi.Event) {
 // cancelLosers cancels the upstreams of a select node that lost the race
 // and feed nothing else: their work can no longer reach any output.
 func (s *Session) cancelLosers(t *turn, node, winner string) {
-	for _, up := range t.byNode[node].pn.Upstream {
+	for _, up := range t.plan.node(node).Upstream {
 		loser := t.byNode[up]
 		if up == winner || loser == nil || loser.status != invOpen {
 			continue
@@ -164,17 +163,18 @@ func (s *Session) upstreamDone(t *turn, up string) {
 }
 
 func (s *Session) closeIfReady(t *turn, node string) {
-	inv := t.byNode[node]
+	inv := s.receiver(t, node)
 	if inv == nil || inv.status != invOpen || inv.inputClosed {
 		return
 	}
+	pn := t.plan.node(node)
 	done := t.doneUp[node]
 	ready := true
-	if won, ok := t.selected[node]; ok && inv.pn.Join == JoinSelect {
+	if won, ok := t.selected[node]; ok && pn.Join == JoinSelect {
 		ready = done[won]
 	} else {
-		for _, up := range inv.pn.Upstream {
-			ready = ready && done[up]
+		for _, up := range pn.Upstream {
+			ready = ready && (done[up] || s.inactive(t, up))
 		}
 	}
 	if ready {

@@ -109,7 +109,7 @@ func (p *ResolvedTurnPlan) canonical() string {
 			fb = n.Fallback.Provider + "@" + n.Fallback.Version + "#" + n.Fallback.Pool
 		}
 		w("node", n.Spec.ID, n.Spec.Kind, n.Spec.Provider, n.Binding.Provider+"@"+n.Binding.Version+"#"+n.Binding.Pool,
-			n.Timeout.String(), n.Policy, strconv.Itoa(n.Spec.MaxRetries), n.Spec.Fallback, fb, n.Join)
+			n.Timeout.String(), n.Policy, strconv.Itoa(n.Spec.MaxRetries), n.Spec.Fallback, fb, n.Join, n.Spec.BranchTo)
 	}
 	for _, e := range p.Edges {
 		types := make([]string, len(e.Spec.Types))

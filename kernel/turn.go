@@ -24,6 +24,7 @@ type turn struct {
 	byNode   map[string]*invocation     // current invocation of each node
 	doneUp   map[string]map[string]bool // node -> upstream -> ended OK
 	selected map[string]string          // select-join node -> winning upstream
+	replaced map[string]bool            // failed nodes whose fallback branch took over
 
 	egressDropped int
 	dropRecorded  bool
@@ -143,7 +144,7 @@ func (s *Session) preTurnReject(reason string, attrs map[string]string) {
 // openTurn emits turn_open, starts every node's invocation, then turn_active.
 func (s *Session) openTurn(plan *ResolvedTurnPlan, in *intent) {
 	t := &turn{id: plan.TurnID, plan: plan, byNode: map[string]*invocation{},
-		doneUp: map[string]map[string]bool{}, selected: map[string]string{}}
+		doneUp: map[string]map[string]bool{}, selected: map[string]string{}, replaced: map[string]bool{}}
 	s.turn = t
 	s.stats.TurnsOpened++
 	attrs := map[string]string{"plan_hash": plan.Hash, "plan_id": plan.ID, "epoch": strconv.FormatUint(plan.Epoch, 10),
@@ -158,7 +159,9 @@ func (s *Session) openTurn(plan *ResolvedTurnPlan, in *intent) {
 	for i := range plan.Nodes {
 		pn := &plan.Nodes[i]
 		t.doneUp[pn.Spec.ID] = map[string]bool{}
-		s.startInvocation(t, pn, pn.Binding, 0, nil)
+		if _, dormant := s.g.branchOf[pn.Spec.ID]; !dormant {
+			s.startInvocation(t, pn, pn.Binding, 0, nil)
+		}
 	}
 	s.record(TimelineRecord{Type: "turn_active", TurnID: t.id})
 	for _, f := range in.frames {
@@ -167,6 +170,25 @@ func (s *Session) openTurn(plan *ResolvedTurnPlan, in *intent) {
 	if in.ended || !s.speaking {
 		s.closeIngress(t)
 	}
+}
+
+// inactive reports a node that takes no part in the turn (right now): a
+// dormant branch not activated, or a failed node its branch replaced.
+func (s *Session) inactive(t *turn, node string) bool {
+	if node == Ingress {
+		return false
+	}
+	_, dormant := s.g.branchOf[node]
+	return dormant && t.byNode[node] == nil || t.replaced[node]
+}
+
+// receiver is the invocation that takes node's inputs: the node's own, or
+// its branch's once the branch took over.
+func (s *Session) receiver(t *turn, node string) *invocation {
+	if t.replaced[node] {
+		return t.byNode[t.plan.node(node).Spec.BranchTo]
+	}
+	return t.byNode[node]
 }
 
 // closeIngress ends the user's part of the turn.
@@ -181,6 +203,9 @@ func (s *Session) maybeCommit(t *turn) {
 		return
 	}
 	for _, pn := range t.plan.Nodes {
+		if s.inactive(t, pn.Spec.ID) {
+			continue
+		}
 		if inv := t.byNode[pn.Spec.ID]; inv == nil || inv.status != invOK && inv.status != invSuperseded {
 			return
 		}
