@@ -65,21 +65,30 @@ func (s *Session) deliver(inv *invocation, ev eventabi.Event, edge int) {
 // deliverIngress routes one user audio frame (or passed ingress event)
 // along the ingress edges of the listening turn.
 func (s *Session) deliverIngress(t *turn, ev eventabi.Event) error {
-	targets := s.targets(t, Ingress, ev.Type)
+	_, err := s.fanOut(t, Ingress, "", ev)
+	return err
+}
+
+// fanOut routes one event of from (Ingress or a node's invocation inv)
+// along every out-edge that takes it, all or nothing: a data event is only
+// accepted if no target edge is holding it back (bounded block). It reports
+// whether the event went anywhere.
+func (s *Session) fanOut(t *turn, from, inv string, ev eventabi.Event) (bool, error) {
+	targets := s.targets(t, from, ev.Type)
 	if len(targets) == 0 {
-		return nil
+		return false, nil
 	}
 	if ev.Lane == eventabi.LaneData {
 		if err := s.admitEdges(targets); err != nil {
-			return err
+			return false, err
 		}
 	}
 	for _, ei := range targets {
 		c := ev
-		s.stamp(&c, t.id, Ingress, "")
-		s.routeOne(t, Ingress, ei, c)
+		s.stamp(&c, t.id, from, inv)
+		s.routeOne(t, from, ei, c)
 	}
-	return nil
+	return true, nil
 }
 
 // targets are the out-edges of from that accept type ty and whose target can
@@ -203,22 +212,9 @@ func (s *Session) OnNodeEvent(invocationID string, ev eventabi.Event) error {
 	if err := s.checkNodeEvent(inv, &ev); err != nil {
 		return err
 	}
-	targets := s.targets(t, inv.pn.Spec.ID, ev.Type)
-	if len(targets) == 0 {
-		return nil
-	}
-	if ev.Lane == eventabi.LaneData {
-		if err := s.admitEdges(targets); err != nil {
-			return err
-		}
-	}
-	for _, ei := range targets {
-		c := ev
-		s.stamp(&c, t.id, inv.pn.Spec.ID, invocationID)
-		s.routeOne(t, inv.pn.Spec.ID, ei, c)
-	}
-	inv.emitted = true
-	return nil
+	routed, err := s.fanOut(t, inv.pn.Spec.ID, invocationID, ev)
+	inv.emitted = inv.emitted || routed
+	return err
 }
 
 // dropLate counts an event of an invocation that already ended; output of a
