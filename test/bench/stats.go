@@ -33,11 +33,15 @@ func Summarize(d []time.Duration) Summary {
 		N:      len(us),
 		P50us:  Percentile(us, 0.50),
 		P99us:  Percentile(us, 0.99),
-		MeanUs: sum / float64(len(us)),
+		MeanUs: roundTo(sum/float64(len(us)), 1e-3), // ns: the clock's resolution
 		MinUs:  us[0],
 		MaxUs:  us[len(us)-1],
 	}
 }
+
+// roundTo rounds v to a multiple of unit, so results.json carries no float
+// noise digits.
+func roundTo(v, unit float64) float64 { return math.Round(v/unit) * unit }
 
 // Percentile returns the q-quantile (0 <= q <= 1) of sorted by the
 // nearest-rank method: the smallest sample such that at least q of all
@@ -70,7 +74,7 @@ func RatioOf(num, den Summary) Ratio {
 		if b == 0 {
 			return 0
 		}
-		return a / b
+		return roundTo(a/b, 1e-4)
 	}
 	return Ratio{P50: div(num.P50us, den.P50us), P99: div(num.P99us, den.P99us), Mean: div(num.MeanUs, den.MeanUs)}
 }

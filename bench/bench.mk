@@ -1,0 +1,42 @@
+# bench/bench.mk: the `make bench` target, included by the top-level
+# Makefile (`include bench/bench.mk`). It depends on that Makefile's `build`
+# target because other packages' benchmarks start the bin/ binaries.
+#
+# Speed targets are judged as ratios measured in this one run, never as
+# timings asserted in unit tests. Two steps:
+#   1. the Go benchmarks of the packages below -> bench/gobench.txt
+#      (-v so that a skip says why, e.g. "needs root");
+#   2. bin/rspp-bench: the frame round trip real path vs bare go-plugin gRPC
+#      vs raw unix socket, interleaved, plus step 1 parsed, ->
+#      bench/results.json and a summary on stdout.
+# A failing Go benchmark still gets its results.json written; the target
+# then exits non-zero.
+
+BENCH_DIRS    ?= kernel isolation supervisor
+BENCH_PKGS    := $(foreach d,$(BENCH_DIRS),$(if $(wildcard $(d)/),./$(d)/...))
+# 1s per benchmark keeps the whole target within ~6 minutes on 2 cores;
+# benchmarks that need many samples for a p99 should loop inside b.N.
+BENCHTIME     ?= 1s
+# Per test binary: a hung benchmark fails its package, not the target.
+BENCH_TIMEOUT ?= 4m
+# Round trips per path for the driver.
+BENCH_N       ?= 5000
+BENCH_GO      ?= go
+
+.PHONY: bench
+bench: build
+	$(BENCH_GO) build -o bin/rspp-bench ./test/bench/cmd/rspp-bench
+	@status=0; \
+	if [ -n "$(BENCH_PKGS)" ]; then \
+		echo "go test -bench . $(BENCH_PKGS) > bench/gobench.txt"; \
+		$(BENCH_GO) test -run '^$$' -bench . -benchtime=$(BENCHTIME) -benchmem -count=1 -v \
+			-timeout $(BENCH_TIMEOUT) $(BENCH_PKGS) > bench/gobench.txt 2>&1 || status=$$?; \
+	else \
+		: > bench/gobench.txt; \
+	fi; \
+	if [ $$status -ne 0 ]; then \
+		echo "go benchmarks failed (exit $$status); end of bench/gobench.txt:"; \
+		tail -n 30 bench/gobench.txt; \
+	fi; \
+	bin/rspp-bench -gobench bench/gobench.txt -out bench/results.json -n $(BENCH_N) || status=$$?; \
+	exit $$status

@@ -1,0 +1,85 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+)
+
+// Main is the driver: it parses args (without the program name), measures
+// the frame round trips, folds in the Go benchmark output and writes the
+// results. The plugin processes are this same binary: ServePluginIfAsked
+// must have run first.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("rspp-bench", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	out := fl.String("out", "bench/results.json", "where to write the results")
+	gobench := fl.String("gobench", "", "`file` holding `go test -bench` output to fold in (optional)")
+	var cfg RoundTripConfig
+	fl.IntVar(&cfg.Samples, "n", 5000, "measured round trips per path")
+	fl.IntVar(&cfg.Warmup, "warmup", 200, "unmeasured round trips per path first")
+	fl.IntVar(&cfg.Rounds, "rounds", 10, "interleaved rounds the samples are split into")
+	fl.IntVar(&cfg.FrameBytes, "frame", 640, "frame size in bytes")
+	fl.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "limit for the round-trip measurement")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fl.Args())
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("cannot find own binary to re-execute as plugin: %w", err)
+	}
+	cfg.Self = self
+
+	res := &Results{GeneratedAt: time.Now().UTC(), Machine: ThisMachine(), GoBenchmarks: map[string]*GoPackage{}}
+	if *gobench != "" {
+		// Parse first: a broken file should not cost a whole measurement.
+		pkgs, note, err := readGoBench(*gobench)
+		if err != nil {
+			return err
+		}
+		if note != "" {
+			res.Notes = append(res.Notes, note)
+		}
+		if pkgs != nil {
+			res.GoBenchmarks = pkgs
+		}
+	}
+	if res.FrameRoundTrip, err = MeasureRoundTrips(ctx, cfg); err != nil {
+		return fmt.Errorf("frame round trip: %w", err)
+	}
+	if err := WriteJSON(*out, res); err != nil {
+		return err
+	}
+	PrintSummary(stdout, res)
+	fmt.Fprintf(stdout, "\nwrote %s\n", *out)
+	return nil
+}
+
+// readGoBench parses the file; a missing file is a note, not an error (the
+// Go benchmarks may simply not have been run).
+func readGoBench(path string) (map[string]*GoPackage, string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Sprintf("no Go benchmark output at %s", path), nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	pkgs, err := ParseGoBench(f)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	if len(pkgs) == 0 {
+		return pkgs, fmt.Sprintf("no Go benchmark results in %s", path), nil
+	}
+	return pkgs, "", nil
+}
