@@ -20,6 +20,9 @@ var (
 	ErrConfig = errors.New("invalid session config")
 	// ErrStaleEpoch rejects input produced under an older authority epoch.
 	ErrStaleEpoch = errors.New("stale authority epoch")
+	// ErrFenced rejects output signals (output_accepted, playback_started)
+	// and output of a scope after its egress fence.
+	ErrFenced = errors.New("scope is fenced: output after cancel is invalid")
 	// ErrUnknownEvent is the unknown-event policy "reject".
 	ErrUnknownEvent = errors.New("unknown event type rejected by policy")
 )

@@ -35,6 +35,8 @@ func (s *Session) Ingest(ev eventabi.Event) error {
 			reason = ev.Control.Reason
 		}
 		s.Close(reason)
+	case eventabi.TypeOutputAccepted, eventabi.TypePlaybackStarted:
+		return s.outputSignal(ev)
 	case eventabi.TypeCancel:
 		return s.Cancel(ev.Control.Scope, cancelTarget(ev), ev.Control.Reason)
 	default:

@@ -452,4 +452,23 @@ func TestInvariant10_NothingOfCancelledScopeAfterFence(t *testing.T) {
 	if d := h.find("egress_drop"); len(d) != 1 || d[0].Attrs["count"] != "4" {
 		t.Fatalf("egress_drop %+v", d)
 	}
+	// output_accepted / playback_started of the fenced turn are invalid now;
+	// those of the new turn are evidence, recorded once.
+	second := h.s.ActiveTurn()
+	for _, ty := range []eventabi.Type{eventabi.TypeOutputAccepted, eventabi.TypePlaybackStarted} {
+		if err := h.ingest(eventabi.Event{Type: ty, TurnID: first}); !errors.Is(err, ErrFenced) {
+			t.Fatalf("%s after fence: %v", ty, err)
+		}
+		for range 2 {
+			h.must(h.ingest(eventabi.Event{Type: ty, TurnID: second}))
+		}
+	}
+	if h.s.Stats().PostFenceSignals != 2 || len(h.find("playback_started")) != 1 || len(h.find("output_accepted")) != 1 {
+		t.Fatalf("signals: %+v %v", h.s.Stats(), h.recordTypes())
+	}
+	for _, r := range h.find("playback_started") {
+		if r.TurnID != second {
+			t.Fatal("playback_started recorded for the fenced turn")
+		}
+	}
 }

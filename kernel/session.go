@@ -22,6 +22,7 @@ type Stats struct {
 	UnknownInvocation   uint64 // events for invocations the kernel never knew
 	LateDropped         uint64 // events for invocations already ended or cancelled
 	EgressDropped       uint64 // egress-bound outputs of fenced turns dropped
+	PostFenceSignals    uint64 // output_accepted/playback_started for fenced turns rejected
 	Shed                uint64 // data events shed by full edges
 	Degraded            uint64 // data events coalesced by full edges
 	Blocked             uint64 // ErrQueueFull answers (bounded block)
@@ -51,6 +52,7 @@ type Session struct {
 	invs        map[string]*invocation
 	retired     []string
 	dropPending []*turn // fenced turns whose egress_drop is not recorded yet
+	fenced      fencedSet
 	stats       Stats
 }
 

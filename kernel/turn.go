@@ -28,6 +28,7 @@ type turn struct {
 
 	egressDropped int
 	dropRecorded  bool
+	signalled     map[eventabi.Type]bool // output signals already recorded
 }
 
 // intent is a proposed turn waiting for (or retrying) admission.
@@ -241,6 +242,7 @@ func (s *Session) cancelTurn(t *turn, reason string) {
 // fence emits FenceEgress and drops every pending data effect of the turn.
 func (s *Session) fence(t *turn, reason string) {
 	t.fenced = true
+	s.fenced.add(t.id)
 	s.control(FenceEgress{TurnID: t.id, Reason: reason})
 	dropped := s.purge(func(q queued) bool { return q.turn == t.id })
 	s.record(TimelineRecord{Type: "fence", TurnID: t.id, Reason: reason, Attrs: map[string]string{

@@ -51,6 +51,10 @@ const (
 	TypeSpeechEnd    Type = "control.speech_end"   // user stopped speaking
 	TypeCancel       Type = "control.cancel"       // Control payload names scope + reason
 	TypeSessionClose Type = "control.session_close"
+	// Transport signals about agent output of a turn (TurnID set). After
+	// the turn's egress fence they are invalid and rejected.
+	TypeOutputAccepted  Type = "control.output_accepted"  // transport took the turn's first output
+	TypePlaybackStarted Type = "control.playback_started" // the user starts hearing it
 
 	// Telemetry lane.
 	TypeMetric Type = "telemetry.metric"

@@ -16,7 +16,8 @@ var DefaultLimits = Limits{MaxPCMBytes: 2 << 20, MaxTextBytes: 64 << 10, MaxIDBy
 func Known(t Type) bool {
 	switch t {
 	case TypeAudioFrame, TypeTranscriptPartial, TypeTranscriptFinal, TypeTextDelta, TypeTextFinal,
-		TypeSpeechStart, TypeSpeechEnd, TypeCancel, TypeSessionClose, TypeMetric:
+		TypeSpeechStart, TypeSpeechEnd, TypeCancel, TypeSessionClose, TypeMetric,
+		TypeOutputAccepted, TypePlaybackStarted:
 		return true
 	}
 	return false
@@ -125,7 +126,7 @@ func validateKnownPayload(ev *Event, bad badFunc) error {
 		if ev.Text == nil {
 			return bad(ErrPayloadMismatch, "text", "text event needs a text payload")
 		}
-	case TypeSpeechStart, TypeSpeechEnd, TypeSessionClose, TypeMetric:
+	case TypeSpeechStart, TypeSpeechEnd, TypeSessionClose, TypeMetric, TypeOutputAccepted, TypePlaybackStarted:
 		if ev.Audio != nil || ev.Text != nil {
 			return bad(ErrPayloadMismatch, "payload", "control/telemetry event carries media")
 		}

@@ -1,0 +1,81 @@
+// Package fence is the transport side of the egress fence (RK-06): a Gate
+// that a transport consults before it sends agent output or reports output
+// signals. Once a turn is fenced, nothing of it passes: no audio frame, no
+// text, no output_accepted or playback_started. It also drops output
+// stamped with a stale authority epoch. It does no I/O and is safe for
+// concurrent use (the runner fences, the transport's writer admits).
+package fence
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/kernel/eventabi"
+)
+
+// ErrStaleEpoch is output produced under an older authority epoch.
+var ErrStaleEpoch = kernel.ErrStaleEpoch
+
+// Gate remembers fenced turns (bounded) and the current epoch.
+type Gate struct {
+	mu      sync.Mutex
+	max     int
+	fenced  map[string]string // turn id -> reason
+	order   []string
+	epoch   uint64
+	dropped uint64
+}
+
+// NewGate remembers up to max fenced turns (0: 256).
+func NewGate(max int) *Gate {
+	if max <= 0 {
+		max = 256
+	}
+	return &Gate{max: max, fenced: map[string]string{}}
+}
+
+// Fence closes the gate for a turn, from now on.
+func (g *Gate) Fence(turnID, reason string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.fenced[turnID]; ok {
+		return
+	}
+	g.fenced[turnID] = reason
+	g.order = append(g.order, turnID)
+	if len(g.order) > g.max {
+		delete(g.fenced, g.order[0])
+		g.order = g.order[1:]
+	}
+}
+
+// SetEpoch raises the authority epoch; output of older epochs is dropped.
+func (g *Gate) SetEpoch(epoch uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.epoch = max(g.epoch, epoch)
+}
+
+// Admit says whether ev (agent output or an output signal) may go out.
+// Fenced or stale output returns a typed error and is counted.
+func (g *Gate) Admit(ev *eventabi.Event) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if reason, ok := g.fenced[ev.TurnID]; ok && ev.TurnID != "" {
+		g.dropped++
+		return fmt.Errorf("%w: turn %s (%s)", kernel.ErrFenced, ev.TurnID, reason)
+	}
+	if ev.Epoch != 0 && ev.Epoch < g.epoch {
+		g.dropped++
+		return fmt.Errorf("%w: epoch %d < %d", ErrStaleEpoch, ev.Epoch, g.epoch)
+	}
+	return nil
+}
+
+// Dropped counts what Admit refused.
+func (g *Gate) Dropped() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.dropped
+}

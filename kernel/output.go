@@ -1,0 +1,58 @@
+package kernel
+
+import (
+	"fmt"
+
+	"github.com/rspp/rspp/kernel/eventabi"
+)
+
+// maxFencedRemembered bounds the fenced turn ids kept to reject late
+// output signals (older ones are long past any transport buffer).
+const maxFencedRemembered = 64
+
+// fencedSet remembers recently fenced turns, bounded, oldest forgotten first.
+type fencedSet struct {
+	ids   map[string]bool
+	order []string
+}
+
+func (f *fencedSet) add(id string) {
+	if f.ids == nil {
+		f.ids = map[string]bool{}
+	}
+	f.ids[id] = true
+	f.order = append(f.order, id)
+	if len(f.order) > maxFencedRemembered {
+		delete(f.ids, f.order[0])
+		f.order = f.order[1:]
+	}
+}
+
+func (f *fencedSet) has(id string) bool { return f.ids[id] }
+
+// outputSignal handles the transport's output_accepted / playback_started:
+// after the turn's fence they are invalid (invariant 10) and rejected with
+// ErrFenced; for the active turn the first of each kind is recorded.
+func (s *Session) outputSignal(ev eventabi.Event) error {
+	if ev.TurnID == "" {
+		return &eventabi.ValidationError{Kind: eventabi.ErrInvalidEvent, Field: "turn_id", Type: ev.Type, Msg: "output signal without turn"}
+	}
+	if s.fenced.has(ev.TurnID) {
+		s.stats.PostFenceSignals++
+		return fmt.Errorf("%w: %s for turn %s", ErrFenced, ev.Type, ev.TurnID)
+	}
+	t := s.turn
+	if t == nil || t.id != ev.TurnID || t.signalled[ev.Type] {
+		return nil
+	}
+	if t.signalled == nil {
+		t.signalled = map[eventabi.Type]bool{}
+	}
+	t.signalled[ev.Type] = true
+	typ := "output_accepted"
+	if ev.Type == eventabi.TypePlaybackStarted {
+		typ = "playback_started"
+	}
+	s.record(TimelineRecord{Type: typ, TurnID: t.id})
+	return nil
+}
