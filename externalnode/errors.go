@@ -22,12 +22,12 @@ type ExitError struct {
 
 func (e *ExitError) Error() string {
 	if e.Signal != "" {
-		return fmt.Sprintf("plugin pid %d: signal: %s", e.Pid, e.Signal)
+		return fmt.Sprintf("plugin crashed (pid %d, signal: %s)", e.Pid, e.Signal)
 	}
 	if e.Code >= 0 {
-		return fmt.Sprintf("plugin pid %d: exit status %d", e.Pid, e.Code)
+		return fmt.Sprintf("plugin crashed (pid %d, exit status %d)", e.Pid, e.Code)
 	}
-	return fmt.Sprintf("plugin pid %d: %v", e.Pid, e.Cause)
+	return fmt.Sprintf("plugin crashed (pid %d, %v)", e.Pid, e.Cause)
 }
 
 func (e *ExitError) Unwrap() error { return kernel.ErrNodeCrashed }

@@ -33,11 +33,19 @@ func OpenStateDir(root string) (*StateDir, []string, error) {
 		return nil, nil, err
 	}
 	run := filepath.Join(root, "run-"+strconv.Itoa(os.Getpid()))
+	// go-plugin puts sockets at run/plugin-dirNNNNNNNNNN/pluginNNNNNNNNNN;
+	// a unix socket path must fit in 108 bytes (sun_path).
+	if n := len(run) + len("/plugin-dir0123456789/plugin0123456789"); n > maxSocketPath {
+		return nil, nil, fmt.Errorf("state dir %s: too long for unix socket paths (%d bytes with the socket name, max %d): choose a shorter runtime.state_dir", root, n, maxSocketPath)
+	}
 	if err := os.MkdirAll(run, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("state dir %s: %w", run, err)
 	}
 	return &StateDir{Root: root, Run: run}, swept, nil
 }
+
+// maxSocketPath is sun_path's size less its terminating NUL.
+const maxSocketPath = 107
 
 // Close removes this run's directory.
 func (d *StateDir) Close() error { return os.RemoveAll(d.Run) }

@@ -1,0 +1,185 @@
+// Package integration runs the real rspp binary with the real provider
+// plugins (pocketsphinx, rules, espeak) as separate processes, and checks
+// what a user would: the spoken reply, the timeline's evidence, that a
+// provider crash is contained, and that nothing is left behind.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rspp/rspp/providers/speechtest"
+	"github.com/rspp/rspp/test/testenv"
+	"github.com/rspp/rspp/transports/wav"
+)
+
+var bins testenv.Bins
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rspp-integration-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bins, err = testenv.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "building binaries:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if left := testenv.ProcsUnder(dir); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "processes left behind: %v\n", left)
+		code = 1
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// run is one rspp invocation.
+type run struct {
+	dir, cfg, in, out, timeline, state string
+	cmd                                *exec.Cmd
+	stdout, stderr                     bytes.Buffer
+}
+
+func newRun(t *testing.T, phrase string, o testenv.ConfigOptions) *run {
+	t.Helper()
+	speechtest.Require(t)
+	r := &run{dir: t.TempDir()}
+	// Unix socket paths must stay short: t.TempDir's names are long.
+	state, err := os.MkdirTemp("", "rs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(state) })
+	r.state = state
+	o.StateDir = r.state
+	if r.cfg, err = testenv.WriteConfig(r.dir, bins, o); err != nil {
+		t.Fatal(err)
+	}
+	pcm, err := speechtest.Synthesize(context.Background(), phrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.in = filepath.Join(r.dir, "in.wav")
+	if err := wav.WriteFile(r.in, pcm); err != nil {
+		t.Fatal(err)
+	}
+	r.out = filepath.Join(r.dir, "out.wav")
+	r.timeline = filepath.Join(r.dir, "timeline.jsonl")
+	return r
+}
+
+func (r *run) start(t *testing.T, extra ...string) {
+	t.Helper()
+	args := append([]string{"run", "--config", r.cfg, "--input", r.in, "--output", r.out, "--timeline", r.timeline}, extra...)
+	r.cmd = exec.Command(bins.RSPP, args...)
+	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if r.cmd.ProcessState == nil {
+			_ = r.cmd.Process.Kill()
+			_ = r.cmd.Wait()
+		}
+	})
+}
+
+// wait waits for rspp to exit and returns its exit code.
+func (r *run) wait(t *testing.T, limit time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- r.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		_ = r.cmd.Process.Kill()
+		<-done
+		t.Fatalf("rspp did not exit within %v\nstdout:\n%s\nstderr:\n%s", limit, &r.stdout, &r.stderr)
+	}
+	return r.cmd.ProcessState.ExitCode()
+}
+
+func (r *run) records(t *testing.T) []testenv.Record {
+	t.Helper()
+	recs, err := testenv.ReadTimeline(r.timeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// waitRecord polls the timeline (written as things happen) until pred holds.
+func (r *run) waitRecord(t *testing.T, what string, pred func(testenv.Record) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		recs, _ := testenv.ReadTimeline(r.timeline)
+		if slices.ContainsFunc(recs, pred) {
+			return
+		}
+		if r.cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timeline never showed %s\nstderr:\n%s", what, &r.stderr)
+}
+
+// assertNothingLeft checks that no plugin process and no socket or state
+// dir of the run survived rspp.
+func (r *run) assertNothingLeft(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for len(testenv.ProcsUnder(bins.Dir)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if left := testenv.ProcsUnder(bins.Dir); len(left) > 0 {
+		t.Errorf("plugin processes left behind: %v", left)
+	}
+	entries, _ := os.ReadDir(r.state)
+	for _, e := range entries {
+		t.Errorf("state left behind: %s", filepath.Join(r.state, e.Name()))
+	}
+}
+
+func killProvider(t *testing.T, name string) {
+	t.Helper()
+	pid, ok := testenv.ProcOf(bins.Provider[name])
+	if !ok {
+		t.Fatalf("no %s plugin process found", name)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SIGKILLed %s plugin pid %d", name, pid)
+}
+
+func hasType(typ string) func(testenv.Record) bool {
+	return func(r testenv.Record) bool { return r.Type == typ }
+}
+
+func invocationEnded(node string) func(testenv.Record) bool {
+	return func(r testenv.Record) bool { return r.Type == "invocation_end" && r.NodeID == node }
+}
+
+func abortsNaming(recs []testenv.Record, node string) []string {
+	var reasons []string
+	for _, r := range recs {
+		if r.Type == "turn_abort" && strings.Contains(r.Reason, "node "+node) {
+			reasons = append(reasons, r.Reason)
+		}
+	}
+	return reasons
+}
