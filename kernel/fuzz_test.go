@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -89,8 +90,8 @@ func runFuzzTrace(t *testing.T, data []byte) {
 			})
 		}
 	})
-	var invs []string
-	scanned := 0
+	var invs, fenced []string
+	scanned, fencedScan := 0, 0
 	pick := func(b byte) string {
 		for _, e := range h.effects[scanned:] {
 			if st, ok := e.(StartInvocation); ok {
@@ -163,11 +164,27 @@ func runFuzzTrace(t *testing.T, data []byte) {
 				t.Fatalf("malformed node event accepted by a live invocation: %v", ev.String())
 			}
 		case 15:
-			ty := eventabi.TypeSpeechStart
-			if arg%2 == 1 {
-				ty = eventabi.TypeSpeechEnd
+			switch arg % 4 {
+			case 0:
+				_ = h.s.Ingest(eventabi.Event{Type: eventabi.TypeSpeechStart})
+			case 1:
+				_ = h.s.Ingest(eventabi.Event{Type: eventabi.TypeSpeechEnd})
+			default: // an output signal for some fenced or live turn
+				for _, e := range h.effects[fencedScan:] {
+					if f, ok := e.(FenceEgress); ok {
+						fenced = append(fenced, f.TurnID)
+					}
+				}
+				fencedScan = len(h.effects)
+				turn := h.s.ActiveTurn()
+				if len(fenced) > 0 && arg&4 != 0 {
+					turn = fenced[int(arg>>3)%len(fenced)]
+				}
+				err := h.s.Ingest(eventabi.Event{Type: eventabi.TypePlaybackStarted, TurnID: turn})
+				if turn != "" && slices.Contains(fenced, turn) && !h.s.Closed() && !errors.Is(err, ErrFenced) {
+					t.Fatalf("playback_started accepted for fenced turn %s: %v", turn, err)
+				}
 			}
-			_ = h.s.Ingest(eventabi.Event{Type: ty})
 		}
 		if err := checkBounds(h.s); err != nil {
 			t.Fatalf("step %d: %v", i/2, err)
