@@ -319,6 +319,8 @@ func TestInvariant07_BoundedBlockThenShedOrDegrade(t *testing.T) {
 			}
 			h.clk.Advance(50 * time.Millisecond) // past BlockFor: never an unbounded wait
 			h.must(h.s.OnNodeEvent(llm, text(eventabi.TypeTextDelta, "b")))
+			// The episode now sheds/degrades without blocking again until drained.
+			h.must(h.s.OnNodeEvent(llm, text(eventabi.TypeTextDelta, "c")))
 			batch := h.drain()
 			var got []string
 			for _, e := range batch {
@@ -326,7 +328,7 @@ func TestInvariant07_BoundedBlockThenShedOrDegrade(t *testing.T) {
 					got = append(got, d.Event.Text.Text)
 				}
 			}
-			want := map[string][]string{OverflowShed: {"a", "a", "a", "b"}, OverflowDegrade: {"a", "a", "a", "ab"}}[mode]
+			want := map[string][]string{OverflowShed: {"a", "a", "b", "c"}, OverflowDegrade: {"a", "a", "a", "abc"}}[mode]
 			if !slices.Equal(got, want) {
 				t.Fatalf("delivered %v, want %v", got, want)
 			}

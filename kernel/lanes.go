@@ -23,6 +23,7 @@ type edgeState struct {
 	depth        int
 	high         bool  // above the high watermark since the last low crossing
 	blockedSince int64 // -1 when not blocking
+	shedding     bool  // BlockFor ran out this episode: shed without blocking until drained
 	shedRecorded bool
 	shed         int // events shed or coalesced in this pressure episode
 }
@@ -86,7 +87,7 @@ func (s *Session) emit(item queued) {
 func (s *Session) admitEdges(edges []int) error {
 	for _, ei := range edges {
 		es, pe := &s.q.edges[ei], &s.edges[ei]
-		if es.depth < pe.Capacity || pe.BlockFor <= 0 {
+		if es.depth < pe.Capacity || pe.BlockFor <= 0 || es.shedding {
 			continue
 		}
 		if es.blockedSince < 0 {
@@ -99,6 +100,7 @@ func (s *Session) admitEdges(edges []int) error {
 			s.stats.Blocked++
 			return ErrQueueFull
 		}
+		es.shedding = true
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/rspp/rspp/kernel/eventabi"
@@ -46,7 +47,6 @@ type Session struct {
 	closed      bool
 	closing     *SessionClosed // handed out last by the next Ready
 	speaking    bool           // the user is speaking (VAD or transport)
-	rejected    bool           // the current utterance was refused a turn
 	turn        *turn
 	pending     *intent // deferred proposal
 	invs        map[string]*invocation
@@ -142,7 +142,10 @@ func (s *Session) TurnPlan() (ResolvedTurnPlan, bool) {
 	if s.turn == nil {
 		return ResolvedTurnPlan{}, false
 	}
-	return *s.turn.plan, true
+	p := *s.turn.plan // copy: the frozen plan is never shared mutably
+	p.Nodes = slices.Clone(p.Nodes)
+	p.Edges = slices.Clone(p.Edges)
+	return p, true
 }
 
 // Stats returns a copy of the session's counters.

@@ -56,7 +56,7 @@ func (s *Session) speechStart(preRoll []eventabi.Event) {
 	if s.speaking {
 		return
 	}
-	s.speaking, s.rejected = true, false
+	s.speaking = true
 	bargeIn := false
 	if t := s.turn; t != nil {
 		if t.phase == phaseListening {
@@ -80,7 +80,7 @@ func (s *Session) speechEnd() {
 	if !s.speaking {
 		return
 	}
-	s.speaking, s.rejected = false, false
+	s.speaking = false
 	if p := s.pending; p != nil {
 		p.ended = true
 	}
@@ -138,7 +138,6 @@ func (s *Session) propose(in *intent) {
 
 func (s *Session) preTurnReject(reason string, attrs map[string]string) {
 	s.stats.PreTurnRejected++
-	s.rejected = s.speaking
 	s.record(TimelineRecord{Type: "pre_turn_reject", Reason: reason, Attrs: attrs})
 }
 
