@@ -14,7 +14,7 @@ const (
 	DefaultNodeTimeout     = 30 * time.Second
 	DefaultEdgeCapacity    = 256 // events
 	DefaultIngressCapacity = 128 // ~2.5 s of 20 ms frames
-	DefaultRetryBuffer     = 1024
+	DefaultRetryBuffer     = 512 // ~10 s of 20 ms frames, kept only for retry/fallback/branch nodes
 )
 
 // Node failure policies (NodeSpec.OnFailure).

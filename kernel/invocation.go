@@ -54,9 +54,12 @@ func (s *Session) startInvocation(t *turn, pn *PlannedNode, b Binding, attempt i
 
 // deliver queues one input for inv and keeps its bounded retry copy.
 func (s *Session) deliver(inv *invocation, ev eventabi.Event, edge int) {
-	if len(inv.inputs) < inv.t.plan.RetryBuffer {
+	switch {
+	case inv.pn.Policy == PolicyAbort:
+		// Nothing will ever be re-delivered: keep no copy.
+	case len(inv.inputs) < inv.t.plan.RetryBuffer:
 		inv.inputs = append(inv.inputs, ev)
-	} else {
+	default:
 		inv.inputsLost = true
 	}
 	s.emit(queued{eff: DeliverInput{InvocationID: inv.ref.InvocationID, Event: ev}, edge: edge, turn: inv.t.id, inv: inv.ref.InvocationID})

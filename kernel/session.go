@@ -162,7 +162,10 @@ func (s *Session) Close(reason string) {
 	if s.turn != nil {
 		s.cancelTurn(s.turn, "session_close")
 	}
-	s.pending = nil
+	if s.pending != nil {
+		s.pending = nil
+		s.preTurnReject("session_close", nil)
+	}
 	s.flushDrops()
 	s.record(TimelineRecord{Type: "session_close", Reason: reason})
 	s.closing = &SessionClosed{Reason: reason}

@@ -328,3 +328,24 @@ func TestExplicitSpeechEvents(t *testing.T) {
 		t.Fatal("stt input not closed")
 	}
 }
+
+func TestCloseWhileDeferredLeavesEvidence(t *testing.T) {
+	h := newHarness(t, func(c *SessionConfig) {
+		c.Admission = AdmitterFunc(func(TurnIntent) Decision { return Decision{Outcome: Defer, Reason: "busy"} })
+	})
+	h.frames(4, loud)
+	h.s.Close("bye")
+	h.drain()
+	r := h.find("pre_turn_reject")
+	if len(r) != 1 || r[0].Reason != "session_close" || len(h.find("turn_open")) != 0 {
+		t.Fatalf("records %v", h.recordTypes())
+	}
+}
+
+func TestAbortPolicyKeepsNoRetryCopy(t *testing.T) {
+	h := newHarness(t, nil)
+	h.frames(50, loud)
+	if inv := h.s.invs[h.inv("stt")]; len(inv.inputs) != 0 {
+		t.Fatalf("abort-policy node keeps %d inputs", len(inv.inputs))
+	}
+}
