@@ -21,6 +21,8 @@ type ResolvedTurnPlan struct {
 	Edges  []PlannedEdge // config order
 	// RetryBuffer bounds the inputs kept per invocation for re-delivery.
 	RetryBuffer int
+
+	byID map[string]int // node id -> index in Nodes
 }
 
 // PlannedNode is a node with its frozen binding and policies.
@@ -83,6 +85,10 @@ func freezePlan(cg *graph, edges []PlannedEdge, cfg *SessionConfig, planID, turn
 		p.Nodes = append(p.Nodes, pn)
 	}
 	p.Edges = edges
+	p.byID = make(map[string]int, len(p.Nodes))
+	for i, n := range p.Nodes {
+		p.byID[n.Spec.ID] = i
+	}
 	sum := sha256.Sum256([]byte(p.canonical()))
 	p.Hash = hex.EncodeToString(sum[:])
 	return p, nil
@@ -123,10 +129,8 @@ func (p *ResolvedTurnPlan) canonical() string {
 }
 
 func (p *ResolvedTurnPlan) node(id string) *PlannedNode {
-	for i := range p.Nodes {
-		if p.Nodes[i].Spec.ID == id {
-			return &p.Nodes[i]
-		}
+	if i, ok := p.byID[id]; ok {
+		return &p.Nodes[i]
 	}
 	return nil
 }
