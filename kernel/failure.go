@@ -21,7 +21,7 @@ func (s *Session) fail(inv *invocation, err error, detail string) {
 	reason := "node " + pn.Spec.ID + " failed: " + cause
 	decision, why := s.decide(inv, err)
 	s.record(TimelineRecord{Type: "invocation_fail", TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: inv.ref.InvocationID,
-		Reason: reason, Attrs: map[string]string{"decision": decision, "why": why, "attempt": strconv.Itoa(inv.attempt)}})
+		Reason: reason, Attrs: map[string]string{"decision": decision, "why": why, "attempt": strconv.Itoa(inv.attempt), "kind": FailureKind(err)}})
 	switch decision {
 	case PolicyRetry:
 		s.record(TimelineRecord{Type: "invocation_retry", TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: inv.ref.InvocationID,
@@ -77,4 +77,27 @@ func (s *Session) decide(inv *invocation, err error) (string, string) {
 		return PolicyBranch, "hand inputs to branch " + pn.Spec.BranchTo
 	}
 	return PolicyAbort, "policy " + pn.Policy
+}
+
+// FailureKind names the typed failure kind of err for evidence and metrics:
+// crashed, timeout, resource_limit, protocol, unavailable, cancelled,
+// failed, or other.
+func FailureKind(err error) string {
+	for _, k := range []struct {
+		err  error
+		name string
+	}{
+		{ErrResourceLimit, "resource_limit"}, // before crashed: an OOM kill is also an exit
+		{ErrNodeCrashed, "crashed"},
+		{ErrNodeTimeout, "timeout"},
+		{ErrProtocol, "protocol"},
+		{ErrNodeUnavailable, "unavailable"},
+		{ErrCancelled, "cancelled"},
+		{ErrNodeFailed, "failed"},
+	} {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "other"
 }
