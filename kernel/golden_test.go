@@ -75,6 +75,7 @@ func firstDiff(want, got string) string {
 func runScript(t *testing.T, src string) string {
 	var lines []string
 	var h *harness
+	hold := false
 	mutators := []func(*SessionConfig){}
 	for ln, raw := range strings.Split(src, "\n") {
 		f := fields(raw)
@@ -90,6 +91,7 @@ func runScript(t *testing.T, src string) string {
 			})
 			lines = append(lines, render(h.effects)...)
 		}
+		var errs []string
 		mark := 0
 		if h != nil {
 			mark = len(h.effects)
@@ -108,17 +110,26 @@ func runScript(t *testing.T, src string) string {
 				mk = quiet
 			}
 			h.frames(atoi(f[1]), mk)
-		case "emit":
+		case "emit", "emit*10":
 			ev := text(eventabi.Type(f[2]), strings.Join(f[3:], " "))
 			if f[2] == string(eventabi.TypeAudioFrame) {
 				ev = loud()
 			} else if f[2] == string(eventabi.TypeMetric) {
 				ev = eventabi.Event{Type: eventabi.TypeMetric}
 			}
-			if err := h.emitOut(scriptInv(h, f[1]), ev); err != nil {
-				lines = append(lines, "> "+raw, "  error: "+err.Error())
-				continue
+			for range repeat(f[0]) {
+				if err := h.s.OnNodeEvent(scriptInv(h, f[1]), ev); err != nil {
+					errs = append(errs, "  error: "+err.Error())
+				}
 			}
+			if !hold {
+				h.drain()
+			}
+		case "hold": // stop draining Ready after each input (queues build up)
+			hold = true
+		case "drain":
+			hold = false
+			h.drain()
 		case "end":
 			var err error
 			detail := strings.Join(f[3:], " ")
@@ -139,7 +150,9 @@ func runScript(t *testing.T, src string) string {
 			}
 			h.clk.Advance(d)
 			h.s.Tick()
-			h.drain()
+			if !hold {
+				h.drain()
+			}
 		case "cancel":
 			target := ""
 			if len(f) > 2 {
@@ -156,9 +169,18 @@ func runScript(t *testing.T, src string) string {
 			fail("unknown command")
 		}
 		lines = append(lines, "> "+raw)
+		lines = append(lines, errs...)
 		lines = append(lines, render(h.effects[mark:])...)
 	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// repeat is how many times an emit command repeats ("emit*10").
+func repeat(cmd string) int {
+	if _, n, ok := strings.Cut(cmd, "*"); ok {
+		return atoi(n)
+	}
+	return 1
 }
 
 func configMutator(f []string, fail func(string)) func(*SessionConfig) {
@@ -262,6 +284,9 @@ func renderOne(e Effect) string {
 	case StartInvocation:
 		return fmt.Sprintf("start %s node=%s turn=%s binding=%s@%s attempt=%d", e.Ref.InvocationID, e.Ref.NodeID, e.Ref.TurnID, e.Binding.Provider, e.Binding.Version, e.Attempt)
 	case DeliverInput:
+		if e.Event.Text != nil {
+			return fmt.Sprintf("deliver %s %s from=%s text=%q", e.InvocationID, e.Event.Type, e.Event.NodeID, e.Event.Text.Text)
+		}
 		return fmt.Sprintf("deliver %s %s from=%s", e.InvocationID, e.Event.Type, e.Event.NodeID)
 	case CloseInput:
 		return "close_input " + e.InvocationID

@@ -334,9 +334,9 @@ func TestInvariant07_BoundedBlockThenShedOrDegrade(t *testing.T) {
 			}
 			var actions []string
 			for _, r := range h.find("pressure") {
-				actions = append(actions, r.Attrs["level"])
+				actions = append(actions, r.Attrs["level"]+":"+r.Attrs["action"])
 			}
-			if !slices.Equal(actions, []string{"high", "block", mode, "low"}) {
+			if !slices.Equal(actions, []string{"high:block_then_" + mode, "full:block", "full:" + mode, "low:resume"}) {
 				t.Fatalf("pressure records %v", actions)
 			}
 		})
@@ -365,13 +365,13 @@ func TestInvariant08_WatermarkCrossingsRecordedDeterministically(t *testing.T) {
 	}
 	var levels []string
 	for _, r := range a {
-		levels = append(levels, r.Attrs["level"]+"@"+r.Attrs["depth"])
+		levels = append(levels, r.Attrs["level"]+":"+r.Attrs["action"]+"@"+r.Attrs["depth"])
 		if r.Attrs["edge"] != "stt->llm" || r.TurnID == "" {
 			t.Fatalf("pressure record without edge/turn: %+v", r)
 		}
 	}
 	// High watermark of 8 is 6; shed recorded once per episode; each drain crosses low.
-	want := []string{"high@6", "shed@8", "low@8", "high@6", "shed@8", "low@8"}
+	want := []string{"high:shed@6", "full:shed@8", "low:resume@8", "high:shed@6", "full:shed@8", "low:resume@8"}
 	if !slices.Equal(levels, want) {
 		t.Fatalf("levels %v, want %v", levels, want)
 	}

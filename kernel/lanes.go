@@ -93,7 +93,7 @@ func (s *Session) admitEdges(edges []int) error {
 		if es.blockedSince < 0 {
 			es.blockedSince = s.now
 			s.stats.Blocked++
-			s.pressure(ei, "block", "queue full")
+			s.pressureAttrs(ei, "full", "block", map[string]string{"block_for": pe.BlockFor.String()})
 			return ErrQueueFull
 		}
 		if s.now-es.blockedSince < int64(pe.BlockFor) {
@@ -136,7 +136,7 @@ func (s *Session) overflow(item queued, ei int) {
 		s.stats.Degraded++
 		if !es.shedRecorded {
 			es.shedRecorded = true
-			s.pressure(ei, "degrade", "coalesced text into the newest queued event")
+			s.pressure(ei, "full", OverflowDegrade)
 		}
 		return
 	}
@@ -149,7 +149,7 @@ func (s *Session) overflow(item queued, ei int) {
 	s.stats.Shed++
 	if !es.shedRecorded {
 		es.shedRecorded = true
-		s.pressure(ei, "shed", "dropped the oldest queued event")
+		s.pressure(ei, "full", OverflowShed)
 	}
 	s.q.data = append(s.q.data, item)
 }
@@ -231,6 +231,9 @@ func (s *Session) drainEdges() {
 	}
 }
 
+// pressure records a deterministic pressure action of an edge: level is
+// "high" (crossed the high watermark; action names the flow mode), "full"
+// (action "block", "shed" or "degrade") or "low" (drained; action "resume").
 func (s *Session) pressure(ei int, level, action string) {
 	s.pressureAttrs(ei, level, action, nil)
 }
@@ -251,5 +254,5 @@ func (s *Session) pressureAttrs(ei int, level, action string, extra map[string]s
 	if s.turn != nil {
 		turn = s.turn.id
 	}
-	s.record(TimelineRecord{Type: "pressure", TurnID: turn, Reason: level + ": " + action, Attrs: attrs})
+	s.record(TimelineRecord{Type: "pressure", TurnID: turn, Reason: level + " watermark: " + action, Attrs: attrs})
 }
