@@ -2,7 +2,9 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,50 +14,123 @@ import (
 	"github.com/rspp/rspp/kernel"
 )
 
-// PoolConfig says how to run one provider's instances.
+// ErrPoolClosed: the pool was stopped (or is being drained after an
+// upgrade). It unwraps to kernel.ErrNodeUnavailable.
+var ErrPoolClosed = fmt.Errorf("pool closed: %w", kernel.ErrNodeUnavailable)
+
+// PoolConfig says how to run one provider version's instances.
 type PoolConfig struct {
-	Provider     string // provider name from the config
-	NodeID       string // sent to Configure
-	Binary       string
-	Args         []string
-	Env          []string
-	Checksum     []byte
-	Instances    int
-	StartTimeout time.Duration
-	ConfigDir    string
-	ConfigJSON   []byte
-	SocketDir    string
-	Runner       externalnode.RunnerFunc // nil: plain process
-	SkipHostEnv  bool
-	Logger       hclog.Logger
+	Key      string // pool key, e.g. "espeak#1"; the binding's Pool
+	Provider string // provider name from the config
+	NodeID   string // sent to Configure
+	Launch   Launch
+	// Warm is how many ready instances the pool keeps (default 1). With 2
+	// or more a crash leaves a ready standby while the replacement starts.
+	Warm       int
+	ConfigDir  string
+	ConfigJSON []byte
+	Restart    RestartPolicy
+	// KillGrace is how long a cancelled invocation may take to end before
+	// its instance is killed as hung (default 2s).
+	KillGrace time.Duration
+	// AcquireWait bounds how long Acquire waits for a ready instance while
+	// a replacement starts (default 5s).
+	AcquireWait time.Duration
+	// HealthInterval is how often idle-or-busy instances are health-checked
+	// (default 2s; negative: never). HealthFailures consecutive failures of
+	// HealthTimeout each kill the instance as hung (defaults 2 and 2s).
+	HealthInterval time.Duration
+	HealthTimeout  time.Duration
+	HealthFailures int
+	Clock          Clock
+	Seed           uint64 // restart jitter
+	Logger         hclog.Logger
+	// Events, if set, is told about instance lifecycle changes. It is
+	// called from pool goroutines and must not block.
+	Events func(PoolEvent)
+	// Pids, if set, records every process the pool starts.
+	Pids *PidLog
 }
 
-// Pool is a provider's set of running instances.
+func (c *PoolConfig) defaults() {
+	if c.Warm <= 0 {
+		c.Warm = 1
+	}
+	if c.KillGrace <= 0 {
+		c.KillGrace = 2 * time.Second
+	}
+	if c.AcquireWait <= 0 {
+		c.AcquireWait = 5 * time.Second
+	}
+	if c.HealthInterval == 0 {
+		c.HealthInterval = 2 * time.Second
+	}
+	if c.HealthTimeout <= 0 {
+		c.HealthTimeout = 2 * time.Second
+	}
+	if c.HealthFailures <= 0 {
+		c.HealthFailures = 2
+	}
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.NodeID == "" {
+		c.NodeID = c.Provider
+	}
+}
+
+// PoolEvent is one lifecycle change of a pool.
+type PoolEvent struct {
+	Pool     string
+	Type     string // "ready", "crashed", "restart_scheduled", "circuit_open", "circuit_closed", "stopped"
+	Instance string
+	Pid      int
+	Crash    *CrashError   // for "crashed"
+	Delay    time.Duration // for "restart_scheduled"
+	At       time.Time
+}
+
+// Pool is one provider version's set of instances: it keeps Warm of them
+// ready, replaces crashed ones under its restart policy and hands out the
+// least loaded ready one.
 type Pool struct {
-	cfg PoolConfig
-	log hclog.Logger
+	cfg    PoolConfig
+	log    hclog.Logger
+	ctx    context.Context // cancelled by Close: aborts starts in progress
+	cancel context.CancelFunc
 
 	mu        sync.Mutex
-	instances []*externalnode.Instance
+	insts     []*Instance // starting, ready or draining
 	info      externalnode.Info
-	closed    bool
 	seq       int
-	wg        sync.WaitGroup
+	pending   int   // crashes the supervise loop has not accounted for yet
+	circuit   error // non-nil while the circuit is open
+	readyWake chan struct{}
+	closed    bool
+	crashes   map[CrashKind]int
+	restarts  int
+
 	stop      chan struct{}
+	kick      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeDone chan struct{}
 }
 
-// StartPool starts cfg.Instances instances and waits until each is
-// configured. On any failure it stops what it started and says which.
+// StartPool starts cfg.Warm instances and waits until each is configured.
+// On any failure it stops what it started and says which provider failed.
 func StartPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
-	if cfg.Instances <= 0 {
-		cfg.Instances = 1
+	cfg.defaults()
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p := &Pool{
+		cfg: cfg, log: cfg.Logger.Named(cfg.Key), ctx: pctx, cancel: cancel,
+		readyWake: make(chan struct{}), crashes: map[CrashKind]int{},
+		stop: make(chan struct{}), kick: make(chan struct{}, 1), closeDone: make(chan struct{}),
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = hclog.NewNullLogger()
-	}
-	p := &Pool{cfg: cfg, log: log.Named(cfg.Provider), stop: make(chan struct{})}
-	for range cfg.Instances {
+	for range cfg.Warm {
 		inst, err := p.startInstance(ctx)
 		if err != nil {
 			p.Close()
@@ -63,149 +138,325 @@ func StartPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		}
 		p.adopt(inst)
 	}
+	p.wg.Add(1)
+	go p.supervise()
+	if cfg.HealthInterval > 0 {
+		p.wg.Add(1)
+		go p.healthLoop()
+	}
 	return p, nil
 }
 
-func (p *Pool) startInstance(ctx context.Context) (*externalnode.Instance, error) {
+// Key is the pool key.
+func (p *Pool) Key() string { return p.cfg.Key }
+
+// Provider is the provider the pool serves.
+func (p *Pool) Provider() string { return p.cfg.Provider }
+
+func (p *Pool) emit(ev PoolEvent) {
+	ev.Pool = p.cfg.Key
+	ev.At = p.cfg.Clock.Now()
+	if p.cfg.Events != nil {
+		p.cfg.Events(ev)
+	}
+}
+
+// startInstance launches one process and configures it. A failure is a
+// *CrashError of kind handshake (or what the process died of).
+func (p *Pool) startInstance(ctx context.Context) (*Instance, error) {
 	p.mu.Lock()
 	p.seq++
-	name := fmt.Sprintf("%s#%d", p.cfg.Provider, p.seq)
+	name := fmt.Sprintf("%s.%d", p.cfg.Key, p.seq)
 	p.mu.Unlock()
-	inst, err := externalnode.Start(ctx, externalnode.StartConfig{
-		Name: name, Binary: p.cfg.Binary, Args: p.cfg.Args, Env: p.cfg.Env, Checksum: p.cfg.Checksum,
-		Runner: p.cfg.Runner, SkipHostEnv: p.cfg.SkipHostEnv, SocketDir: p.cfg.SocketDir,
-		StartTimeout: p.cfg.StartTimeout, Logger: p.log,
-	})
+	node, env, err := p.cfg.Launch.start(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("provider %s: start %s: %w", p.cfg.Provider, p.cfg.Binary, err)
+		return nil, &CrashError{Provider: p.cfg.Provider, Instance: name, Kind: CrashHandshake, Err: err}
+	}
+	inst := &Instance{name: name, provider: p.cfg.Provider, node: node, env: env, started: time.Now()}
+	if p.cfg.Pids != nil {
+		p.cfg.Pids.add(node.Pid())
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := inst.Configure(cctx, externalnode.Config{NodeID: p.cfg.NodeID, Dir: p.cfg.ConfigDir, Raw: p.cfg.ConfigJSON}); err != nil {
-		inst.Kill()
-		return nil, fmt.Errorf("provider %s: %w", p.cfg.Provider, err)
+	if err := node.Configure(cctx, externalnode.Config{NodeID: p.cfg.NodeID, Dir: p.cfg.ConfigDir, Raw: p.cfg.ConfigJSON}); err != nil {
+		inst.release()
+		return nil, &CrashError{Provider: p.cfg.Provider, Instance: name, Pid: node.Pid(), Kind: CrashHandshake, Err: err}
+	}
+	if err := inst.move(Ready); err != nil {
+		inst.release()
+		return nil, err
 	}
 	return inst, nil
 }
 
 // adopt adds a ready instance and watches it.
-func (p *Pool) adopt(inst *externalnode.Instance) {
+func (p *Pool) adopt(inst *Instance) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
-		go inst.Kill()
+		p.mu.Unlock()
+		_ = inst.move(Stopped)
+		inst.release()
 		return
 	}
-	p.instances = append(p.instances, inst)
-	p.info = inst.Info()
+	p.insts = append(p.insts, inst)
+	p.info = inst.node.Info()
+	close(p.readyWake)
+	p.readyWake = make(chan struct{})
 	p.wg.Add(1)
+	p.mu.Unlock()
+	p.emit(PoolEvent{Type: "ready", Instance: inst.name, Pid: inst.Pid()})
 	go p.watch(inst)
 }
 
-// watch replaces an instance that died, with a short backoff between tries.
-func (p *Pool) watch(inst *externalnode.Instance) {
+// watch turns an instance's death into a typed crash and asks for a
+// replacement.
+func (p *Pool) watch(inst *Instance) {
 	defer p.wg.Done()
 	select {
-	case <-inst.Done():
+	case <-inst.node.Done():
 	case <-p.stop:
 		return
 	}
-	p.log.Warn("instance died", "instance", inst.Name(), "error", inst.Err())
-	inst.Kill() // reap and remove its socket dir
-	p.remove(inst)
-	backoff := 50 * time.Millisecond
+	c := inst.died()
+	inst.release()
+	p.mu.Lock()
+	p.insts = slices.DeleteFunc(p.insts, func(x *Instance) bool { return x == inst })
+	if c != nil {
+		p.pending++
+		p.crashes[c.Kind]++
+	}
+	p.mu.Unlock()
+	if c == nil {
+		return
+	}
+	p.log.Warn("instance crashed", "instance", inst.name, "kind", c.Kind, "error", c.Err)
+	p.emit(PoolEvent{Type: "crashed", Instance: inst.name, Pid: c.Pid, Crash: c})
+	p.poke()
+}
+
+func (p *Pool) poke() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// supervise owns restarts: it applies the restart policy to crashes and
+// keeps Warm instances ready, or opens the circuit.
+func (p *Pool) supervise() {
+	defer p.wg.Done()
+	clock := p.cfg.Clock
+	tr := newRestartTracker(p.cfg.Restart, clock, p.cfg.Seed)
+	var (
+		timer     <-chan time.Time
+		nextStart time.Time
+	)
 	for {
 		select {
 		case <-p.stop:
 			return
-		default:
+		case <-p.kick:
+		case <-timer:
 		}
-		next, err := p.startInstance(context.Background())
-		if err == nil {
-			p.adopt(next)
-			return
+		timer = nil
+		p.mu.Lock()
+		n := p.pending
+		p.pending = 0
+		p.mu.Unlock()
+		for range n {
+			d, err := tr.Crashed()
+			switch {
+			case err != nil && !errors.Is(p.circuitErr(), ErrCircuitOpen):
+				p.setCircuit(err)
+				p.log.Error("circuit open: provider marked unavailable", "error", err)
+				p.emit(PoolEvent{Type: "circuit_open"})
+			case err == nil:
+				if t := clock.Now().Add(d); t.After(nextStart) {
+					nextStart = t
+				}
+				p.emit(PoolEvent{Type: "restart_scheduled", Delay: d})
+			}
 		}
-		p.log.Error("restart failed", "error", err)
-		select {
-		case <-p.stop:
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
-func (p *Pool) remove(inst *externalnode.Instance) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for i, x := range p.instances {
-		if x == inst {
-			p.instances = append(p.instances[:i], p.instances[i+1:]...)
-			return
-		}
-	}
-}
-
-// Acquire returns the live instance with the fewest open invocations.
-func (p *Pool) Acquire() (*externalnode.Instance, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var best *externalnode.Instance
-	bestLoad := 0
-	for _, inst := range p.instances {
-		if inst.Err() != nil {
+		now := clock.Now()
+		if tr.Open() {
+			at := tr.HalfOpenAt()
+			if at.IsZero() || p.deficit() == 0 {
+				continue
+			}
+			if now.Before(at) {
+				timer = clock.After(at.Sub(now))
+				continue
+			}
+			inst, err := p.startInstance(p.ctx)
+			tr.HalfOpenResult(err)
+			if err != nil {
+				timer = clock.After(tr.HalfOpenAt().Sub(clock.Now()))
+				continue
+			}
+			p.setCircuit(nil)
+			p.emit(PoolEvent{Type: "circuit_closed"})
+			p.restarted(inst)
 			continue
 		}
-		if load := inst.OpenInvocations(); best == nil || load < bestLoad {
+		if p.deficit() == 0 {
+			continue
+		}
+		if now.Before(nextStart) {
+			timer = clock.After(nextStart.Sub(now))
+			continue
+		}
+		inst, err := p.startInstance(p.ctx)
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return
+			}
+			p.log.Error("restart failed", "error", err)
+			p.mu.Lock()
+			p.pending++
+			p.crashes[CrashHandshake]++
+			p.mu.Unlock()
+			p.poke()
+			continue
+		}
+		p.restarted(inst)
+	}
+}
+
+func (p *Pool) restarted(inst *Instance) {
+	p.mu.Lock()
+	p.restarts++
+	p.mu.Unlock()
+	p.adopt(inst)
+	p.poke() // more may be missing
+}
+
+// deficit is how many instances are missing to Warm.
+func (p *Pool) deficit() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return 0
+	}
+	return max(p.cfg.Warm-len(p.insts), 0)
+}
+
+func (p *Pool) circuitErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.circuit
+}
+
+func (p *Pool) setCircuit(err error) {
+	p.mu.Lock()
+	p.circuit = err
+	close(p.readyWake) // waiters re-check: fail fast or take the new instance
+	p.readyWake = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// Acquire returns the least loaded ready instance whose name is not in
+// avoid (instances an earlier attempt of the same invocation failed on).
+// While none is ready and a replacement is starting it waits up to
+// AcquireWait; only then does it fall back to an avoided live instance.
+func (p *Pool) Acquire(avoid []string) (*Instance, error) {
+	deadline := p.cfg.Clock.Now().Add(p.cfg.AcquireWait)
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("provider %s (%s): %w", p.cfg.Provider, p.cfg.Key, ErrPoolClosed)
+		}
+		best, fallback := p.pickLocked(avoid)
+		circuit, wake := p.circuit, p.readyWake
+		p.mu.Unlock()
+		if best != nil {
+			return best, nil
+		}
+		if circuit != nil {
+			return nil, fmt.Errorf("provider %s: %w", p.cfg.Provider, circuit)
+		}
+		left := deadline.Sub(p.cfg.Clock.Now())
+		if left <= 0 {
+			if fallback != nil {
+				return fallback, nil
+			}
+			return nil, fmt.Errorf("provider %s: no ready instance within %s: %w", p.cfg.Provider, p.cfg.AcquireWait, kernel.ErrNodeUnavailable)
+		}
+		select {
+		case <-wake:
+		case <-p.cfg.Clock.After(left):
+		case <-p.stop:
+		}
+	}
+}
+
+func (p *Pool) pickLocked(avoid []string) (best, fallback *Instance) {
+	bestLoad, fbLoad := 0, 0
+	for _, inst := range p.insts {
+		if inst.State() != Ready || inst.node.Err() != nil {
+			continue
+		}
+		load := inst.node.OpenInvocations()
+		if slices.Contains(avoid, inst.name) {
+			if fallback == nil || load < fbLoad {
+				fallback, fbLoad = inst, load
+			}
+			continue
+		}
+		if best == nil || load < bestLoad {
 			best, bestLoad = inst, load
 		}
 	}
-	if best == nil {
-		return nil, fmt.Errorf("provider %s: no live instance: %w", p.cfg.Provider, kernel.ErrNodeUnavailable)
-	}
-	return best, nil
+	return best, fallback
 }
 
-// Info is what the pool's plugin reported (name, version).
-func (p *Pool) Info() externalnode.Info {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.info
-}
-
-// Pids lists the pool's live plugin process ids.
-func (p *Pool) Pids() []int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var pids []int
-	for _, inst := range p.instances {
-		pids = append(pids, inst.Pid())
-	}
-	return pids
-}
-
-// Close stops every instance and waits for the pool's goroutines. Safe to
-// call twice.
-func (p *Pool) Close() {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		p.wg.Wait()
+// killHung kills an instance that stopped answering; its death is then a
+// crash of kind hung. The process is SIGKILLed directly (with its group
+// and envelope): a graceful stop would wait on the hung plugin.
+func (p *Pool) killHung(inst *Instance, why string) {
+	if !inst.markHung() {
 		return
 	}
-	p.closed = true
-	close(p.stop)
-	insts := p.instances
-	p.instances = nil
-	p.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, inst := range insts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			inst.Kill()
-		}()
+	p.log.Warn("killing hung instance", "instance", inst.name, "why", why)
+	inst.kill()
+}
+
+// healthLoop asks every ready instance whether it serves; one that fails
+// HealthFailures checks in a row is killed as hung (a SIGSTOPped plugin
+// with no invocation open would otherwise never be noticed).
+func (p *Pool) healthLoop() {
+	defer p.wg.Done()
+	fails := map[*Instance]int{}
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.cfg.Clock.After(p.cfg.HealthInterval):
+		}
+		p.mu.Lock()
+		insts := slices.Clone(p.insts)
+		p.mu.Unlock()
+		for _, inst := range insts {
+			if inst.State() != Ready {
+				delete(fails, inst)
+				continue
+			}
+			ctx, cancel := context.WithTimeout(p.ctx, p.cfg.HealthTimeout)
+			_, err := inst.node.Health(ctx)
+			cancel()
+			if err == nil || inst.node.Err() != nil || p.ctx.Err() != nil {
+				delete(fails, inst)
+				continue
+			}
+			if fails[inst]++; fails[inst] >= p.cfg.HealthFailures {
+				delete(fails, inst)
+				p.killHung(inst, "health check: "+err.Error())
+			}
+		}
+		for inst := range fails {
+			if !slices.Contains(insts, inst) {
+				delete(fails, inst)
+			}
+		}
 	}
-	wg.Wait()
-	p.wg.Wait()
 }

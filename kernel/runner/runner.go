@@ -17,9 +17,25 @@ import (
 	"github.com/rspp/rspp/kernel/eventabi"
 )
 
-// Pools finds a ready plugin instance for a binding's pool key.
+// Pools opens invocations on a ready plugin instance of a binding's pool.
+// avoid names instances that earlier attempts of the same node in the same
+// turn failed on (crash, timeout): a retry must land on another, live
+// instance when the pool has one.
 type Pools interface {
-	Acquire(pool string) (*externalnode.Instance, error)
+	Open(pool string, req externalnode.OpenRequest, avoid []string, h externalnode.Handler) (Call, error)
+}
+
+// Call is one open invocation. Its end (Handler.OnEnd) carries a typed
+// error (errors.Is kernel.ErrNodeCrashed, ErrProtocol, ErrResourceLimit...).
+type Call interface {
+	// Instance names the instance serving the call.
+	Instance() string
+	Send(ev eventabi.Event) error
+	CloseInput() error
+	// Cancel asks the plugin on the control path to stop and forgets the
+	// call: no output or end of it is delivered afterwards. The pool kills
+	// an instance that does not end it within its grace period.
+	Cancel(reason string)
 }
 
 // Output is the transport side of one session.
@@ -80,7 +96,8 @@ type Session struct {
 	wake    chan struct{}
 	dropped atomic.Int64
 
-	calls map[string]*externalnode.HostCall // by kernel invocation id; loop-owned
+	calls  map[string]*openCall           // by kernel invocation id; loop-owned
+	failed map[string]map[string][]string // turn -> node -> instances attempts failed on; loop-owned
 
 	active   atomic.Value // string: active turn id
 	idleWake chan struct{}
@@ -110,7 +127,7 @@ func Open(cfg Config) (*Session, error) {
 	}
 	s := &Session{
 		id: cfg.Kernel.SessionID, cfg: cfg, k: k, done: make(chan struct{}),
-		wake: make(chan struct{}, 1), calls: make(map[string]*externalnode.HostCall),
+		wake: make(chan struct{}, 1), calls: make(map[string]*openCall), failed: make(map[string]map[string][]string),
 		idleWake: make(chan struct{}),
 	}
 	s.active.Store("")
@@ -229,12 +246,22 @@ func (s *Session) apply(in input) {
 	case inIngest:
 		err = s.k.Ingest(in.ev)
 	case inNodeEvent:
+		if s.calls[in.invID] == nil {
+			break // output of a call the kernel already gave up on
+		}
 		err = s.k.OnNodeEvent(in.invID, in.ev)
 		if err == nil && s.cfg.Observe != nil {
 			s.cfg.Observe(in.ev.NodeID, in.ev)
 		}
 	case inNodeEnd:
+		c := s.calls[in.invID]
+		if c == nil {
+			break // end of a call the kernel already gave up on
+		}
 		delete(s.calls, in.invID)
+		if in.err != nil {
+			s.noteFailed(c)
+		}
 		s.k.OnInvocationEnd(in.invID, kernel.InvocationResult{Err: in.err, Detail: detail(in.err)})
 	case inClose:
 		s.k.Close(in.err.Error())
@@ -286,19 +313,20 @@ func (s *Session) do(e kernel.Effect) {
 		s.start(e)
 	case kernel.DeliverInput:
 		if c := s.calls[e.InvocationID]; c != nil {
-			_ = c.Send(e.Event) // a dead instance reports through OnEnd
+			_ = c.call.Send(e.Event) // a dead instance reports through OnEnd
 		}
 	case kernel.CloseInput:
 		if c := s.calls[e.InvocationID]; c != nil {
-			_ = c.CloseInput()
+			_ = c.call.CloseInput()
 		}
 	case kernel.CancelInvocation:
 		if c := s.calls[e.InvocationID]; c != nil {
-			_ = c.Cancel(e.Reason)
 			// The kernel has given up on it: forget it here too so a late
-			// end or late output cannot reach the kernel as news.
-			c.Abandon()
+			// end or late output cannot reach the kernel as news. A retry
+			// of the same node (after a timeout) avoids this instance.
+			c.call.Cancel(e.Reason)
 			delete(s.calls, e.InvocationID)
+			s.noteFailed(c)
 		}
 	case kernel.EgressEvent:
 		if s.cfg.Output != nil {
@@ -309,6 +337,9 @@ func (s *Session) do(e kernel.Effect) {
 			s.cfg.Output.Fence(e.TurnID, e.Reason)
 		}
 	case kernel.Record:
+		if e.Record.Type == "turn_close" {
+			delete(s.failed, e.Record.TurnID)
+		}
 		if s.cfg.Timeline != nil {
 			s.cfg.Timeline.Append(e.Record)
 		}
@@ -318,14 +349,10 @@ func (s *Session) do(e kernel.Effect) {
 
 // start opens an invocation on an instance of the binding's pool. The wire
 // invocation id is namespaced by session: one plugin instance multiplexes
-// invocations of many sessions.
+// invocations of many sessions. A retry avoids the instances earlier
+// attempts of the node failed on in this turn.
 func (s *Session) start(e kernel.StartInvocation) {
 	invID := e.Ref.InvocationID
-	inst, err := s.cfg.Pools.Acquire(e.Binding.Pool)
-	if err != nil {
-		s.k.OnInvocationEnd(invID, kernel.InvocationResult{Err: err, Detail: err.Error()})
-		return
-	}
 	wireID := s.id + "/" + invID
 	h := externalnode.Handler{
 		OnEvent: func(ev eventabi.Event) {
@@ -339,19 +366,38 @@ func (s *Session) start(e kernel.StartInvocation) {
 	req := externalnode.OpenRequest{
 		InvocationID: wireID, SessionID: s.id, TurnID: e.Ref.TurnID, NodeID: e.Ref.NodeID,
 	}
-	call, err := inst.Open(req, h)
+	var avoid []string
+	if e.Attempt > 0 {
+		avoid = s.failed[e.Ref.TurnID][e.Ref.NodeID]
+	}
+	call, err := s.cfg.Pools.Open(e.Binding.Pool, req, avoid, h)
 	if err != nil {
 		s.k.OnInvocationEnd(invID, kernel.InvocationResult{Err: err, Detail: err.Error()})
 		return
 	}
-	s.calls[invID] = call
+	s.calls[invID] = &openCall{call: call, turn: e.Ref.TurnID, node: e.Ref.NodeID}
+}
+
+// openCall is an open invocation and where it belongs.
+type openCall struct {
+	call       Call
+	turn, node string
+}
+
+// noteFailed remembers the instance a node's attempt failed on.
+func (s *Session) noteFailed(c *openCall) {
+	byNode := s.failed[c.turn]
+	if byNode == nil {
+		byNode = map[string][]string{}
+		s.failed[c.turn] = byNode
+	}
+	byNode[c.node] = append(byNode[c.node], c.call.Instance())
 }
 
 // release cancels whatever is still open when the session ends.
 func (s *Session) release() {
 	for id, c := range s.calls {
-		_ = c.Cancel("session_close")
-		c.Abandon()
+		c.call.Cancel("session_close")
 		delete(s.calls, id)
 	}
 }

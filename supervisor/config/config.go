@@ -79,24 +79,56 @@ type Runtime struct {
 	// $TMPDIR/rspp); stale entries of dead runs are swept on start.
 	StateDir string `yaml:"state_dir"`
 	// AdminSocket is the unix socket of the admin API (default
-	// StateDir/admin-<pid>.sock).
+	// StateDir/admin.sock: one serving runtime per state dir).
 	AdminSocket string `yaml:"admin_socket"`
 	// TickInterval is how often sessions check deadlines (default 20ms).
 	TickInterval Duration `yaml:"tick_interval"`
+	// Isolation: "auto" (default: cgroup envelopes + sandbox entry when
+	// running as root with cgroups, plain processes otherwise; a tenant
+	// profile then refuses to start), "on" (required) or "off".
+	Isolation string `yaml:"isolation"`
+	// KillGrace is how long a cancelled invocation may run on before its
+	// instance is killed as hung and counted as a crash (default 2s).
+	KillGrace Duration `yaml:"kill_grace"`
+	// DrainTimeout bounds how long an old pool keeps serving in-flight
+	// turns after a hot upgrade (default 60s).
+	DrainTimeout Duration `yaml:"drain_timeout"`
+}
+
+// Restart is a provider's OTP-style restart intensity: at most Intensity
+// restarts within Period, each after a doubling backoff with jitter; past
+// it the provider's circuit opens (unavailable) for Cooldown.
+type Restart struct {
+	Intensity  int      `yaml:"intensity"`   // default 5
+	Period     Duration `yaml:"period"`      // default 30s
+	Backoff    Duration `yaml:"backoff"`     // first backoff, default 20ms
+	BackoffMax Duration `yaml:"backoff_max"` // default 2s
+	Jitter     float64  `yaml:"jitter"`      // 0..1, default 0.2
+	Cooldown   Duration `yaml:"cooldown"`    // default 30s
 }
 
 // Provider is one plugin binary serving a provider or node.
 type Provider struct {
-	Kind         string         `yaml:"kind"`
-	Binary       string         `yaml:"binary"`
-	SHA256       string         `yaml:"sha256"`
-	Args         []string       `yaml:"args"`
-	Instances    int            `yaml:"instances"`
-	StartTimeout Duration       `yaml:"start_timeout"`
-	Profile      string         `yaml:"profile"`
-	Tenant       string         `yaml:"tenant"`
-	Limits       Limits         `yaml:"limits"`
-	Config       map[string]any `yaml:"config"`
+	Kind         string   `yaml:"kind"`
+	Binary       string   `yaml:"binary"`
+	SHA256       string   `yaml:"sha256"`
+	Args         []string `yaml:"args"`
+	Instances    int      `yaml:"instances"` // warm instances kept ready (>= 2 gives a standby)
+	StartTimeout Duration `yaml:"start_timeout"`
+	Restart      Restart  `yaml:"restart"`
+	// HealthInterval is how often instances are health-checked (default
+	// 2s, "off" is not a duration: use a negative one to disable);
+	// HealthTimeout bounds one check (default 2s). Two failed checks in a
+	// row kill the instance as hung.
+	HealthInterval Duration `yaml:"health_interval"`
+	HealthTimeout  Duration `yaml:"health_timeout"`
+	// AcquireWait bounds how long an invocation waits for a ready instance
+	// while a replacement starts (default 5s).
+	AcquireWait Duration       `yaml:"acquire_wait"`
+	Profile     string         `yaml:"profile"`
+	Tenant      string         `yaml:"tenant"`
+	Limits      Limits         `yaml:"limits"`
+	Config      map[string]any `yaml:"config"`
 
 	// Filled by Load.
 	Name       string `yaml:"-"`
@@ -182,6 +214,7 @@ var (
 	profiles   = map[string]bool{"trusted": true, "tenant": true}
 	onFailures = map[string]bool{"": true, "abort": true, "retry": true, "fallback": true}
 	unknownEv  = map[string]bool{"": true, "reject": true, "drop": true, "pass": true}
+	isolations = map[string]bool{"": true, "auto": true, "on": true, "off": true}
 )
 
 func (c *Config) errf(key, format string, a ...any) error {
@@ -211,6 +244,15 @@ func (c *Config) validate() error {
 	}
 	if c.Runtime.TickInterval < 0 {
 		return c.errf("runtime.tick_interval", "must be positive")
+	}
+	if !isolations[c.Runtime.Isolation] {
+		return c.errf("runtime.isolation", "must be auto, on or off, got %q", c.Runtime.Isolation)
+	}
+	if c.Runtime.KillGrace < 0 {
+		return c.errf("runtime.kill_grace", "must be positive")
+	}
+	if c.Runtime.DrainTimeout < 0 {
+		return c.errf("runtime.drain_timeout", "must be positive")
 	}
 	return nil
 }
@@ -256,6 +298,18 @@ func (c *Config) validateProvider(name string, p *Provider) error {
 	}
 	if !profiles[p.Profile] {
 		return c.errf(key+".profile", "must be trusted or tenant, got %q", p.Profile)
+	}
+	r := p.Restart
+	switch {
+	case r.Intensity < 0:
+		return c.errf(key+".restart.intensity", "must not be negative")
+	case r.Period < 0, r.Backoff < 0, r.BackoffMax < 0, r.Cooldown < 0:
+		return c.errf(key+".restart", "durations must not be negative")
+	case r.Jitter < 0 || r.Jitter > 1:
+		return c.errf(key+".restart.jitter", "must be within 0..1, got %v", r.Jitter)
+	}
+	if p.HealthTimeout < 0 || p.AcquireWait < 0 {
+		return c.errf(key, "health_timeout and acquire_wait must not be negative")
 	}
 	if p.Limits.MemoryMB < 0 || p.Limits.CPU < 0 || p.Limits.Pids < 0 {
 		return c.errf(key+".limits", "limits must not be negative")

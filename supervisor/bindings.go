@@ -1,0 +1,83 @@
+package supervisor
+
+import (
+	"sync"
+
+	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/kernel/runner"
+)
+
+// sessionBindings is one session's view of the runtime's bindings. It
+// remembers which pool keys the session's open turn froze, so that an old
+// pool is drained only once no turn is bound to it. Binding is called on
+// the session goroutine at plan freeze, before the turn_open record; the
+// keys are released at the turn's turn_close (or session_close).
+type sessionBindings struct {
+	rt   *Runtime
+	next runner.Timeline
+
+	mu      sync.Mutex
+	pending map[string]bool            // keys handed out since the last turn_open
+	turns   map[string]map[string]bool // open turn -> keys
+}
+
+func (sb *sessionBindings) Binding(provider string) (kernel.Binding, bool) {
+	b, ok := sb.rt.Binding(provider)
+	if ok {
+		sb.mu.Lock()
+		if sb.pending == nil {
+			sb.pending = map[string]bool{}
+		}
+		sb.pending[b.Pool] = true
+		sb.mu.Unlock()
+	}
+	return b, ok
+}
+
+// Append watches lifecycle records, then passes them on.
+func (sb *sessionBindings) Append(rec kernel.TimelineRecord) {
+	sb.mu.Lock()
+	switch rec.Type {
+	case "turn_open":
+		sb.turns[rec.TurnID] = sb.pending
+		sb.pending = nil
+	case "turn_close":
+		delete(sb.turns, rec.TurnID)
+	case "pre_turn_reject", "pre_turn_defer":
+		sb.pending = nil
+	}
+	sb.mu.Unlock()
+	if rec.Type == "session_close" {
+		sb.rt.forget(sb)
+	}
+	if sb.next != nil {
+		sb.next.Append(rec)
+	}
+}
+
+// holds says whether an open turn (or a plan being frozen) is bound to key.
+func (sb *sessionBindings) holds(key string) bool {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if sb.pending[key] {
+		return true
+	}
+	for _, keys := range sb.turns {
+		if keys[key] {
+			return true
+		}
+	}
+	return false
+}
+
+// poolHeld says whether any session's turn is bound to key.
+func (rt *Runtime) poolHeld(key string) bool {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	for sb := range rt.sessions {
+		if sb.holds(key) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,266 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rspp/rspp/externalnode"
+	"github.com/rspp/rspp/isolation"
+	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/kernel/eventabi"
+)
+
+// eventLog collects pool events; wait blocks until one matches.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []PoolEvent
+	ch  chan struct{}
+}
+
+func newEventLog() *eventLog { return &eventLog{ch: make(chan struct{}, 1)} }
+
+func (l *eventLog) add(ev PoolEvent) {
+	l.mu.Lock()
+	l.evs = append(l.evs, ev)
+	l.mu.Unlock()
+	select {
+	case l.ch <- struct{}{}:
+	default:
+	}
+}
+
+func (l *eventLog) wait(t testing.TB, what string, match func(PoolEvent) bool) PoolEvent {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		l.mu.Lock()
+		for _, ev := range l.evs {
+			if match(ev) {
+				l.mu.Unlock()
+				return ev
+			}
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.ch:
+		case <-deadline:
+			t.Fatalf("no %s event", what)
+		}
+	}
+}
+
+func testPool(t testing.TB, mod func(*PoolConfig)) (*Pool, *eventLog) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := newEventLog()
+	cfg := PoolConfig{
+		Key: "echo#1", Provider: "echo", Warm: 2, ConfigJSON: []byte(`{"role":"echo"}`),
+		Launch:    Launch{Binary: self, Args: []string{testPluginArg}, SocketDir: t.TempDir()},
+		KillGrace: 300 * time.Millisecond, HealthInterval: -1, Events: log.add,
+		Restart: RestartPolicy{BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p, err := StartPool(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p, log
+}
+
+// openEcho opens an invocation and returns a channel with its end error.
+func openEcho(t testing.TB, p *Pool, id string, avoid []string) (*Call, chan error) {
+	t.Helper()
+	end := make(chan error, 1)
+	c, err := p.Open(externalnode.OpenRequest{InvocationID: id, SessionID: "s", TurnID: "t", NodeID: "echo"}, avoid,
+		externalnode.Handler{OnEvent: func(eventabi.Event) {}, OnEnd: func(err error) { end <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, end
+}
+
+func TestPoolSIGKILLIsTypedCrashAndReplaced(t *testing.T) {
+	p, log := testPool(t, nil)
+	c, end := openEcho(t, p, "inv-1", nil)
+	victim := p.PoolInstance(c.Instance())
+	if err := syscall.Kill(victim.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := <-end
+	var ce *CrashError
+	if !errors.As(err, &ce) || ce.Kind != CrashSignal || !errors.Is(err, kernel.ErrNodeCrashed) {
+		t.Fatalf("in-flight invocation ended with %v, want a signal CrashError (kernel.ErrNodeCrashed)", err)
+	}
+	if victim.State() != Crashed {
+		t.Fatalf("victim state %s, want crashed", victim.State())
+	}
+	log.wait(t, "crashed", func(ev PoolEvent) bool { return ev.Type == "crashed" && ev.Instance == victim.Name() })
+	log.wait(t, "replacement ready", func(ev PoolEvent) bool { return ev.Type == "ready" && ev.Instance == "echo#1.3" })
+	// A retry avoiding nothing in particular still never gets the dead one.
+	c2, _ := openEcho(t, p, "inv-2", []string{victim.Name()})
+	if c2.Instance() == victim.Name() {
+		t.Fatal("acquired the dead instance")
+	}
+	if got := p.Status().Crashes["signal"]; got != 1 {
+		t.Fatalf("signal crashes %d, want 1", got)
+	}
+}
+
+func TestPoolRetryAvoidsFailedInstance(t *testing.T) {
+	p, _ := testPool(t, nil)
+	c1, _ := openEcho(t, p, "inv-1", nil)
+	for i := range 5 {
+		c, _ := openEcho(t, p, "retry-"+string(rune('a'+i)), []string{c1.Instance()})
+		if c.Instance() == c1.Instance() {
+			t.Fatalf("retry landed on the avoided instance %s", c.Instance())
+		}
+		c.Cancel("test")
+	}
+}
+
+func TestPoolKillsHungInstanceAfterGrace(t *testing.T) {
+	hang := filepath.Join(t.TempDir(), "hang")
+	p, log := testPool(t, func(c *PoolConfig) {
+		c.Warm = 1
+		c.ConfigJSON = []byte(`{"role":"echo","hang_file":"` + hang + `"}`)
+	})
+	if err := os.WriteFile(hang, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stuck, stuckEnd := openEcho(t, p, "stuck", nil)
+	// Wait until the plugin took the hang (it removes the file).
+	for i := 0; ; i++ {
+		if _, err := os.Stat(hang); os.IsNotExist(err) {
+			break
+		}
+		if i > 3000 {
+			t.Fatal("plugin never started the hanging invocation")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_, otherEnd := openEcho(t, p, "bystander", nil)
+	stuck.Cancel("timeout")
+	ev := log.wait(t, "crashed", func(ev PoolEvent) bool { return ev.Type == "crashed" })
+	if ev.Crash.Kind != CrashHung || !errors.Is(ev.Crash, ErrHung) || !errors.Is(ev.Crash, kernel.ErrNodeCrashed) {
+		t.Fatalf("crash %v, want kind hung", ev.Crash)
+	}
+	if err := <-otherEnd; !errors.Is(err, ErrHung) {
+		t.Fatalf("bystander invocation ended with %v, want ErrHung", err)
+	}
+	select {
+	case err := <-stuckEnd:
+		t.Fatalf("cancelled call reported an end (%v): it was forgotten", err)
+	default:
+	}
+	log.wait(t, "replacement ready", func(ev PoolEvent) bool { return ev.Type == "ready" && ev.Instance == "echo#1.2" })
+}
+
+func TestPoolCircuitOpensPastIntensity(t *testing.T) {
+	p, log := testPool(t, func(c *PoolConfig) {
+		c.Warm = 1
+		c.Restart = RestartPolicy{Intensity: 2, Period: time.Minute, BackoffBase: time.Millisecond, Cooldown: -1}
+	})
+	for i := range 3 {
+		insts := p.Instances()
+		for len(insts) == 0 {
+			time.Sleep(5 * time.Millisecond)
+			insts = p.Instances()
+		}
+		_ = syscall.Kill(insts[0].Pid(), syscall.SIGKILL)
+		log.wait(t, "crash", func(ev PoolEvent) bool { return ev.Type == "crashed" && ev.Instance == insts[0].Name() })
+		_ = i
+	}
+	log.wait(t, "circuit_open", func(ev PoolEvent) bool { return ev.Type == "circuit_open" })
+	_, err := p.Acquire(nil)
+	if !errors.Is(err, ErrCircuitOpen) || !errors.Is(err, kernel.ErrNodeUnavailable) {
+		t.Fatalf("Acquire with the circuit open: %v", err)
+	}
+	if p.Status().Circuit == "" {
+		t.Fatal("status does not show the open circuit")
+	}
+}
+
+func TestPoolHandshakeFailureIsTyped(t *testing.T) {
+	_, err := StartPool(context.Background(), PoolConfig{Key: "bad#1", Provider: "bad",
+		Launch: Launch{Binary: "/bin/true", SocketDir: t.TempDir(), StartTimeout: 5 * time.Second}, HealthInterval: -1})
+	var ce *CrashError
+	if !errors.As(err, &ce) || ce.Kind != CrashHandshake {
+		t.Fatalf("start of a non-plugin: %v, want a handshake CrashError", err)
+	}
+}
+
+func TestPoolHealthCheckKillsStoppedInstance(t *testing.T) {
+	p, log := testPool(t, func(c *PoolConfig) {
+		c.Warm = 1
+		c.HealthInterval, c.HealthTimeout, c.HealthFailures = 50*time.Millisecond, 100*time.Millisecond, 2
+	})
+	victim := p.Instances()[0]
+	_ = syscall.Kill(victim.Pid(), syscall.SIGSTOP)
+	ev := log.wait(t, "crashed", func(ev PoolEvent) bool { return ev.Type == "crashed" })
+	if ev.Crash.Kind != CrashHung {
+		t.Fatalf("stopped plugin crash kind %s, want hung", ev.Crash.Kind)
+	}
+	log.wait(t, "replacement", func(ev PoolEvent) bool { return ev.Type == "ready" && ev.Instance != victim.Name() })
+}
+
+func TestPoolInIsolationEnvelope(t *testing.T) {
+	envs, err := isolation.OpenEnvelopes(isolation.EnvelopesConfig{})
+	if err != nil {
+		t.Skipf("no cgroup envelopes here: %v", err)
+	}
+	defer envs.Close()
+	prof, err := isolation.ProfileByName("trusted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := testPool(t, func(c *PoolConfig) {
+		c.Warm = 1
+		c.Launch.Envelopes, c.Launch.Profile = envs, prof
+	})
+	inst := p.Instances()[0]
+	pids, err := inst.env.Pids()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, pid := range pids {
+		found = found || pid == inst.Pid()
+	}
+	if !found {
+		t.Fatalf("plugin pid %d not in its envelope (%v)", inst.Pid(), pids)
+	}
+	_, end := openEcho(t, p, "x", nil)
+	_ = syscall.Kill(inst.Pid(), syscall.SIGKILL)
+	if err := <-end; !errors.Is(err, kernel.ErrNodeCrashed) {
+		t.Fatalf("end %v", err)
+	}
+}
+
+func TestInstanceStateMachine(t *testing.T) {
+	ok := [][2]State{{Starting, Ready}, {Starting, Crashed}, {Ready, Draining}, {Ready, Crashed}, {Draining, Stopped}, {Draining, Crashed}}
+	bad := [][2]State{{Ready, Starting}, {Stopped, Ready}, {Crashed, Ready}, {Draining, Ready}, {Stopped, Crashed}, {Crashed, Stopped}}
+	for _, m := range ok {
+		i := &Instance{state: m[0]}
+		if err := i.move(m[1]); err != nil {
+			t.Errorf("%s -> %s: %v", m[0], m[1], err)
+		}
+	}
+	for _, m := range bad {
+		i := &Instance{state: m[0]}
+		if err := i.move(m[1]); !errors.Is(err, ErrBadTransition) {
+			t.Errorf("%s -> %s allowed", m[0], m[1])
+		}
+	}
+}

@@ -1,0 +1,209 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rspp/rspp/externalnode"
+)
+
+// Info is what the pool's plugin reported (name, version).
+func (p *Pool) Info() externalnode.Info {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.info
+}
+
+// Instances lists the pool's current (starting, ready, draining) instances.
+func (p *Pool) Instances() []*Instance {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.insts)
+}
+
+// Pids lists the pool's live plugin process ids.
+func (p *Pool) Pids() []int {
+	var pids []int
+	for _, inst := range p.Instances() {
+		pids = append(pids, inst.Pid())
+	}
+	return pids
+}
+
+// OpenInvocations counts invocations in flight on the pool's instances.
+func (p *Pool) OpenInvocations() int {
+	n := 0
+	for _, inst := range p.Instances() {
+		n += inst.node.OpenInvocations()
+	}
+	return n
+}
+
+// PoolStatus is a snapshot for the admin API and reports.
+type PoolStatus struct {
+	Key       string            `json:"key"`
+	Provider  string            `json:"provider"`
+	Version   string            `json:"version"`
+	Instances map[string]string `json:"instances"` // name -> state
+	Crashes   map[string]int    `json:"crashes,omitempty"`
+	Restarts  int               `json:"restarts"`
+	Circuit   string            `json:"circuit,omitempty"` // why it is open
+}
+
+// Status is a snapshot of the pool.
+func (p *Pool) Status() PoolStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := PoolStatus{Key: p.cfg.Key, Provider: p.cfg.Provider, Version: p.info.Version,
+		Instances: map[string]string{}, Crashes: map[string]int{}, Restarts: p.restarts}
+	for _, inst := range p.insts {
+		st.Instances[inst.name] = inst.State().String()
+	}
+	for k, n := range p.crashes {
+		st.Crashes[string(k)] = n
+	}
+	if p.circuit != nil {
+		st.Circuit = p.circuit.Error()
+	}
+	return st
+}
+
+// CheckHealth asks every instance whether it serves; the first failure is
+// returned.
+func (p *Pool) CheckHealth(ctx context.Context) error {
+	insts := p.Instances()
+	if len(insts) == 0 {
+		return fmt.Errorf("provider %s (%s): no instance", p.cfg.Provider, p.cfg.Key)
+	}
+	for _, inst := range insts {
+		if inst.State() != Ready {
+			return fmt.Errorf("instance %s is %s", inst.name, inst.State())
+		}
+		if _, err := inst.node.Health(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Drain stops the pool gracefully: no restarts, no new invocations, each
+// instance finishes its open invocations (until ctx ends), then stops.
+// Safe to call twice and with Close; it blocks until the pool's goroutines
+// have ended.
+func (p *Pool) Drain(ctx context.Context) {
+	p.closeOnce.Do(func() {
+		defer close(p.closeDone)
+		p.mu.Lock()
+		p.closed = true
+		close(p.stop)
+		insts := p.insts
+		p.insts = nil
+		close(p.readyWake)
+		p.readyWake = make(chan struct{})
+		p.mu.Unlock()
+		for _, inst := range insts {
+			_ = inst.move(Draining)
+		}
+		for _, inst := range insts {
+			for inst.node.OpenInvocations() > 0 && inst.node.Err() == nil && ctx.Err() == nil {
+				select {
+				case <-ctx.Done():
+				case <-inst.node.Done():
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		}
+		p.cancel()
+		var wg sync.WaitGroup
+		for _, inst := range insts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if inst.move(Stopped) != nil {
+					_ = inst.died() // it died while draining
+				}
+				// Nothing is open on it any more, and go-plugin's graceful
+				// stop takes ~1 s per plugin: kill it, release only reaps.
+				inst.kill()
+				inst.release()
+			}()
+		}
+		wg.Wait()
+		p.wg.Wait()
+		p.emit(PoolEvent{Type: "stopped"})
+	})
+	<-p.closeDone
+}
+
+// Close stops every instance now (in-flight invocations end with an
+// error) and waits for the pool's goroutines. Safe to call twice.
+func (p *Pool) Close() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p.Drain(ctx)
+}
+
+// PidLog remembers every plugin process a runtime started, so a leftover
+// check can prove none of them outlived it.
+type PidLog struct {
+	mu   sync.Mutex
+	pids []int
+}
+
+func (l *PidLog) add(pid int) {
+	l.mu.Lock()
+	l.pids = append(l.pids, pid)
+	l.mu.Unlock()
+}
+
+// All lists every pid recorded.
+func (l *PidLog) All() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.pids)
+}
+
+// Alive lists the recorded pids that still run (zombies count as gone).
+func (l *PidLog) Alive() []int {
+	var out []int
+	for _, pid := range l.All() {
+		if ProcessAlive(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// ProcessAlive says whether pid exists and is not a zombie.
+func ProcessAlive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == ')' {
+			return i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
+		}
+	}
+	return true
+}
+
+// PoolInstance finds a current instance by name (nil if gone).
+func (p *Pool) PoolInstance(name string) *Instance {
+	for _, inst := range p.Instances() {
+		if inst.name == name {
+			return inst
+		}
+	}
+	return nil
+}
