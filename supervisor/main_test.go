@@ -119,7 +119,7 @@ func testConfig(t testing.TB, dir string, providerExtra map[string]string, nodeE
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	b.WriteString("version: 1\nruntime:\n  state_dir: " + filepath.Join(dir, "state") + "\n  kill_grace: 500ms\nproviders:\n")
+	b.WriteString("version: 1\nruntime:\n  state_dir: " + shortDir(t) + "\n  kill_grace: 500ms\nproviders:\n")
 	for _, role := range []string{"stt", "llm", "tts"} {
 		b.WriteString("  " + role + ":\n    kind: " + role + "\n    binary: " + self + "\n    args: [" + testPluginArg + "]\n")
 		b.WriteString("    health_interval: 500ms\n")
@@ -148,4 +148,16 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 300ms}
 		t.Fatal(err)
 	}
 	return path
+}
+
+// shortDir is a temp dir with a path short enough for unix sockets below
+// it (t.TempDir's are not), removed when the test ends.
+func shortDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "rspp-t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(d) })
+	return d
 }

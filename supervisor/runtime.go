@@ -134,8 +134,9 @@ func (rt *Runtime) openIsolation() error {
 func (rt *Runtime) startPool(ctx context.Context, p *config.Provider) (*Pool, error) {
 	rt.mu.Lock()
 	rt.gen[p.Name]++
-	key := fmt.Sprintf("%s#%d", p.Name, rt.gen[p.Name])
+	gen := rt.gen[p.Name]
 	rt.mu.Unlock()
+	key := fmt.Sprintf("%s#%d", p.Name, gen)
 	launch := Launch{
 		Binary: p.BinaryPath, Args: p.Args, Checksum: p.Checksum, Tenant: p.Tenant,
 		SocketDir: rt.state.Run, StartTimeout: time.Duration(p.StartTimeout), Logger: rt.log,
@@ -156,7 +157,7 @@ func (rt *Runtime) startPool(ctx context.Context, p *config.Provider) (*Pool, er
 			BackoffMax: time.Duration(r.BackoffMax), Jitter: r.Jitter, Cooldown: time.Duration(r.Cooldown)},
 		KillGrace: time.Duration(rt.cfg.Runtime.KillGrace), AcquireWait: time.Duration(p.AcquireWait),
 		HealthInterval: time.Duration(p.HealthInterval), HealthTimeout: time.Duration(p.HealthTimeout),
-		Clock: rt.opts.Clock, Seed: uint64(rt.gen[p.Name]), Logger: rt.log, Events: rt.opts.Events, Pids: &rt.pids,
+		Clock: rt.opts.Clock, Seed: uint64(gen), Logger: rt.log, Events: rt.opts.Events, Pids: &rt.pids,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provider %s: %w", p.Name, err)

@@ -1,0 +1,198 @@
+package supervisor
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/config"
+)
+
+// startRuntime loads cfgPath and starts a runtime that is closed (and
+// checked for leftover processes) when the test ends.
+func startRuntime(t *testing.T, cfgPath string, events func(PoolEvent)) *Runtime {
+	t.Helper()
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := Start(context.Background(), cfg, Options{Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		rt.Close()
+		if left := rt.StartedPids().Alive(); len(left) > 0 {
+			t.Errorf("plugin processes left behind: %v", left)
+		}
+	})
+	return rt
+}
+
+// turnsByOpen maps turn key (session/turn) to its turn_open record.
+func turnOpens(recs []kernel.TimelineRecord) map[string]kernel.TimelineRecord {
+	out := map[string]kernel.TimelineRecord{}
+	for _, r := range recs {
+		if r.Type == "turn_open" {
+			out[r.SessionID+"/"+r.TurnID] = r
+		}
+	}
+	return out
+}
+
+func terminalOf(recs []kernel.TimelineRecord, key string) (kernel.TimelineRecord, bool) {
+	for _, r := range recs {
+		if (r.Type == "turn_commit" || r.Type == "turn_abort") && r.SessionID+"/"+r.TurnID == key {
+			return r, true
+		}
+	}
+	return kernel.TimelineRecord{}, false
+}
+
+// Must-show: SIGKILL of one provider instance under 50 concurrent
+// sessions loses no session, every accepted turn has exactly one terminal,
+// and every turn that opened after the kill commits.
+func TestFiftySessionsSurviveProviderSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("50 real-time sessions")
+	}
+	dir := t.TempDir()
+	two := "instances: 2"
+	cfgPath := testConfig(t, dir, map[string]string{"stt": two, "llm": two, "tts": two}, ", on_failure: retry, max_retries: 2")
+	crashed := make(chan PoolEvent, 16)
+	rt := startRuntime(t, cfgPath, func(ev PoolEvent) {
+		if ev.Type == "crashed" {
+			crashed <- ev
+		}
+	})
+	tl := &runner.Collector{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		res  LoadResult
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		res = RunLoad(ctx, rt, LoadOptions{Sessions: 50, Utterances: [][]byte{tone(400 * time.Millisecond)},
+			Gap: time.Second, Turns: 4, Realtime: true, Timeline: tl, Prefix: "s"})
+	}()
+	// Kill the busiest llm instance once turns are in flight.
+	time.Sleep(2 * time.Second)
+	var victim *Instance
+	for _, inst := range rt.Pool("llm").Instances() {
+		if victim == nil || inst.node.OpenInvocations() > victim.node.OpenInvocations() {
+			victim = inst
+		}
+	}
+	inflight := victim.node.OpenInvocations()
+	if err := syscall.Kill(victim.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := runner.ProcessClock{}.Now()
+	var ev PoolEvent
+	select {
+	case ev = <-crashed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("SIGKILL not detected")
+	}
+	if ev.Crash.Kind != CrashSignal || ev.Instance != victim.Name() {
+		t.Fatalf("crash event %+v, want signal crash of %s", ev, victim.Name())
+	}
+	<-done
+	recs := tl.Records()
+	term := CountTerminals(recs)
+	after, afterCommitted := 0, 0
+	for key, open := range turnOpens(recs) {
+		if open.MonoNanos <= killedAt {
+			continue
+		}
+		after++
+		if r, ok := terminalOf(recs, key); ok && r.Type == "turn_commit" {
+			afterCommitted++
+		} else {
+			t.Errorf("turn %s opened after the kill but ended %s %q", key, r.Type, r.Reason)
+		}
+	}
+	t.Logf("sessions %d (closed %d, lost %d); turns opened %d, committed %d, aborted %d %v; wrong terminals %d; invocations in flight on the victim %d; turns opened after the kill %d, committed %d",
+		term.Sessions, term.Closed, len(res.Lost), term.Opened, term.Committed, term.Aborted, term.AbortReasons, len(term.Wrong), inflight, after, afterCommitted)
+	if len(res.Lost) > 0 || term.Sessions != 50 || term.Closed != 50 {
+		t.Errorf("sessions lost: %v (opened %d, closed %d)", res.Lost, term.Sessions, term.Closed)
+	}
+	if len(term.Wrong) > 0 {
+		t.Errorf("turns without exactly one terminal: %v", term.Wrong)
+	}
+	if after == 0 {
+		t.Error("no turn opened after the kill: the test proves nothing")
+	}
+	if term.Opened < 150 {
+		t.Errorf("only %d turns opened of 200 fed", term.Opened)
+	}
+}
+
+// Must-show: a plugin that stops answering is timed out, killed after
+// the grace and replaced; its turn ends with one terminal naming the
+// timeout, and the next turn commits on the replacement.
+func TestHungPluginTimedOutKilledAndReplaced(t *testing.T) {
+	dir := t.TempDir()
+	hang := filepath.Join(dir, "hang")
+	cfgPath := testConfig(t, dir, map[string]string{"llm.config": "hang_file: " + hang}, "")
+	// llm times out after 1s (the others keep 3s).
+	raw, _ := os.ReadFile(cfgPath)
+	os.WriteFile(cfgPath, []byte(strings.Replace(string(raw), "{id: llm, provider: llm, timeout: 3s", "{id: llm, provider: llm, timeout: 1s", 1)), 0o644)
+	var (
+		mu     sync.Mutex
+		events []PoolEvent
+	)
+	rt := startRuntime(t, cfgPath, func(ev PoolEvent) {
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	})
+	hungPid := rt.Pool("llm").Pids()[0]
+	if err := os.WriteFile(hang, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tl := &runner.Collector{}
+	res := RunLoad(context.Background(), rt, LoadOptions{Sessions: 1, Utterances: [][]byte{tone(400 * time.Millisecond)},
+		Gap: 3 * time.Second, Turns: 2, Realtime: true, Timeline: tl, Prefix: "hang"})
+	recs := tl.Records()
+	term := CountTerminals(recs)
+	if len(res.Lost) > 0 || len(term.Wrong) > 0 || term.Opened != 2 {
+		t.Fatalf("lost %v, wrong %v, opened %d", res.Lost, term.Wrong, term.Opened)
+	}
+	var terms []kernel.TimelineRecord
+	for _, r := range recs {
+		if r.Type == "turn_commit" || r.Type == "turn_abort" {
+			terms = append(terms, r)
+		}
+	}
+	if terms[0].Type != "turn_abort" || !strings.Contains(terms[0].Reason, "timeout") || !strings.Contains(terms[0].Reason, "llm") {
+		t.Fatalf("first turn ended %s %q, want an abort naming the llm timeout", terms[0].Type, terms[0].Reason)
+	}
+	if terms[1].Type != "turn_commit" {
+		t.Fatalf("turn after the hang ended %s %q, want commit on the replacement", terms[1].Type, terms[1].Reason)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var crash *CrashError
+	for _, ev := range events {
+		if ev.Type == "crashed" && ev.Pid == hungPid {
+			crash = ev.Crash
+		}
+	}
+	if crash == nil || crash.Kind != CrashHung {
+		t.Fatalf("hung llm (pid %d) was not killed as hung: %v", hungPid, crash)
+	}
+	if ProcessAlive(hungPid) {
+		t.Fatalf("hung plugin pid %d still alive", hungPid)
+	}
+	t.Logf("turn 1: %s %q; crash: %v; turn 2: %s", terms[0].Type, terms[0].Reason, crash, terms[1].Type)
+}

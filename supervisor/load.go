@@ -1,0 +1,251 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/kernel/eventabi"
+	"github.com/rspp/rspp/kernel/runner"
+)
+
+// LoadOptions drive many concurrent sessions of scripted audio: each
+// session plays the utterances in turn (starting at a different one per
+// session), with Gap of silence after each, until Turns utterances were
+// played or ctx ends.
+type LoadOptions struct {
+	Sessions   int
+	Utterances [][]byte // 16 kHz mono s16le PCM clips
+	Gap        time.Duration
+	Turns      int  // utterances per session; 0: until ctx ends
+	Realtime   bool // pace frames at 20 ms, like a microphone
+	Prefix     string
+	Timeline   runner.Timeline // receives every session's records (concurrently)
+	// Settle bounds how long a session waits for its last turn to end
+	// after its audio stopped (default 30s).
+	Settle time.Duration
+}
+
+// LoadResult says what happened to the sessions themselves.
+type LoadResult struct {
+	Sessions int
+	// Lost lists sessions that could not be opened or that stopped taking
+	// input before the load closed them.
+	Lost []string
+	// OutputFrames counts agent audio frames delivered to the transport.
+	OutputFrames int64
+}
+
+const frameBytes = 640 // 20 ms at 16 kHz mono s16le
+
+// RunLoad opens o.Sessions sessions on rt and feeds them until done. It
+// returns when every session is closed.
+func RunLoad(ctx context.Context, rt *Runtime, o LoadOptions) LoadResult {
+	if o.Gap <= 0 {
+		o.Gap = time.Second
+	}
+	if o.Settle <= 0 {
+		o.Settle = 30 * time.Second
+	}
+	if o.Prefix == "" {
+		o.Prefix = "load"
+	}
+	res := LoadResult{Sessions: o.Sessions}
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for i := range o.Sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("%s-%d", o.Prefix, i+1)
+			frames, err := runLoadSession(ctx, rt, o, id, i)
+			mu.Lock()
+			defer mu.Unlock()
+			res.OutputFrames += frames
+			if err != nil {
+				res.Lost = append(res.Lost, fmt.Sprintf("%s: %v", id, err))
+			}
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+func runLoadSession(ctx context.Context, rt *Runtime, o LoadOptions, id string, idx int) (int64, error) {
+	out := &countingOutput{}
+	sess, err := rt.OpenSession(SessionOptions{ID: id, Output: out, Timeline: o.Timeline})
+	if err != nil {
+		return 0, err
+	}
+	feedErr := feed(ctx, sess, o, idx)
+	if feedErr == nil || ctx.Err() != nil {
+		select {
+		case <-sess.Idle():
+		case <-time.After(o.Settle):
+		}
+	}
+	select {
+	case <-sess.Done():
+		// Nobody closed it: the session ended by itself.
+		return out.frames(), fmt.Errorf("session ended on its own")
+	default:
+	}
+	sess.Close("session_close")
+	if feedErr != nil && ctx.Err() == nil {
+		return out.frames(), feedErr
+	}
+	return out.frames(), nil
+}
+
+// feed plays utterances with silence between, with continuous media time.
+func feed(ctx context.Context, sess *runner.Session, o LoadOptions, idx int) error {
+	silence := make([]byte, int(o.Gap/(20*time.Millisecond))*frameBytes)
+	start := time.Now()
+	var n int64 // frames sent
+	for turn := 0; o.Turns == 0 || turn < o.Turns; turn++ {
+		if len(o.Utterances) == 0 {
+			return errors.New("no utterances")
+		}
+		clip := o.Utterances[(idx+turn)%len(o.Utterances)]
+		for _, pcm := range [][]byte{clip, silence} {
+			for off := 0; off+frameBytes <= len(pcm); off += frameBytes {
+				if ctx.Err() != nil {
+					return nil
+				}
+				if o.Realtime {
+					if d := time.Until(start.Add(time.Duration(n) * 20 * time.Millisecond)); d > 0 {
+						select {
+						case <-time.After(d):
+						case <-ctx.Done():
+							return nil
+						}
+					}
+				}
+				ev := eventabi.Event{
+					Type: eventabi.TypeAudioFrame, Lane: eventabi.LaneData, SchemaVersion: eventabi.SchemaVersion,
+					MediaNanos: n * int64(20*time.Millisecond),
+					Audio:      &eventabi.Audio{PCM: pcm[off : off+frameBytes], SampleRate: 16000, Channels: 1},
+				}
+				n++
+				if err := sess.Ingest(ev); err != nil {
+					if errors.Is(err, runner.ErrClosed) {
+						return err
+					}
+					return fmt.Errorf("frame %d: %w", n, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// countingOutput is a transport that only counts the agent's audio.
+type countingOutput struct {
+	mu sync.Mutex
+	n  int64
+}
+
+func (c *countingOutput) Send(ev eventabi.Event) error {
+	if ev.Type == eventabi.TypeAudioFrame {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+func (c *countingOutput) Fence(string, string) {}
+
+func (c *countingOutput) frames() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// Terminals is what the timeline says about turn lifecycles.
+type Terminals struct {
+	Sessions     int            // sessions with a session_open record
+	Closed       int            // sessions with a session_close record
+	Opened       int            // turns with a turn_open record
+	Committed    int            // turns whose terminal is turn_commit
+	Aborted      int            // turns whose terminal is turn_abort
+	AbortReasons map[string]int // reason -> turns
+	// Wrong lists turns (session/turn) that had other than exactly one
+	// terminal, or a terminal without a turn_open.
+	Wrong []string
+}
+
+// CountTerminals counts turn_open against turn_commit/turn_abort per turn
+// from the records themselves, so it can disagree with any counter.
+func CountTerminals(recs []kernel.TimelineRecord) Terminals {
+	type turn struct {
+		open, commit, abort int
+	}
+	t := Terminals{AbortReasons: map[string]int{}}
+	turns := map[string]*turn{}
+	var order []string
+	get := func(k string) *turn {
+		x := turns[k]
+		if x == nil {
+			x = &turn{}
+			turns[k] = x
+			order = append(order, k)
+		}
+		return x
+	}
+	for _, r := range recs {
+		k := r.SessionID + "/" + r.TurnID
+		switch r.Type {
+		case "session_open":
+			t.Sessions++
+		case "session_close":
+			t.Closed++
+		case "turn_open":
+			get(k).open++
+		case "turn_commit":
+			get(k).commit++
+		case "turn_abort":
+			get(k).abort++
+			t.AbortReasons[AbortClass(r.Reason)]++
+		}
+	}
+	for _, k := range order {
+		x := turns[k]
+		t.Opened += x.open
+		switch {
+		case x.open != 1 || x.commit+x.abort != 1:
+			t.Wrong = append(t.Wrong, fmt.Sprintf("%s: %d open, %d commit, %d abort", k, x.open, x.commit, x.abort))
+		case x.commit == 1:
+			t.Committed++
+		default:
+			t.Aborted++
+		}
+	}
+	return t
+}
+
+// AbortClass shortens an abort reason to its class for reports: the text
+// before the first ':' after the node name ("node tts failed: ...").
+func AbortClass(reason string) string {
+	for _, kind := range []struct{ needle, class string }{
+		{"timed out", "node timeout"}, {"timeout", "node timeout"}, {"signal:", "node crashed (signal)"},
+		{"exit status", "node crashed (exit)"}, {"hung", "node hung (killed)"}, {"resource limit", "resource limit"},
+		{"circuit open", "provider circuit open"}, {"unavailable", "node unavailable"}, {"protocol", "node protocol"},
+		{"crashed", "node crashed"}, {"stream broken", "node crashed (stream)"},
+	} {
+		if contains(reason, kind.needle) {
+			return kind.class
+		}
+	}
+	return reason
+}
+
+func contains(s, sub string) bool {
+	return strings.Contains(s, sub)
+}
