@@ -212,9 +212,24 @@ func (o *outbox) emit(ev eventabi.Event) error {
 	return nil
 }
 
-func (o *outbox) close() []eventabi.Event {
+// seal refuses any later emit.
+func (o *outbox) seal() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.closed = true
-	return o.events
+}
+
+// take hands over what was emitted so far.
+func (o *outbox) take() []eventabi.Event {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	evs := o.events
+	o.events = nil
+	return evs
+}
+
+// close seals and hands over everything.
+func (o *outbox) close() []eventabi.Event {
+	o.seal()
+	return o.take()
 }

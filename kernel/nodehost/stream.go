@@ -3,7 +3,6 @@ package nodehost
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
@@ -27,10 +26,7 @@ type streamNode struct {
 	finished chan struct{} // closed when f returned; err is then set
 	err      error
 	inClosed bool
-
-	mu      sync.Mutex
-	pending []eventabi.Event
-	ended   bool
+	out      outbox // emitted, not yet handed over; sealed when f returned
 }
 
 func (n *streamNode) Init(ctx context.Context, cfg Config) error {
@@ -42,31 +38,15 @@ func (n *streamNode) Init(ctx context.Context, cfg Config) error {
 			if r := recover(); r != nil {
 				n.err = fmt.Errorf("%w: panic in stream: %v", kernel.ErrNodeCrashed, r)
 			}
-			n.mu.Lock()
-			n.ended = true
-			n.mu.Unlock()
+			n.out.seal()
 		}()
-		n.err = n.f(run, cfg, n.in, n.buffer)
+		n.err = n.f(run, cfg, n.in, n.out.emit)
 	}()
 	return nil
 }
 
-func (n *streamNode) buffer(ev eventabi.Event) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ended {
-		return ErrEmitAfterEnd
-	}
-	n.pending = append(n.pending, ev)
-	return nil
-}
-
 func (n *streamNode) flush(emit Emit) {
-	n.mu.Lock()
-	evs := n.pending
-	n.pending = nil
-	n.mu.Unlock()
-	for _, ev := range evs {
+	for _, ev := range n.out.take() {
 		_ = emit(ev)
 	}
 }
