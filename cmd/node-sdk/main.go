@@ -151,17 +151,17 @@ func (f *nodeFlags) load() ([]byte, string, error) {
 	return raw, dir, nil
 }
 
-// binaryPath makes the node path absolute, so that a bare name is not
-// looked up in PATH by accident.
-func binaryPath(p string) (string, error) {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", err
+// resolve makes the node path absolute (so that a bare name is never
+// looked up in PATH) and loads the config.
+func (f *nodeFlags) resolve(binary string) (bin string, raw []byte, dir string, err error) {
+	if bin, err = filepath.Abs(binary); err != nil {
+		return "", nil, "", err
 	}
-	if _, err := os.Stat(abs); err != nil {
-		return "", usageError{fmt.Errorf("node binary: %w", err)}
+	if _, err := os.Stat(bin); err != nil {
+		return "", nil, "", usageError{fmt.Errorf("node binary: %w", err)}
 	}
-	return abs, nil
+	raw, dir, err = f.load()
+	return bin, raw, dir, err
 }
 
 func checkCmd(stdout io.Writer) *cobra.Command {
@@ -174,11 +174,7 @@ func checkCmd(stdout io.Writer) *cobra.Command {
 		Short: "Run conformance checks on a node binary (exit 0 only if all pass)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bin, err := binaryPath(args[0])
-			if err != nil {
-				return err
-			}
-			raw, dir, err := nf.load()
+			bin, raw, dir, err := nf.resolve(args[0])
 			if err != nil {
 				return err
 			}
@@ -219,11 +215,7 @@ func runCmd(stdout, stderr io.Writer) *cobra.Command {
 			if (input == "") == (text == "") {
 				return usageError{errors.New("give exactly one of --input and --text")}
 			}
-			bin, err := binaryPath(args[0])
-			if err != nil {
-				return err
-			}
-			raw, dir, err := nf.load()
+			bin, raw, dir, err := nf.resolve(args[0])
 			if err != nil {
 				return err
 			}

@@ -273,12 +273,21 @@ func checkOutput(ev *eventabi.Event, invID string) error {
 	return nil
 }
 
-func (c *checker) invoke() (string, error) {
+// sample makes the kind-appropriate input (synthesising speech for stt).
+func (c *checker) sample() ([]eventabi.Event, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 	defer cancel()
 	in, what, err := sampleInput(ctx, c.kind, c.opts.Speech)
 	if err != nil {
-		return "", fmt.Errorf("make sample input: %w", err)
+		return nil, "", fmt.Errorf("make sample input: %w", err)
+	}
+	return in, what, nil
+}
+
+func (c *checker) invoke() (string, error) {
+	in, what, err := c.sample()
+	if err != nil {
+		return "", err
 	}
 	t0 := time.Now()
 	o, err := c.invokeOnce("conformance-invoke", in)
@@ -323,11 +332,9 @@ func (c *checker) cancel() (string, error) {
 }
 
 func (c *checker) concurrency() (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
-	defer cancel()
-	in, _, err := sampleInput(ctx, c.kind, c.opts.Speech)
+	in, _, err := c.sample()
 	if err != nil {
-		return "", fmt.Errorf("make sample input: %w", err)
+		return "", err
 	}
 	t0 := time.Now()
 	errs := make(chan error, concurrentCalls)
