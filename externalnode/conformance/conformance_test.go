@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/providers/speechtest"
@@ -24,7 +26,10 @@ func TestMain(m *testing.M) {
 		externalnode.Serve(testNode{behaviour: behaviour})
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// Every check must stop what it started: the node's reader goroutines
+	// included (Instance.Kill waits for them). The fork thread lives as long
+	// as the process, by design (externalnode/spawn.go).
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/rspp/rspp/externalnode.OnSpawnThread.func1.1"))
 }
 
 // testNode upper-cases text like a well-behaved custom node, except:
