@@ -16,7 +16,8 @@ import (
 // LoadOptions drive many concurrent sessions of scripted audio: each
 // session plays the utterances in turn (starting at a different one per
 // session), with Gap of silence after each, until Turns utterances were
-// played or ctx ends.
+// played or Stop is closed; then its last turn may finish (Settle) and it
+// is closed. When ctx ends, sessions close at once.
 type LoadOptions struct {
 	Sessions   int
 	Utterances [][]byte // 16 kHz mono s16le PCM clips
@@ -25,6 +26,7 @@ type LoadOptions struct {
 	Realtime   bool // pace frames at 20 ms, like a microphone
 	Prefix     string
 	Timeline   runner.Timeline // receives every session's records (concurrently)
+	Stop       <-chan struct{} // closed: stop feeding (nil: never)
 	// Settle bounds how long a session waits for its last turn to end
 	// after its audio stopped (default 30s).
 	Settle time.Duration
@@ -84,10 +86,11 @@ func runLoadSession(ctx context.Context, rt *Runtime, o LoadOptions, id string, 
 		return 0, err
 	}
 	feedErr := feed(ctx, sess, o, idx)
-	if feedErr == nil || ctx.Err() != nil {
+	if feedErr == nil && ctx.Err() == nil {
 		select {
 		case <-sess.Idle():
 		case <-time.After(o.Settle):
+		case <-ctx.Done():
 		}
 	}
 	select {
@@ -111,6 +114,11 @@ func feed(ctx context.Context, sess *runner.Session, o LoadOptions, idx int) err
 	for turn := 0; o.Turns == 0 || turn < o.Turns; turn++ {
 		if len(o.Utterances) == 0 {
 			return errors.New("no utterances")
+		}
+		select {
+		case <-o.Stop: // stop between utterances, never inside one
+			return nil
+		default:
 		}
 		clip := o.Utterances[(idx+turn)%len(o.Utterances)]
 		for _, pcm := range [][]byte{clip, silence} {

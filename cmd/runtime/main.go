@@ -33,7 +33,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd())
+	root.AddCommand(runCmd(), serveCmd(), upgradeCmd(), statusCmd(), chaosCmd())
 	err := root.Execute()
 	os.Exit(exitCode(err))
 }

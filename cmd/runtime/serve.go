@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/rspp/rspp/supervisor"
+	"github.com/rspp/rspp/supervisor/config"
+)
+
+func serveCmd() *cobra.Command {
+	var (
+		cfgPath, timeline, logLevel string
+		inputs                      []string
+		sessions                    int
+		gap, duration               time.Duration
+		realtime                    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run long-lived: many concurrent sessions from WAV files, admin socket, SIGHUP reloads the config",
+		Long: `serve runs the runtime until SIGINT/SIGTERM (or --duration): the file transport
+replays the input WAVs in --sessions concurrent sessions, each looping its WAV.
+The admin socket (runtime.admin_socket, default <state_dir>/admin.sock) answers
+rspp status and rspp upgrade; SIGHUP re-reads the config and hot-upgrades the
+providers whose binary or settings changed.`,
+		Example: "  rspp serve --config examples/voice-agent.yaml --input in.wav --sessions 8",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfgPath == "" || len(inputs) == 0 {
+				return usageError{fmt.Errorf("--config and --input are required")}
+			}
+			if sessions < 1 {
+				return usageError{fmt.Errorf("--sessions must be >= 1")}
+			}
+			for _, in := range inputs {
+				if _, err := os.Stat(in); err != nil {
+					return usageError{fmt.Errorf("--input: %w", err)}
+				}
+			}
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			out := cmd.OutOrStdout()
+			term, err := supervisor.Serve(ctx, cfg, supervisor.ServeOptions{
+				Inputs: inputs, Sessions: sessions, Gap: gap, Duration: duration, Realtime: realtime, Timeline: timeline,
+				Logger: newLogger(logLevel),
+				Ready:  func(sock string) { fmt.Fprintf(out, "serving %d sessions; admin socket %s\n", sessions, sock) },
+			}, out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "sessions: %d, turns opened: %d, committed: %d, aborted: %d, wrong terminals: %d\n",
+				term.Sessions, term.Opened, term.Committed, term.Aborted, len(term.Wrong))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfgPath, "config", "", "runtime config (YAML)")
+	f.StringArrayVar(&inputs, "input", nil, "input WAV (16 kHz mono); repeat for several, sessions take them in turn")
+	f.IntVar(&sessions, "sessions", 1, "concurrent sessions")
+	f.DurationVar(&gap, "gap", 1500*time.Millisecond, "silence between utterances")
+	f.DurationVar(&duration, "duration", 0, "stop after this long (0: until SIGINT/SIGTERM)")
+	f.BoolVar(&realtime, "realtime", true, "pace input at real time")
+	f.StringVar(&timeline, "timeline", "", "where to write the timeline (JSON Lines)")
+	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
+	return cmd
+}
+
+func newLogger(level string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "rspp", Level: hclog.LevelFromString(level), Output: os.Stderr})
+}
+
+// adminFlags find the admin socket: --socket, or the one of --config's
+// state dir.
+type adminFlags struct{ socket, cfgPath string }
+
+func (a *adminFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.socket, "socket", "", "admin socket of the running rspp")
+	cmd.Flags().StringVar(&a.cfgPath, "config", "", "config of the running rspp (to find its admin socket)")
+}
+
+func (a *adminFlags) path() (string, error) {
+	if a.socket != "" {
+		return a.socket, nil
+	}
+	if a.cfgPath == "" {
+		return supervisor.AdminSocketPath("", ""), nil
+	}
+	cfg, err := config.Load(a.cfgPath)
+	if err != nil {
+		return "", err
+	}
+	return supervisor.AdminSocketPath(cfg.Runtime.AdminSocket, cfg.Runtime.StateDir), nil
+}
+
+func upgradeCmd() *cobra.Command {
+	var (
+		af               adminFlags
+		provider, binary string
+	)
+	cmd := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Hot-upgrade a provider of a running rspp to a new binary",
+		Long: `upgrade asks a running rspp (over its admin socket) to start the new binary's pool
+beside the old one, health-check it, bind it from the next turn boundary on and
+drain the old instances. If the new version fails, the old one stays and the
+command says why (exit status 1).`,
+		Example: "  rspp upgrade --config examples/voice-agent.yaml --provider espeak --binary ./espeak-2",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if provider == "" || binary == "" {
+				return usageError{fmt.Errorf("--provider and --binary are required")}
+			}
+			sock, err := af.path()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			resp, err := supervisor.AdminCall(ctx, sock, supervisor.AdminRequest{Op: "upgrade", Provider: provider, Binary: binary})
+			if err != nil {
+				return err
+			}
+			u := resp.Upgrade
+			fmt.Fprintf(cmd.OutOrStdout(), "upgraded %s: %s (pool %s) -> %s (pool %s); old pool drains after its in-flight turns\n",
+				u.Provider, u.OldVersion, u.OldKey, u.NewVersion, u.NewKey)
+			return nil
+		},
+	}
+	af.add(cmd)
+	cmd.Flags().StringVar(&provider, "provider", "", "provider name from the config")
+	cmd.Flags().StringVar(&binary, "binary", "", "new plugin binary")
+	return cmd
+}
+
+func statusCmd() *cobra.Command {
+	var af adminFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the pools and plugin processes of a running rspp",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sock, err := af.path()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			resp, err := supervisor.AdminCall(ctx, sock, supervisor.AdminRequest{Op: "status"})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "rspp pid %d, plugin pids %v\n", resp.Pid, resp.Plugins)
+			for _, p := range resp.Pools {
+				fmt.Fprintf(out, "pool %s: %s@%s instances %v crashes %v restarts %d %s\n", p.Key, p.Provider, p.Version, p.Instances, p.Crashes, p.Restarts, p.Circuit)
+			}
+			return nil
+		},
+	}
+	af.add(cmd)
+	return cmd
+}

@@ -1,0 +1,110 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/transports/file"
+)
+
+// ServeOptions run the runtime as a long-lived service: the admin socket
+// answers status/upgrade/reload, SIGHUP reloads the config, and the file
+// transport replays the input WAVs in Sessions concurrent sessions, each
+// looping its WAV with Gap of silence between, until ctx ends or Duration
+// passed (0: until ctx ends).
+type ServeOptions struct {
+	Inputs   []string
+	Sessions int
+	Gap      time.Duration
+	Duration time.Duration
+	Realtime bool
+	Timeline string // JSON Lines of every session's records
+	Logger   hclog.Logger
+	// Ready, if set, is called with the admin socket path once serving.
+	Ready func(adminSocket string)
+}
+
+// Serve starts a runtime from cfg and serves until ctx ends. It returns
+// what the sessions' timeline says.
+func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Writer) (Terminals, error) {
+	clips := make([][]byte, 0, len(o.Inputs))
+	for _, in := range o.Inputs {
+		pcm, err := file.Load(in)
+		if err != nil {
+			return Terminals{}, err
+		}
+		clips = append(clips, pcm)
+	}
+	if len(clips) == 0 {
+		return Terminals{}, fmt.Errorf("serve: no input WAV")
+	}
+	rt, err := Start(ctx, cfg, Options{Logger: o.Logger})
+	if err != nil {
+		return Terminals{}, err
+	}
+	defer rt.Close()
+	admin, err := ServeAdmin(rt, AdminSocketPath(cfg.Runtime.AdminSocket, rt.StateDir().Root))
+	if err != nil {
+		return Terminals{}, err
+	}
+	defer admin.Close()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	hupDone := make(chan struct{})
+	hctx, hcancel := context.WithCancel(ctx)
+	defer func() { hcancel(); <-hupDone }()
+	go func() {
+		defer close(hupDone)
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-hup:
+				res, err := rt.Reload(hctx)
+				for _, r := range res {
+					fmt.Fprintf(out, "reload: %s %s -> %s\n", r.Provider, r.OldVersion, r.NewVersion)
+				}
+				if err != nil {
+					fmt.Fprintf(out, "reload: %v\n", err)
+				}
+			}
+		}
+	}()
+
+	col := &runner.Collector{}
+	var tl runner.Timeline = col
+	if o.Timeline != "" {
+		jl, err := runner.CreateJSONL(o.Timeline, col)
+		if err != nil {
+			return Terminals{}, err
+		}
+		defer jl.Close()
+		tl = jl
+	}
+	if o.Ready != nil {
+		o.Ready(admin.Path())
+	}
+	stop := make(chan struct{})
+	if o.Duration > 0 {
+		t := time.AfterFunc(o.Duration, func() { close(stop) })
+		defer t.Stop()
+	}
+	res := RunLoad(ctx, rt, LoadOptions{Sessions: o.Sessions, Utterances: clips, Gap: o.Gap, Realtime: o.Realtime,
+		Timeline: tl, Stop: stop, Prefix: "serve"})
+	term := CountTerminals(col.Records())
+	for _, l := range res.Lost {
+		fmt.Fprintf(out, "lost: %s\n", l)
+	}
+	return term, nil
+}
