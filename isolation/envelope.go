@@ -208,8 +208,19 @@ func stale(name string) bool {
 	return err != nil || got != start
 }
 
-// sweepDir kills whatever is left in one cgroup directory and removes it.
+// sweepDir kills whatever is left in one cgroup directory, and in the
+// cgroups nested below it (a cgroup with children cannot be removed), and
+// removes them depth first.
 func sweepDir(dir string) error {
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			if e.IsDir() {
+				if err := sweepDir(dir + "/" + e.Name()); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		pids, _ := readPids(dir + "/cgroup.procs")

@@ -205,6 +205,13 @@ func TestSweepRemovesStaleEnvelopes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.Remove(dir) })
+	// Nested cgroups inside it (a plugin that made its own) must not keep
+	// it from being swept: rmdir of a cgroup with children fails.
+	nested := dir + "/child/grandchild"
+	if err := os.MkdirAll(nested, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(nested); _ = os.Remove(dir + "/child") })
 	es := openEnvelopes(t, isolation.EnvelopesConfig{}) // sweeps on open
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("stale %s survived OpenEnvelopes", dir)
