@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/isolation"
 	"github.com/rspp/rspp/providers/speechtest"
 	"github.com/rspp/rspp/test/testenv"
 	"github.com/rspp/rspp/transports/wav"
@@ -25,6 +26,9 @@ import (
 var bins testenv.Bins
 
 func TestMain(m *testing.M) {
+	// Tests that run the runtime in-process start plugins through the
+	// sandbox entry point, which re-executes this binary.
+	isolation.MaybeSandboxMain()
 	dir, err := os.MkdirTemp("", "rspp-integration-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
