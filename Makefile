@@ -27,6 +27,7 @@ tools: ## install pinned protoc plugins
 
 build: ## build bin/rspp, bin/rspp-node and bin/providers/*
 	$(GO) build -o $(BIN)/rspp ./cmd/runtime
+	$(GO) build -o $(BIN)/rspp-node ./cmd/node-sdk
 	@for p in $(PROVIDERS); do $(GO) build -o $(BIN)/providers/$$p ./providers/$$p || exit 1; done
 
 test: deps build ## run all tests with the race detector (root-only tests run when root)

@@ -59,6 +59,14 @@ func (echoNode) Invoke(ctx context.Context, call *Call) error {
 				<-ctx.Done()
 				return ctx.Err()
 			}
+			if ev.Audio != nil && len(ev.Audio.PCM) > 0 && ev.Audio.PCM[0] == 's' {
+				select { // a slow consumer: 20 ms per frame, like real time
+				case <-time.After(20 * time.Millisecond):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				continue
+			}
 			if ev.Text != nil && ev.Text.Text == "panic" {
 				panic("test panic")
 			}
@@ -250,4 +258,49 @@ func indexOf(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+// Priority across the process boundary: with a backlog of audio queued for
+// a slow plugin (far more than it can consume before the cancel arrives),
+// the cancel travels on the Control stream and ends the invocation long
+// before the backlog could have drained. Were cancel queued behind the
+// data, the end would come only after every frame was consumed.
+func TestCancelOvertakesQueuedAudio(t *testing.T) {
+	inst, _ := startEcho(t)
+	c, r := open(t, inst, "inv-backlog")
+	const frames = 400 // 8 s of audio at the plugin's 20 ms per frame
+	pcm := make([]byte, 640)
+	pcm[0] = 's'
+	sent := make(chan int, 1)
+	go func() {
+		n := 0
+		for ; n < frames; n++ {
+			if c.Send(eventabi.Event{Type: eventabi.TypeAudioFrame, Audio: &eventabi.Audio{PCM: pcm, SampleRate: 16000, Channels: 1}}) != nil {
+				break
+			}
+		}
+		sent <- n
+	}()
+	time.Sleep(100 * time.Millisecond) // a backlog builds up
+	start := time.Now()
+	if err := c.Cancel("barge_in"); err != nil {
+		t.Fatal(err)
+	}
+	err := waitEnd(t, r)
+	took := time.Since(start)
+	if !errors.Is(err, kernel.ErrCancelled) {
+		t.Fatalf("end = %v, want cancelled", err)
+	}
+	n := <-sent
+	// The backlog alone needed (n - consumed) * 20 ms; the cancel must not
+	// have waited for it. Compare against the backlog, not a wall-clock
+	// budget: a cancel behind 300+ frames would take 6 s or more.
+	backlog := time.Duration(n) * 20 * time.Millisecond
+	t.Logf("sent %d frames (%v of backlog at the plugin's pace); cancel ended the invocation after %v", n, backlog, took)
+	if n < 100 {
+		t.Fatalf("only %d frames were queued: no backlog to overtake", n)
+	}
+	if took >= backlog/2 {
+		t.Fatalf("cancel took %v with a %v backlog: it waited behind the audio", took, backlog)
+	}
 }
