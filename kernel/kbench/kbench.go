@@ -7,6 +7,8 @@ package kbench
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -65,13 +67,16 @@ func TurnOpen(b *testing.B) {
 	c := &clock{}
 	s := newSession(b, "bench", c, false)
 	var total time.Duration
+	samples := make([]time.Duration, 0, b.N)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		c.ns += int64(time.Millisecond)
 		t0 := time.Now()
 		_ = s.Ingest(speechStart)
 		effs := s.Ready()
-		total += time.Since(t0)
+		d := time.Since(t0)
+		total += d
+		samples = append(samples, d)
 		if !find(effs, func(r kernel.Record) bool { return r.Record.Type == "turn_open" }) {
 			b.Fatal("no turn_open")
 		}
@@ -80,6 +85,22 @@ func TurnOpen(b *testing.B) {
 		s.Ready()
 	}
 	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/turn_open")
+	reportPercentiles(b, samples)
+}
+
+// reportPercentiles adds p50-us and p99-us of the per-iteration samples:
+// the quality gates are tail latencies, not means.
+func reportPercentiles(b *testing.B, samples []time.Duration) {
+	if len(samples) == 0 {
+		return
+	}
+	slices.Sort(samples)
+	at := func(q float64) float64 {
+		i := int(math.Ceil(q*float64(len(samples)))) - 1
+		return float64(samples[max(i, 0)].Nanoseconds()) / 1e3
+	}
+	b.ReportMetric(at(0.50), "p50-us")
+	b.ReportMetric(at(0.99), "p99-us")
 }
 
 // CancelFence measures barge-in ingress -> FenceEgress: speech starting
@@ -91,6 +112,7 @@ func CancelFence(b *testing.B) {
 	_ = s.Ingest(speechStart)
 	s.Ready()
 	var total time.Duration
+	samples := make([]time.Duration, 0, b.N)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		c.ns += int64(time.Millisecond)
@@ -99,12 +121,15 @@ func CancelFence(b *testing.B) {
 		t0 := time.Now()
 		_ = s.Ingest(speechStart) // barge-in
 		effs := s.Ready()
-		total += time.Since(t0)
+		d := time.Since(t0)
+		total += d
+		samples = append(samples, d)
 		if !find(effs, func(kernel.FenceEgress) bool { return true }) {
 			b.Fatal("no fence")
 		}
 	}
 	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/fence")
+	reportPercentiles(b, samples)
 }
 
 // DataEvent measures the kernel's cost per user audio frame (gateway, VAD,
