@@ -182,6 +182,8 @@ func inject(ctx context.Context, rt *Runtime, o ChaosOptions, stop <-chan struct
 	var (
 		stopped []int
 		resumes []*time.Timer
+		mu      sync.Mutex
+		paused  = map[int]bool{} // stopped right now: not picked again
 	)
 	defer func() {
 		for _, t := range resumes {
@@ -202,9 +204,15 @@ func inject(ctx context.Context, rt *Runtime, o ChaosOptions, stop <-chan struct
 		case <-tick.C:
 		}
 		var pids []int
+		mu.Lock()
 		for _, ps := range rt.Pids() {
-			pids = append(pids, ps...)
+			for _, pid := range ps {
+				if !paused[pid] {
+					pids = append(pids, pid)
+				}
+			}
 		}
+		mu.Unlock()
 		if len(pids) == 0 {
 			continue
 		}
@@ -218,7 +226,12 @@ func inject(ctx context.Context, rt *Runtime, o ChaosOptions, stop <-chan struct
 		case "sigstop":
 			err = syscall.Kill(pid, syscall.SIGSTOP)
 			resume := time.Duration(200+rnd.IntN(800)) * time.Millisecond
-			resumes = append(resumes, time.AfterFunc(resume, func() { _ = syscall.Kill(pid, syscall.SIGCONT) }))
+			resumes = append(resumes, time.AfterFunc(resume, func() {
+				_ = syscall.Kill(pid, syscall.SIGCONT)
+				mu.Lock()
+				delete(paused, pid)
+				mu.Unlock()
+			}))
 			stopped = append(stopped, pid) // resumed again at the end, in case
 		case "hang":
 			err = syscall.Kill(pid, syscall.SIGSTOP)
@@ -226,6 +239,11 @@ func inject(ctx context.Context, rt *Runtime, o ChaosOptions, stop <-chan struct
 		}
 		if err != nil {
 			continue
+		}
+		if fault != "sigkill" {
+			mu.Lock()
+			paused[pid] = true
+			mu.Unlock()
 		}
 		rep.Faults[fault]++
 		if o.Log != nil {

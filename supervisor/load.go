@@ -242,18 +242,15 @@ func CountTerminals(recs []kernel.TimelineRecord) Terminals {
 // before the first ':' after the node name ("node tts failed: ...").
 func AbortClass(reason string) string {
 	for _, kind := range []struct{ needle, class string }{
-		{"timed out", "node timeout"}, {"timeout", "node timeout"}, {"signal:", "node crashed (signal)"},
-		{"exit status", "node crashed (exit)"}, {"hung", "node hung (killed)"}, {"resource limit", "resource limit"},
+		{"timed out", "node timeout"}, {"timeout", "node timeout"}, {") hung:", "node hung (killed)"},
+		{"signal:", "node crashed (signal)"}, {"exit status", "node crashed (exit)"}, {"resource limit", "resource limit"},
 		{"circuit open", "provider circuit open"}, {"unavailable", "node unavailable"}, {"protocol", "node protocol"},
 		{"crashed", "node crashed"}, {"stream broken", "node crashed (stream)"},
 	} {
-		if contains(reason, kind.needle) {
+		if strings.Contains(reason, kind.needle) {
 			return kind.class
 		}
 	}
 	return reason
 }
 
-func contains(s, sub string) bool {
-	return strings.Contains(s, sub)
-}
