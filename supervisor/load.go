@@ -253,4 +253,3 @@ func AbortClass(reason string) string {
 	}
 	return reason
 }
-
