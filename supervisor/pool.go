@@ -218,7 +218,6 @@ func (p *Pool) watch(inst *Instance) {
 		return
 	}
 	c := inst.died()
-	inst.release()
 	p.mu.Lock()
 	p.insts = slices.DeleteFunc(p.insts, func(x *Instance) bool { return x == inst })
 	if c != nil {
@@ -226,12 +225,12 @@ func (p *Pool) watch(inst *Instance) {
 		p.crashes[c.Kind]++
 	}
 	p.mu.Unlock()
-	if c == nil {
-		return
+	if c != nil {
+		p.log.Warn("instance crashed", "instance", inst.name, "kind", c.Kind, "error", c.Err)
+		p.emit(PoolEvent{Type: "crashed", Instance: inst.name, Pid: c.Pid, Crash: c})
+		p.poke()
 	}
-	p.log.Warn("instance crashed", "instance", inst.name, "kind", c.Kind, "error", c.Err)
-	p.emit(PoolEvent{Type: "crashed", Instance: inst.name, Pid: c.Pid, Crash: c})
-	p.poke()
+	inst.release() // reap, socket dir, envelope: after the replacement was asked for
 }
 
 func (p *Pool) poke() {
