@@ -304,3 +304,18 @@ func TestCancelOvertakesQueuedAudio(t *testing.T) {
 		t.Fatalf("cancel took %v with a %v backlog: it waited behind the audio", took, backlog)
 	}
 }
+
+// A node that forwards its input unchanged (a pass-through) emits it as
+// its own output: the input's provenance (node "ingress", the upstream
+// invocation) must not ride along, or the kernel would reject it.
+func TestEmitStampsTheCallsIdentity(t *testing.T) {
+	var got eventabi.Event
+	c := NewTestCall("inv-7", "s1", "t1", "echo", nil, func(ev eventabi.Event) error { got = ev; return nil })
+	in := eventabi.Event{Type: eventabi.TypeAudioFrame, SessionID: "s1", TurnID: "t1", NodeID: "ingress", InvocationID: "inv-2"}
+	if err := c.Emit(in); err != nil {
+		t.Fatal(err)
+	}
+	if got.NodeID != "echo" || got.InvocationID != "inv-7" || got.SessionID != "s1" || got.Lane != eventabi.LaneData {
+		t.Fatalf("emitted %+v", got)
+	}
+}

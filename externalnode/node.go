@@ -82,8 +82,10 @@ type Call struct {
 // ctx.Done() as well.
 func (c *Call) Inputs() <-chan eventabi.Event { return c.in }
 
-// Emit sends one output event. Correlation fields are filled in; the
-// runtime rejects events that claim another session or turn.
+// Emit sends one output event. NodeID and InvocationID are always the
+// call's: an output is this node's, even when it forwards an input event
+// unchanged. SessionID and TurnID are filled in when empty; the runtime
+// rejects events that claim another session or turn.
 func (c *Call) Emit(ev eventabi.Event) error {
 	if ev.SessionID == "" {
 		ev.SessionID = c.SessionID
@@ -91,12 +93,8 @@ func (c *Call) Emit(ev eventabi.Event) error {
 	if ev.TurnID == "" {
 		ev.TurnID = c.TurnID
 	}
-	if ev.InvocationID == "" {
-		ev.InvocationID = c.ID
-	}
-	if ev.NodeID == "" {
-		ev.NodeID = c.NodeID
-	}
+	ev.InvocationID = c.ID
+	ev.NodeID = c.NodeID
 	if ev.Lane == eventabi.LaneUnspecified {
 		ev.Lane = eventabi.DefaultLane(ev.Type)
 	}

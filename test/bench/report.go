@@ -117,14 +117,14 @@ func PrintSummary(w io.Writer, r *Results) {
 		for _, p := range []struct {
 			name string
 			s    Summary
-		}{{"real path (externalnode)", rt.RealPath}, {"bare go-plugin gRPC", rt.BareGRPC}, {"raw unix socket", rt.RawUnix}} {
+		}{{"real path (externalnode)", rt.RealPath}, {"bare go-plugin gRPC", rt.BareGRPC}, {"raw unix socket", rt.RawUnix}, {"session (kernel+runner)", rt.SessionPath}} {
 			fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", p.name, p.s.P50us, p.s.P99us, p.s.MeanUs, p.s.MinUs, p.s.MaxUs)
 		}
 		_ = tw.Flush()
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "ratio\tp50\tp99\tmean\t")
-		for _, k := range []string{"real/bare", "real/raw", "bare/raw"} {
+		for _, k := range []string{"real/bare", "real/raw", "bare/raw", "session/real", "session/bare"} {
 			q := rt.Ratios[k]
 			fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t\n", k, q.P50, q.P99, q.Mean)
 		}

@@ -291,6 +291,8 @@ const (
 	NameRealPath = "frame_roundtrip_real_path"
 	NameBareGRPC = "frame_roundtrip_bare_goplugin_grpc"
 	NameRawUnix  = "frame_roundtrip_raw_unix_socket"
+	// NameSessionPath is kernel -> plugin -> kernel through a session.
+	NameSessionPath = "frame_roundtrip_session_path"
 )
 
 // RoundTripConfig says how to measure the frame round trips.
@@ -345,6 +347,9 @@ type RoundTrips struct {
 	RealPath   Summary `json:"frame_roundtrip_real_path"`
 	BareGRPC   Summary `json:"frame_roundtrip_bare_goplugin_grpc"`
 	RawUnix    Summary `json:"frame_roundtrip_raw_unix_socket"`
+	// SessionPath adds the kernel and the session runner on both sides:
+	// transport ingress -> kernel -> plugin -> kernel -> egress.
+	SessionPath Summary `json:"frame_roundtrip_session_path"`
 	// Ratios compare the paths of this same run: "real/bare" is what RSPP's
 	// layers add over the bare go-plugin stream it rides on.
 	Ratios map[string]Ratio `json:"ratios"`
@@ -364,7 +369,7 @@ func MeasureRoundTrips(ctx context.Context, cfg RoundTripConfig) (res *RoundTrip
 		frame[i] = byte(i) // not all zeros, in case anything on the way compresses
 	}
 
-	names := []string{NameRealPath, NameBareGRPC, NameRawUnix}
+	names := []string{NameRealPath, NameBareGRPC, NameRawUnix, NameSessionPath}
 	paths := make([]roundTripper, 0, len(names))
 	defer func() {
 		for _, p := range paths {
@@ -388,6 +393,11 @@ func MeasureRoundTrips(ctx context.Context, cfg RoundTripConfig) (res *RoundTrip
 		return nil, err
 	}
 	paths = append(paths, raw)
+	session, err := startSessionPath(ctx, cfg.Self, cfg.TempDir, frame)
+	if err != nil {
+		return nil, err
+	}
+	paths = append(paths, session)
 
 	if cfg.started != nil {
 		pids := make([]int, len(paths))
@@ -426,10 +436,11 @@ func MeasureRoundTrips(ctx context.Context, cfg RoundTripConfig) (res *RoundTrip
 		}
 	}
 
-	r, b, w := Summarize(samples[0]), Summarize(samples[1]), Summarize(samples[2])
+	r, b, w, s := Summarize(samples[0]), Summarize(samples[1]), Summarize(samples[2]), Summarize(samples[3])
 	return &RoundTrips{
 		FrameBytes: cfg.FrameBytes, Warmup: cfg.Warmup, Rounds: cfg.Rounds,
-		RealPath: r, BareGRPC: b, RawUnix: w,
-		Ratios: map[string]Ratio{"real/bare": RatioOf(r, b), "real/raw": RatioOf(r, w), "bare/raw": RatioOf(b, w)},
+		RealPath: r, BareGRPC: b, RawUnix: w, SessionPath: s,
+		Ratios: map[string]Ratio{"real/bare": RatioOf(r, b), "real/raw": RatioOf(r, w), "bare/raw": RatioOf(b, w),
+			"session/real": RatioOf(s, r), "session/bare": RatioOf(s, b)},
 	}, nil
 }

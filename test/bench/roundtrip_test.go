@@ -35,7 +35,7 @@ func TestRoundTripSmoke(t *testing.T) {
 	if res.FrameBytes != 640 {
 		t.Fatalf("frame bytes = %d", res.FrameBytes)
 	}
-	for name, s := range map[string]Summary{NameRealPath: res.RealPath, NameBareGRPC: res.BareGRPC, NameRawUnix: res.RawUnix} {
+	for name, s := range map[string]Summary{NameRealPath: res.RealPath, NameBareGRPC: res.BareGRPC, NameRawUnix: res.RawUnix, NameSessionPath: res.SessionPath} {
 		if s.N != n {
 			t.Errorf("%s: %d samples, want %d", name, s.N, n)
 		}
@@ -48,13 +48,13 @@ func TestRoundTripSmoke(t *testing.T) {
 			t.Errorf("%s: figures out of order: %+v", name, s)
 		}
 	}
-	for _, k := range []string{"real/bare", "real/raw", "bare/raw"} {
+	for _, k := range []string{"real/bare", "real/raw", "bare/raw", "session/real", "session/bare"} {
 		if r, ok := res.Ratios[k]; !ok || !(r.P50 > 0 && r.P99 > 0 && r.Mean > 0) {
 			t.Errorf("ratio %s = %+v", k, r)
 		}
 	}
 
-	if len(pids) != 3 {
+	if len(pids) != 4 {
 		t.Fatalf("pids = %v", pids)
 	}
 	for _, pid := range pids {

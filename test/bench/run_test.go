@@ -36,7 +36,7 @@ func TestMainWritesResults(t *testing.T) {
 		}
 	}
 	rt, _ := got["frame_roundtrip"].(map[string]any)
-	for _, k := range []string{NameRealPath, NameBareGRPC, NameRawUnix, "ratios"} {
+	for _, k := range []string{NameRealPath, NameBareGRPC, NameRawUnix, NameSessionPath, "ratios"} {
 		if _, ok := rt[k]; !ok {
 			t.Errorf("frame_roundtrip has no %q", k)
 		}
