@@ -13,34 +13,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rspp/rspp/test/testenv"
 )
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
-}
-
-// buildAll compiles rspp and the example providers into dir.
-func buildAll(t *testing.T, root, dir string) string {
-	t.Helper()
-	targets := map[string]string{filepath.Join(dir, "rspp"): "./cmd/runtime"}
-	for _, p := range []string{"pocketsphinx", "rules", "espeak"} {
-		targets[filepath.Join(dir, "providers", p)] = "./providers/" + p
-	}
-	for out, pkg := range targets {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
-		}
-	}
-	return filepath.Join(dir, "rspp")
-}
 
 func TestChaosReportHoldsInvariants(t *testing.T) {
 	if testing.Short() {
@@ -51,13 +26,20 @@ func TestChaosReportHoldsInvariants(t *testing.T) {
 			t.Skipf("%s not installed (make deps)", tool)
 		}
 	}
-	root := moduleRoot(t)
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir, err := os.MkdirTemp("", "rspp-chaos")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	rspp := buildAll(t, root, dir)
+	bins, err := testenv.Build(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rspp := bins.RSPP
 	// The example config, pointing at the binaries just built.
 	raw, err := os.ReadFile(filepath.Join(root, "examples", "voice-agent.yaml"))
 	if err != nil {
@@ -95,5 +77,8 @@ func TestChaosReportHoldsInvariants(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "chaos: ") {
 		t.Error("no fault was injected")
+	}
+	if left := testenv.ProcsUnder(dir); len(left) > 0 {
+		t.Errorf("processes left behind: %v", left)
 	}
 }
