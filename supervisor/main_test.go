@@ -3,12 +3,15 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/isolation"
@@ -24,7 +27,16 @@ func TestMain(m *testing.M) {
 		externalnode.Serve(testNode{})
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if code == 0 {
+		// Every pool, runtime, admin server and session stopped its
+		// goroutines. The fork thread lives as long as the process by design.
+		if err := goleak.Find(goleak.IgnoreAnyFunction("github.com/rspp/rspp/externalnode.OnSpawnThread.func1.1")); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines leaked:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 const testPluginArg = "rspp-test-plugin"

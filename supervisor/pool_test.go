@@ -220,7 +220,7 @@ func TestPoolInIsolationEnvelope(t *testing.T) {
 	if err != nil {
 		t.Skipf("no cgroup envelopes here: %v", err)
 	}
-	defer envs.Close()
+	t.Cleanup(func() { _ = envs.Close() }) // after the pool's own cleanup
 	prof, err := isolation.ProfileByName("trusted")
 	if err != nil {
 		t.Fatal(err)
