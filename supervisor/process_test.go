@@ -77,13 +77,24 @@ func TestSIGKILLOfRsppLeavesNoPlugin(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("rspp serve never became ready")
 	}
+	// rspp upgrade talks to it over the admin socket: a binary that is no
+	// plugin is refused and the old version stays; a good one is taken.
+	self, _ := os.Executable()
+	bad := exec.Command(rspp, "upgrade", "--socket", sock, "--provider", "tts", "--binary", "/bin/true")
+	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "old version kept") {
+		t.Fatalf("rspp upgrade to /bin/true: %v: %s", err, out)
+	}
+	good := exec.Command(rspp, "upgrade", "--socket", sock, "--provider", "tts", "--binary", self)
+	if out, err := good.CombinedOutput(); err != nil || !strings.Contains(string(out), "(pool tts#1) -> 1.0.0 (pool tts#3)") {
+		t.Fatalf("rspp upgrade: %v: %s", err, out)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := AdminCall(ctx, sock, AdminRequest{Op: "status"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.Plugins) != 3 || resp.Pid != cmd.Process.Pid {
+	if len(resp.Plugins) < 3 || resp.Pid != cmd.Process.Pid {
 		t.Fatalf("status: rspp pid %d (started %d), plugins %v", resp.Pid, cmd.Process.Pid, resp.Plugins)
 	}
 	time.Sleep(time.Second) // sessions are taking turns
