@@ -146,7 +146,7 @@ func testConfig(t testing.TB, dir string, providerExtra map[string]string, nodeE
 	}
 	b.WriteString("pipeline:\n  nodes:\n")
 	for _, role := range []string{"stt", "llm", "tts"} {
-		b.WriteString("    - {id: " + role + ", provider: " + role + ", timeout: 3s" + nodeExtra + "}\n")
+		b.WriteString("    - {id: " + role + ", provider: " + role + ", timeout: 10s" + nodeExtra + "}\n")
 	}
 	b.WriteString(`  edges:
     - {from: ingress, to: stt}

@@ -355,8 +355,8 @@ func (p *Pool) setCircuit(err error) {
 
 // Acquire returns the least loaded ready instance whose name is not in
 // avoid (instances an earlier attempt of the same invocation failed on).
-// While none is ready and a replacement is starting it waits up to
-// AcquireWait; only then does it fall back to an avoided live instance.
+// While none is ready and a replacement is on its way it waits up to
+// AcquireWait for it; an avoided live instance is the last resort.
 func (p *Pool) Acquire(avoid []string) (*Instance, error) {
 	deadline := p.cfg.Clock.Now().Add(p.cfg.AcquireWait)
 	for {
@@ -367,9 +367,13 @@ func (p *Pool) Acquire(avoid []string) (*Instance, error) {
 		}
 		best, fallback := p.pickLocked(avoid)
 		circuit, wake := p.circuit, p.readyWake
+		coming := p.liveLocked() < p.cfg.Warm // a replacement is on its way
 		p.mu.Unlock()
 		if best != nil {
 			return best, nil
+		}
+		if fallback != nil && !coming {
+			return fallback, nil // nothing else will be ready: the avoided one is all there is
 		}
 		if circuit != nil {
 			return nil, fmt.Errorf("provider %s: %w", p.cfg.Provider, circuit)
@@ -387,6 +391,17 @@ func (p *Pool) Acquire(avoid []string) (*Instance, error) {
 		case <-p.stop:
 		}
 	}
+}
+
+// liveLocked counts instances that are not known dead.
+func (p *Pool) liveLocked() int {
+	n := 0
+	for _, inst := range p.insts {
+		if inst.node.Err() == nil {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *Pool) pickLocked(avoid []string) (best, fallback *Instance) {

@@ -264,3 +264,23 @@ func TestInstanceStateMachine(t *testing.T) {
 		}
 	}
 }
+
+// With nothing else coming (the pool is at full strength), a retry that
+// avoids the only instance takes it rather than waiting for another.
+func TestPoolAvoidedInstanceIsLastResort(t *testing.T) {
+	p, _ := testPool(t, func(c *PoolConfig) { c.Warm = 1; c.AcquireWait = time.Hour })
+	only := p.Instances()[0]
+	got := make(chan *Instance, 1)
+	go func() {
+		inst, _ := p.Acquire([]string{only.Name()})
+		got <- inst
+	}()
+	select {
+	case inst := <-got:
+		if inst != only {
+			t.Fatalf("acquired %v", inst)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Acquire waited for an instance that is not coming")
+	}
+}
