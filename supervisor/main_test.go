@@ -52,6 +52,7 @@ type testNode struct{}
 type testNodeConfig struct {
 	Role     string `json:"role"`
 	HangFile string `json:"hang_file"`
+	OOMFile  string `json:"oom_file"` // like hang_file, but allocates until the memory limit kills it
 }
 
 var nodeCfg testNodeConfig
@@ -77,6 +78,16 @@ func (testNode) Configure(_ context.Context, cfg externalnode.Config) error {
 func (testNode) Invoke(ctx context.Context, call *externalnode.Call) error {
 	if f := nodeCfg.HangFile; f != "" && os.Remove(f) == nil {
 		select {} // stuck: ignores cancel and input
+	}
+	if f := nodeCfg.OOMFile; f != "" && os.Remove(f) == nil {
+		var hog [][]byte
+		for {
+			b := make([]byte, 16<<20)
+			for i := range b {
+				b[i] = byte(i)
+			}
+			hog = append(hog, b)
+		}
 	}
 	for {
 		select {

@@ -75,7 +75,13 @@ func testPool(t testing.TB, mod func(*PoolConfig)) (*Pool, *eventLog) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.Close)
+	t.Cleanup(func() {
+		p.Close()
+		// go-plugin's socket dirs go with their instances, crashed or not.
+		if left, _ := os.ReadDir(cfg.Launch.SocketDir); len(left) > 0 {
+			t.Errorf("socket dirs left behind: %v", left)
+		}
+	})
 	return p, log
 }
 
@@ -245,6 +251,40 @@ func TestPoolInIsolationEnvelope(t *testing.T) {
 	_ = syscall.Kill(inst.Pid(), syscall.SIGKILL)
 	if err := <-end; !errors.Is(err, kernel.ErrNodeCrashed) {
 		t.Fatalf("end %v", err)
+	}
+}
+
+// An instance its envelope's memory limit OOM-kills is a crash of kind
+// oom: its invocations fail with kernel.ErrResourceLimit attributed to the
+// instance and tenant.
+func TestPoolOOMIsResourceLimit(t *testing.T) {
+	envs, err := isolation.OpenEnvelopes(isolation.EnvelopesConfig{})
+	if err != nil {
+		t.Skipf("no cgroup envelopes here: %v", err)
+	}
+	t.Cleanup(func() { _ = envs.Close() })
+	prof, err := isolation.ProfileByName("trusted", isolation.Override{Limits: isolation.Limits{MemoryBytes: 192 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oom := filepath.Join(t.TempDir(), "oom")
+	p, log := testPool(t, func(c *PoolConfig) {
+		c.Warm = 1
+		c.Launch.Envelopes, c.Launch.Profile, c.Launch.Tenant = envs, prof, "acme"
+		c.ConfigJSON = []byte(`{"role":"echo","oom_file":"` + oom + `"}`)
+	})
+	if err := os.WriteFile(oom, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, end := openEcho(t, p, "hog", nil)
+	err = <-end
+	var le *isolation.LimitError
+	if !errors.Is(err, kernel.ErrResourceLimit) || !errors.Is(err, isolation.ErrOOM) || !errors.As(err, &le) || le.Tenant != "acme" {
+		t.Fatalf("invocation on the OOM-killed instance ended with %v, want ErrResourceLimit/ErrOOM for tenant acme", err)
+	}
+	ev := log.wait(t, "crashed", func(ev PoolEvent) bool { return ev.Type == "crashed" })
+	if ev.Crash.Kind != CrashOOM || ev.Crash.Tenant != "acme" {
+		t.Fatalf("crash %+v, want kind oom for tenant acme", ev.Crash)
 	}
 }
 

@@ -40,7 +40,9 @@ func build(t *testing.T, dir, name, pkg string, ldflags string) string {
 
 // Must-show: SIGKILL of rspp itself takes every plugin it started with
 // it within 1 s (Pdeathsig from the locked spawn thread, process groups),
-// and the next start sweeps the dead run's state.
+// and the next start sweeps the dead run's state. On the way, the running
+// rspp serve is upgraded with the rspp upgrade command and reloaded with
+// SIGHUP.
 func TestSIGKILLOfRsppLeavesNoPlugin(t *testing.T) {
 	dir := shortDir(t)
 	rspp := build(t, dir, "rspp", "github.com/rspp/rspp/cmd/runtime", "")
@@ -88,8 +90,26 @@ func TestSIGKILLOfRsppLeavesNoPlugin(t *testing.T) {
 	if out, err := good.CombinedOutput(); err != nil || !strings.Contains(string(out), "(pool tts#1) -> 1.0.0 (pool tts#3)") {
 		t.Fatalf("rspp upgrade: %v: %s", err, out)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// SIGHUP re-reads the config: the changed llm provider gets a new pool.
+	raw, _ := os.ReadFile(cfgPath)
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(string(raw), "config: {role: llm}", "config: {role: llm, hang_file: /nonexistent}", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	for reloaded := false; !reloaded; {
+		st, err := AdminCall(ctx, sock, AdminRequest{Op: "status"})
+		if err != nil {
+			t.Fatalf("no llm#2 pool after SIGHUP: %v", err)
+		}
+		for _, p := range st.Pools {
+			reloaded = reloaded || p.Key == "llm#2"
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	resp, err := AdminCall(ctx, sock, AdminRequest{Op: "status"})
 	if err != nil {
 		t.Fatal(err)

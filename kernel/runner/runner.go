@@ -366,6 +366,11 @@ func (s *Session) start(e kernel.StartInvocation) {
 	req := externalnode.OpenRequest{
 		InvocationID: wireID, SessionID: s.id, TurnID: e.Ref.TurnID, NodeID: e.Ref.NodeID,
 	}
+	if e.Deadline > 0 {
+		// The plan's timeout, for the plugin's information; the kernel
+		// enforces it on its own clock.
+		req.Deadline = time.Now().Add(time.Duration(e.Deadline - s.cfg.Kernel.Clock.Now()))
+	}
 	var avoid []string
 	if e.Attempt > 0 {
 		avoid = s.failed[e.Ref.TurnID][e.Ref.NodeID]
