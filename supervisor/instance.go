@@ -125,6 +125,13 @@ func (i *Instance) markHung() bool {
 	return true
 }
 
+// isHung says whether the supervisor is killing it for not answering.
+func (i *Instance) isHung() bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.hung
+}
+
 // died records a death the supervisor did not ask for. It returns the
 // typed crash, or nil when the instance was already stopped on purpose.
 func (i *Instance) died() *CrashError {

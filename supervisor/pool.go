@@ -397,7 +397,7 @@ func (p *Pool) Acquire(avoid []string) (*Instance, error) {
 func (p *Pool) liveLocked() int {
 	n := 0
 	for _, inst := range p.insts {
-		if inst.node.Err() == nil {
+		if inst.node.Err() == nil && !inst.isHung() {
 			n++
 		}
 	}
@@ -407,8 +407,8 @@ func (p *Pool) liveLocked() int {
 func (p *Pool) pickLocked(avoid []string) (best, fallback *Instance) {
 	bestLoad, fbLoad := 0, 0
 	for _, inst := range p.insts {
-		if inst.State() != Ready || inst.node.Err() != nil {
-			continue
+		if inst.State() != Ready || inst.node.Err() != nil || inst.isHung() {
+			continue // dead, or being killed but not yet seen dead
 		}
 		load := inst.node.OpenInvocations()
 		if slices.Contains(avoid, inst.name) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -150,15 +151,21 @@ func (p *Pool) Close() {
 }
 
 // PidLog remembers every plugin process a runtime started, so a leftover
-// check can prove none of them outlived it.
+// check can prove none of them outlived it. A pid is kept with its start
+// time, so a recycled pid is not taken for a survivor.
 type PidLog struct {
-	mu   sync.Mutex
-	pids []int
+	mu    sync.Mutex
+	procs []proc
+}
+
+type proc struct {
+	pid   int
+	start string // field 22 of /proc/<pid>/stat
 }
 
 func (l *PidLog) add(pid int) {
 	l.mu.Lock()
-	l.pids = append(l.pids, pid)
+	l.procs = append(l.procs, proc{pid: pid, start: procStart(pid)})
 	l.mu.Unlock()
 }
 
@@ -166,15 +173,23 @@ func (l *PidLog) add(pid int) {
 func (l *PidLog) All() []int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return slices.Clone(l.pids)
+	out := make([]int, 0, len(l.procs))
+	for _, p := range l.procs {
+		out = append(out, p.pid)
+	}
+	return out
 }
 
-// Alive lists the recorded pids that still run (zombies count as gone).
+// Alive lists the recorded processes that still run (zombies count as
+// gone).
 func (l *PidLog) Alive() []int {
+	l.mu.Lock()
+	procs := slices.Clone(l.procs)
+	l.mu.Unlock()
 	var out []int
-	for _, pid := range l.All() {
-		if ProcessAlive(pid) {
-			out = append(out, pid)
+	for _, p := range procs {
+		if ProcessAlive(p.pid) && procStart(p.pid) == p.start {
+			out = append(out, p.pid)
 		}
 	}
 	return out
@@ -185,17 +200,30 @@ func ProcessAlive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
+	st := procStat(pid)
+	return len(st) > 0 && st[0] != "Z" && st[0] != "X"
+}
+
+// procStat is /proc/<pid>/stat from the state field on (nil if gone).
+func procStat(pid int) []string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return false
+		return nil
 	}
 	s := string(b)
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == ')' {
-			return i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
-		}
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return nil
 	}
-	return true
+	return strings.Fields(s[i+2:])
+}
+
+// procStart is the process start time (clock ticks since boot), "" if gone.
+func procStart(pid int) string {
+	if st := procStat(pid); len(st) > 19 {
+		return st[19] // field 22 overall; st[0] is field 3
+	}
+	return ""
 }
 
 // PoolInstance finds a current instance by name (nil if gone).
