@@ -8,11 +8,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/rspp/rspp/supervisor"
-	"github.com/rspp/rspp/supervisor/config"
 )
 
 func runCmd() *cobra.Command {
@@ -31,17 +29,13 @@ func runCmd() *cobra.Command {
 					return usageError{fmt.Errorf("%s is required", flag)}
 				}
 			}
-			if _, err := os.Stat(input); err != nil {
-				return usageError{fmt.Errorf("--input: %w", err)}
-			}
-			cfg, err := config.Load(cfgPath)
+			cfg, err := loadForRun(cfgPath, input)
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			log := hclog.New(&hclog.LoggerOptions{Name: "rspp", Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
-			rt, err := supervisor.Start(ctx, cfg, supervisor.Options{Logger: log})
+			rt, err := supervisor.Start(ctx, cfg, supervisor.Options{Logger: newLogger(logLevel)})
 			if err != nil {
 				return err
 			}

@@ -40,12 +40,7 @@ providers whose binary or settings changed.`,
 			if sessions < 1 {
 				return usageError{fmt.Errorf("--sessions must be >= 1")}
 			}
-			for _, in := range inputs {
-				if _, err := os.Stat(in); err != nil {
-					return usageError{fmt.Errorf("--input: %w", err)}
-				}
-			}
-			cfg, err := config.Load(cfgPath)
+			cfg, err := loadForRun(cfgPath, inputs...)
 			if err != nil {
 				return err
 			}
@@ -75,6 +70,16 @@ providers whose binary or settings changed.`,
 	f.StringVar(&timeline, "timeline", "", "where to write the timeline (JSON Lines)")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	return cmd
+}
+
+// loadForRun checks that the input files exist, then loads the config.
+func loadForRun(cfgPath string, inputs ...string) (*config.Config, error) {
+	for _, in := range inputs {
+		if _, err := os.Stat(in); err != nil {
+			return nil, usageError{fmt.Errorf("--input: %w", err)}
+		}
+	}
+	return config.Load(cfgPath)
 }
 
 func newLogger(level string) hclog.Logger {
