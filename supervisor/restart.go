@@ -28,10 +28,10 @@ type RestartPolicy struct {
 }
 
 // DefaultRestartPolicy: 5 restarts in 30 s, 20 ms doubling to 2 s, 20 %
-// jitter, 30 s cooldown.
+// jitter; an open circuit tries one half-open start after 10 s.
 var DefaultRestartPolicy = RestartPolicy{
 	Intensity: 5, Period: 30 * time.Second, BackoffBase: 20 * time.Millisecond,
-	BackoffMax: 2 * time.Second, Jitter: 0.2, Cooldown: 30 * time.Second,
+	BackoffMax: 2 * time.Second, Jitter: 0.2, Cooldown: 10 * time.Second,
 }
 
 func (p RestartPolicy) withDefaults() RestartPolicy {

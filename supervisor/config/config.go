@@ -104,7 +104,7 @@ type Restart struct {
 	Backoff    Duration `yaml:"backoff"`     // first backoff, default 20ms
 	BackoffMax Duration `yaml:"backoff_max"` // default 2s
 	Jitter     float64  `yaml:"jitter"`      // 0..1, default 0.2
-	Cooldown   Duration `yaml:"cooldown"`    // default 30s
+	Cooldown   Duration `yaml:"cooldown"`    // default 10s
 }
 
 // Provider is one plugin binary serving a provider or node.
