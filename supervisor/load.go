@@ -27,6 +27,9 @@ type LoadOptions struct {
 	Prefix     string
 	Timeline   runner.Timeline // receives every session's records (concurrently)
 	Stop       <-chan struct{} // closed: stop feeding (nil: never)
+	// Stagger delays session i's first frame by i*Stagger, so that
+	// sessions do not all speak at the same instant.
+	Stagger time.Duration
 	// Settle bounds how long a session waits for its last turn to end
 	// after its audio stopped (default 30s).
 	Settle time.Duration
@@ -85,7 +88,13 @@ func runLoadSession(ctx context.Context, rt *Runtime, o LoadOptions, id string, 
 	if err != nil {
 		return 0, err
 	}
-	feedErr := feed(ctx, sess, o, idx)
+	var feedErr error
+	select {
+	case <-time.After(time.Duration(idx) * o.Stagger):
+		feedErr = feed(ctx, sess, o, idx)
+	case <-ctx.Done():
+	case <-o.Stop:
+	}
 	if feedErr == nil && ctx.Err() == nil {
 		select {
 		case <-sess.Idle():

@@ -194,9 +194,9 @@ func TestHotUpgradeUnderFiftySessions(t *testing.T) {
 	done := make(chan LoadResult, 1)
 	go func() {
 		done <- RunLoad(context.Background(), rt, LoadOptions{Sessions: 50, Utterances: [][]byte{tone(400 * time.Millisecond)},
-			Gap: 1200 * time.Millisecond, Turns: 4, Realtime: true, Timeline: tl, Prefix: "up"})
+			Gap: 2 * time.Second, Turns: 4, Realtime: true, Stagger: 20 * time.Millisecond, Timeline: tl, Prefix: "up"})
 	}()
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(4 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	resp, err := AdminCall(ctx, admin.Path(), AdminRequest{Op: "upgrade", Provider: "tts", Binary: v2})
