@@ -155,9 +155,11 @@ type Node struct {
 	ID         string   `yaml:"id"`
 	Provider   string   `yaml:"provider"`
 	Timeout    Duration `yaml:"timeout"`
-	OnFailure  string   `yaml:"on_failure"`
+	OnFailure  string   `yaml:"on_failure"` // abort (default), retry, fallback, branch
 	MaxRetries int      `yaml:"max_retries"`
-	Fallback   string   `yaml:"fallback"`
+	Fallback   string   `yaml:"fallback"`  // provider for on_failure: fallback
+	Join       string   `yaml:"join"`      // all (default) or select
+	BranchTo   string   `yaml:"branch_to"` // dormant node for on_failure: branch
 }
 
 // Edge connects nodes (or ingress/egress).
@@ -167,6 +169,7 @@ type Edge struct {
 	Capacity int      `yaml:"capacity"`
 	BlockFor Duration `yaml:"block_for"`
 	Types    []string `yaml:"types"`
+	Overflow string   `yaml:"overflow"` // shed (default) or degrade
 }
 
 // VAD tunes the kernel's voice activity detector.
@@ -212,7 +215,9 @@ func Parse(raw []byte, path string) (*Config, error) {
 var (
 	kinds      = map[string]bool{"stt": true, "llm": true, "tts": true, "custom": true}
 	profiles   = map[string]bool{"trusted": true, "tenant": true}
-	onFailures = map[string]bool{"": true, "abort": true, "retry": true, "fallback": true}
+	onFailures = map[string]bool{"": true, "abort": true, "retry": true, "fallback": true, "branch": true}
+	joins      = map[string]bool{"": true, "all": true, "select": true}
+	overflows  = map[string]bool{"": true, "shed": true, "degrade": true}
 	unknownEv  = map[string]bool{"": true, "reject": true, "drop": true, "pass": true}
 	isolations = map[string]bool{"": true, "auto": true, "on": true, "off": true}
 )
@@ -343,7 +348,10 @@ func (c *Config) validatePipeline() error {
 			return c.errf(key+".provider", "unknown provider %q (known: %s)", n.Provider, strings.Join(c.ProviderNames(), ", "))
 		}
 		if !onFailures[n.OnFailure] {
-			return c.errf(key+".on_failure", "must be abort, retry or fallback, got %q", n.OnFailure)
+			return c.errf(key+".on_failure", "must be abort, retry, fallback or branch, got %q", n.OnFailure)
+		}
+		if !joins[n.Join] {
+			return c.errf(key+".join", "must be all or select, got %q", n.Join)
 		}
 		if n.OnFailure == "fallback" {
 			if _, ok := c.Providers[n.Fallback]; !ok {
@@ -367,6 +375,9 @@ func (c *Config) validatePipeline() error {
 		}
 		if e.Capacity < 0 || e.BlockFor < 0 {
 			return c.errf(key, "capacity and block_for must not be negative")
+		}
+		if !overflows[e.Overflow] {
+			return c.errf(key+".overflow", "must be shed or degrade, got %q", e.Overflow)
 		}
 	}
 	// The kernel checks the rest (cycles, reachability) with its own typed
@@ -421,11 +432,11 @@ func (c *Config) Graph() kernel.GraphSpec {
 		}
 		g.Nodes = append(g.Nodes, kernel.NodeSpec{
 			ID: n.ID, Kind: kind, Provider: n.Provider, Timeout: time.Duration(n.Timeout),
-			OnFailure: n.OnFailure, MaxRetries: n.MaxRetries, Fallback: n.Fallback,
+			OnFailure: n.OnFailure, MaxRetries: n.MaxRetries, Fallback: n.Fallback, Join: n.Join, BranchTo: n.BranchTo,
 		})
 	}
 	for _, e := range c.Pipeline.Edges {
-		es := kernel.EdgeSpec{From: e.From, To: e.To, Capacity: e.Capacity, BlockFor: time.Duration(e.BlockFor)}
+		es := kernel.EdgeSpec{From: e.From, To: e.To, Capacity: e.Capacity, BlockFor: time.Duration(e.BlockFor), Overflow: e.Overflow}
 		for _, t := range e.Types {
 			es.Types = append(es.Types, eventabi.Type(t))
 		}

@@ -47,3 +47,39 @@ func TestSupervisorFields(t *testing.T) {
 		}
 	}
 }
+
+func TestGraphFieldsReachTheKernel(t *testing.T) {
+	self, _ := os.Executable()
+	y := "version: 1\nproviders:\n  p:\n    kind: llm\n    binary: " + self + "\n" + `pipeline:
+  nodes:
+    - {id: a, provider: p, on_failure: branch, branch_to: b}
+    - {id: b, provider: p}
+    - {id: c, provider: p, join: select}
+  edges:
+    - {from: ingress, to: a}
+    - {from: a, to: c, overflow: degrade, block_for: 10ms}
+    - {from: b, to: c}
+    - {from: c, to: egress}
+`
+	c, err := Parse([]byte(y), filepath.Join(t.TempDir(), "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := c.Graph()
+	if g.Nodes[0].BranchTo != "b" || g.Nodes[0].OnFailure != "branch" || g.Nodes[2].Join != "select" || g.Edges[1].Overflow != "degrade" {
+		t.Fatalf("graph %+v", g)
+	}
+	bad := strings.Replace(y, "join: select", "join: any", 1)
+	var ce *Error
+	if _, err := Parse([]byte(bad), filepath.Join(t.TempDir(), "c.yaml")); !errors.As(err, &ce) || ce.Key != "pipeline.nodes[2].join" {
+		t.Fatalf("bad join: %v", err)
+	}
+	bad = strings.Replace(y, "overflow: degrade", "overflow: spill", 1)
+	if _, err := Parse([]byte(bad), filepath.Join(t.TempDir(), "c.yaml")); !errors.As(err, &ce) || ce.Key != "pipeline.edges[1].overflow" {
+		t.Fatalf("bad overflow: %v", err)
+	}
+	bad = strings.Replace(y, "branch_to: b", "branch_to: zz", 1)
+	if _, err := Parse([]byte(bad), filepath.Join(t.TempDir(), "c.yaml")); !errors.As(err, &ce) || ce.Key != "pipeline" {
+		t.Fatalf("unknown branch: %v", err)
+	}
+}
