@@ -33,7 +33,9 @@ type ChaosOptions struct {
 	Faults   []string
 	Timeline string // optional JSON Lines file of every record
 	Logger   hclog.Logger
-	Log      io.Writer // one line per fault (nil: none)
+	// Telemetry, if set, also receives every record (see Options.Timeline).
+	Telemetry runner.Timeline
+	Log       io.Writer // one line per fault (nil: none)
 }
 
 // ChaosReport is the invariant report of a chaos run.
@@ -122,7 +124,7 @@ func RunChaos(ctx context.Context, cfg *config.Config, o ChaosOptions) (ChaosRep
 	}
 	rep := ChaosReport{Duration: o.Duration, Sessions: o.Sessions, Realtime: o.Realtime, Faults: map[string]int{}, Crashes: map[string]int{}}
 	var crashMu sync.Mutex
-	rt, err := Start(ctx, cfg, Options{Logger: o.Logger, Events: func(ev PoolEvent) {
+	rt, err := Start(ctx, cfg, Options{Logger: o.Logger, Timeline: o.Telemetry, Events: func(ev PoolEvent) {
 		if ev.Type == "crashed" {
 			crashMu.Lock()
 			rep.Crashes[string(ev.Crash.Kind)]++

@@ -27,6 +27,9 @@ type Options struct {
 	// Events, if set, sees every pool lifecycle change (metrics, tests,
 	// benchmarks). It must not block.
 	Events func(PoolEvent)
+	// Timeline, if set, also receives every session's timeline records
+	// (telemetry). It must not block.
+	Timeline runner.Timeline
 }
 
 // Runtime is a started supervisor: every provider's pool is up and sessions
@@ -222,7 +225,11 @@ type SessionOptions struct {
 
 // OpenSession starts a kernel session bound to this runtime's pools.
 func (rt *Runtime) OpenSession(o SessionOptions) (*runner.Session, error) {
-	sb := &sessionBindings{rt: rt, next: o.Timeline, turns: map[string]map[string]bool{}}
+	next := o.Timeline
+	if rt.opts.Timeline != nil {
+		next = teeTimeline{o.Timeline, rt.opts.Timeline}
+	}
+	sb := &sessionBindings{rt: rt, next: next, turns: map[string]map[string]bool{}}
 	rt.mu.Lock()
 	if rt.closed {
 		rt.mu.Unlock()
@@ -310,5 +317,16 @@ func (rt *Runtime) Close() {
 	}
 	if rt.state != nil {
 		_ = rt.state.Close()
+	}
+}
+
+// teeTimeline hands each record to every non-nil timeline, in order.
+type teeTimeline []runner.Timeline
+
+func (t teeTimeline) Append(rec kernel.TimelineRecord) {
+	for _, tl := range t {
+		if tl != nil {
+			tl.Append(rec)
+		}
 	}
 }

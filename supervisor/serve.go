@@ -29,6 +29,8 @@ type ServeOptions struct {
 	Realtime bool
 	Timeline string // JSON Lines of every session's records
 	Logger   hclog.Logger
+	// Telemetry, if set, also receives every record (see Options.Timeline).
+	Telemetry runner.Timeline
 	// Ready, if set, is called with the admin socket path once serving.
 	Ready func(adminSocket string)
 }
@@ -47,7 +49,7 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 	if len(clips) == 0 {
 		return Terminals{}, fmt.Errorf("serve: no input WAV")
 	}
-	rt, err := Start(ctx, cfg, Options{Logger: o.Logger})
+	rt, err := Start(ctx, cfg, Options{Logger: o.Logger, Timeline: o.Telemetry})
 	if err != nil {
 		return Terminals{}, err
 	}

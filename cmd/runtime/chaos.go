@@ -28,6 +28,7 @@ func chaosCmd() *cobra.Command {
 		sessions                            int
 		seed                                uint64
 		realtime                            bool
+		tf                                  telemetryFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "chaos",
@@ -58,10 +59,15 @@ the last three are 0.`,
 			if err != nil {
 				return err
 			}
+			tel, stopTel, err := tf.start(cfg)
+			if err != nil {
+				return err
+			}
+			defer stopTel()
 			rep, err := supervisor.RunChaos(ctx, cfg, supervisor.ChaosOptions{
 				Duration: duration, KillEvery: every, Sessions: sessions, Utterances: clips, Gap: gap,
 				Realtime: realtime, Seed: seed, Faults: splitList(faults), Timeline: timeline,
-				Logger: newLogger(logLevel), Log: os.Stderr,
+				Logger: newLogger(logLevel), Log: os.Stderr, Telemetry: tel,
 			})
 			if err != nil {
 				return err
@@ -78,6 +84,7 @@ the last three are 0.`,
 	f.DurationVar(&duration, "duration", 60*time.Second, "how long to inject faults")
 	f.DurationVar(&every, "kill-every", 2*time.Second, "interval between faults")
 	f.IntVar(&sessions, "sessions", 4, "concurrent sessions")
+	tf.register(f)
 	f.DurationVar(&gap, "gap", 1500*time.Millisecond, "silence between utterances")
 	f.BoolVar(&realtime, "realtime", true, "feed audio at real time (false: as fast as sessions take it)")
 	f.Uint64Var(&seed, "seed", 1, "fault schedule seed")

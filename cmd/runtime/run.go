@@ -17,6 +17,7 @@ func runCmd() *cobra.Command {
 	var (
 		cfgPath, input, output, timeline, logLevel string
 		realtime                                   bool
+		tf                                         telemetryFlags
 	)
 	cmd := &cobra.Command{
 		Use:     "run",
@@ -35,7 +36,12 @@ func runCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			rt, err := supervisor.Start(ctx, cfg, supervisor.Options{Logger: newLogger(logLevel)})
+			tel, stopTel, err := tf.start(cfg)
+			if err != nil {
+				return err
+			}
+			defer stopTel()
+			rt, err := supervisor.Start(ctx, cfg, supervisor.Options{Logger: newLogger(logLevel), Timeline: tel})
 			if err != nil {
 				return err
 			}
@@ -56,6 +62,7 @@ func runCmd() *cobra.Command {
 	f.StringVar(&timeline, "timeline", "", "where to write the timeline (JSON Lines)")
 	f.BoolVar(&realtime, "realtime", false, "pace input at real time, like a microphone")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
+	tf.register(f)
 	return cmd
 }
 

@@ -22,6 +22,7 @@ func serveCmd() *cobra.Command {
 		sessions                    int
 		gap, duration               time.Duration
 		realtime                    bool
+		tf                          telemetryFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -46,11 +47,16 @@ providers whose binary or settings changed.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			tel, stopTel, err := tf.start(cfg)
+			if err != nil {
+				return err
+			}
+			defer stopTel()
 			out := cmd.OutOrStdout()
 			term, err := supervisor.Serve(ctx, cfg, supervisor.ServeOptions{
 				Inputs: inputs, Sessions: sessions, Gap: gap, Duration: duration, Realtime: realtime, Timeline: timeline,
-				Logger: newLogger(logLevel),
-				Ready:  func(sock string) { fmt.Fprintf(out, "serving %d sessions; admin socket %s\n", sessions, sock) },
+				Logger: newLogger(logLevel), Telemetry: tel,
+				Ready: func(sock string) { fmt.Fprintf(out, "serving %d sessions; admin socket %s\n", sessions, sock) },
 			}, out)
 			if err != nil {
 				return err
@@ -69,6 +75,7 @@ providers whose binary or settings changed.`,
 	f.BoolVar(&realtime, "realtime", true, "pace input at real time")
 	f.StringVar(&timeline, "timeline", "", "where to write the timeline (JSON Lines)")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
+	tf.register(f)
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -21,8 +22,14 @@ import (
 type Config struct {
 	// TracesFile receives finished spans as JSON, one per line.
 	TracesFile string
+	// MetricsFile receives the metrics as JSON (every 10 s and at
+	// shutdown): for one-shot runs that no scraper sees.
+	MetricsFile string
 	// MetricsAddr serves Prometheus metrics at http://ADDR/metrics.
 	MetricsAddr string
+	// NodeTenants attributes node failures to the tenant whose code the
+	// node runs (see WithNodeTenants).
+	NodeTenants map[string]string
 }
 
 // Setup builds SDK providers and a Recorder for cfg. Shutdown flushes and
@@ -71,10 +78,23 @@ func Start(cfg Config) (*Setup, error) {
 		go func() { _ = srv.Serve(ln) }()
 		s.shutdowns = append(s.shutdowns, srv.Shutdown)
 	}
+	if cfg.MetricsFile != "" {
+		f, err := os.Create(cfg.MetricsFile)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: metrics file: %w", err)
+		}
+		exp, err := stdoutmetric.New(stdoutmetric.WithWriter(f))
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(10*time.Second))))
+		s.shutdowns = append(s.shutdowns, func(context.Context) error { return f.Close() })
+	}
 	mp := sdkmetric.NewMeterProvider(mopts...)
 	// Providers shut down first (flushing spans), then files and servers.
 	s.shutdowns = append([]func(context.Context) error{tp.Shutdown, mp.Shutdown}, s.shutdowns...)
-	rec, err := New(tp, mp)
+	rec, err := New(tp, mp, WithNodeTenants(cfg.NodeTenants))
 	if err != nil {
 		_ = s.Shutdown(context.Background())
 		return nil, err

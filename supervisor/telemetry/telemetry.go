@@ -35,8 +35,30 @@ type Recorder struct {
 	pressure     metric.Int64Counter
 	turnDuration metric.Float64Histogram
 
+	// nodeTenants attributes a node's failures to the tenant whose code
+	// it runs (a tenant provider), before the session's tenant.
+	nodeTenants map[string]string
+
 	mu       sync.Mutex
 	sessions map[string]*sessionSpans
+}
+
+// Option configures a Recorder.
+type Option func(*Recorder)
+
+// WithNodeTenants attributes failures of node id -> tenant (the tenant of
+// the provider serving it): a resource-limit hit in tenant code is that
+// tenant's, whoever's session it served.
+func WithNodeTenants(m map[string]string) Option {
+	return func(r *Recorder) { r.nodeTenants = m }
+}
+
+// tenantOf is the tenant a node's failure is attributed to.
+func (r *Recorder) tenantOf(node string, sess *sessionSpans) string {
+	if t := r.nodeTenants[node]; t != "" {
+		return t
+	}
+	return sess.tenant
 }
 
 type sessionSpans struct {
@@ -56,9 +78,12 @@ type turnSpan struct {
 
 // New makes a Recorder on the given providers (use the SDK's, or the
 // global no-op ones to disable).
-func New(tp trace.TracerProvider, mp metric.MeterProvider) (*Recorder, error) {
+func New(tp trace.TracerProvider, mp metric.MeterProvider, opts ...Option) (*Recorder, error) {
 	m := mp.Meter(scope)
 	r := &Recorder{tracer: tp.Tracer(scope), sessions: map[string]*sessionSpans{}}
+	for _, o := range opts {
+		o(r)
+	}
 	var err error
 	if r.turns, err = m.Int64Counter("rspp.turns", metric.WithDescription("accepted turns by terminal outcome (commit|abort)")); err != nil {
 		return nil, err
@@ -120,9 +145,13 @@ func (r *Recorder) Append(rec kernel.TimelineRecord) {
 		}
 	case "invocation_fail":
 		kind := rec.Attrs["kind"]
+		tenant := r.tenantOf(rec.NodeID, sess)
 		r.failures.Add(ctx, 1, metric.WithAttributes(attribute.String("node", rec.NodeID), attribute.String("kind", kind),
-			attribute.String("tenant", sess.tenant), attribute.String("decision", rec.Attrs["decision"])))
+			attribute.String("tenant", tenant), attribute.String("decision", rec.Attrs["decision"])))
 		if t != nil {
+			if sp := t.invocations[rec.InvocationID]; sp != nil {
+				sp.SetAttributes(attribute.String("rspp.failure_kind", kind), attribute.String("rspp.node_tenant", tenant))
+			}
 			r.endInvocation(t, rec.InvocationID, codes.Error, rec.Reason)
 		}
 	case "turn_commit", "turn_abort":

@@ -164,3 +164,34 @@ func hasAttr(attrs []attribute.KeyValue, k, v string) bool {
 	}
 	return false
 }
+
+// A failure in a tenant's node counts against that tenant, not the
+// tenant of the session it happened to serve.
+func TestFailuresAttributedToTheNodesTenant(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	r, err := New(sdktrace.NewTracerProvider(), sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), WithNodeTenants(map[string]string{"tts": "globex"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range timeline() {
+		r.Append(rec)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "rspp.node.failures" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				if v, _ := dp.Attributes.Value("tenant"); v.AsString() != "globex" {
+					t.Fatalf("failure attributed to tenant %q, want globex (the node's)", v.AsString())
+				}
+				return
+			}
+		}
+	}
+	t.Fatal("no rspp.node.failures data point")
+}
