@@ -119,6 +119,14 @@ func (rt *Runtime) openIsolation() error {
 	envs, err := isolation.OpenEnvelopes(isolation.EnvelopesConfig{})
 	if err == nil {
 		rt.envs = envs
+		for _, name := range rt.cfg.ProviderNames() {
+			if p := rt.cfg.Providers[name]; p.Profile == "tenant" {
+				if dir := rt.state.ReachableByOthers(); dir != "" {
+					return fmt.Errorf("provider %s: profile tenant runs the plugin as an unprivileged uid, which cannot reach its socket under %s (needs o+x): chmod it or choose another runtime.state_dir", name, dir)
+				}
+				break
+			}
+		}
 		return nil
 	}
 	if mode == "on" {

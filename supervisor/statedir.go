@@ -38,7 +38,10 @@ func OpenStateDir(root string) (*StateDir, []string, error) {
 	if n := len(run) + len("/plugin-dir0123456789/plugin0123456789"); n > maxSocketPath {
 		return nil, nil, fmt.Errorf("state dir %s: too long for unix socket paths (%d bytes with the socket name, max %d): choose a shorter runtime.state_dir", root, n, maxSocketPath)
 	}
-	if err := os.MkdirAll(run, 0o700); err != nil {
+	// 0711: sandboxed plugins run as an unprivileged uid and must traverse
+	// this dir to reach their own socket dir (which is theirs alone);
+	// nobody but root can list it.
+	if err := os.MkdirAll(run, 0o711); err != nil {
 		return nil, nil, fmt.Errorf("state dir %s: %w", run, err)
 	}
 	return &StateDir{Root: root, Run: run}, swept, nil
@@ -77,4 +80,19 @@ func sweepRuns(root string) ([]string, error) {
 func alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// ReachableByOthers reports the first directory on the way to the run dir
+// that a non-root uid cannot traverse (no o+x), or "" when all can: a
+// tenant-profile plugin runs as such a uid and must reach its socket dir.
+func (d *StateDir) ReachableByOthers() string {
+	for p := d.Run; ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err != nil || st.Mode().Perm()&0o001 == 0 {
+			return p
+		}
+		if p == filepath.Dir(p) {
+			return ""
+		}
+	}
 }

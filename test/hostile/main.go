@@ -24,16 +24,31 @@ func main() {
 		// Before the handshake: go-plugin must refuse this line.
 		fmt.Println("\x00\xffGARBAGE|not|a|handshake\xfe")
 	}
-	externalnode.Serve(node{behaviour: b})
+	externalnode.Serve(&node{behaviour: b})
 }
 
 type node struct{ behaviour string }
 
-func (n node) Info() externalnode.Info {
+func (n *node) Info() externalnode.Info {
 	return externalnode.Info{Name: "hostile", Kind: "custom", Version: "0.0.1"}
 }
 
-func (n node) Configure(context.Context, externalnode.Config) error { return nil }
+// Configure takes the behaviour from the node's config block too
+// ({"behaviour": "memory"}): under the tenant profile the host environment
+// is not passed through, and the config block is how a runtime config
+// drives a node.
+func (n *node) Configure(_ context.Context, cfg externalnode.Config) error {
+	var c struct {
+		Behaviour string `json:"behaviour"`
+	}
+	if err := cfg.Decode(&c); err != nil {
+		return err
+	}
+	if c.Behaviour != "" {
+		n.behaviour = c.Behaviour
+	}
+	return nil
+}
 
 func errText(err error) string {
 	if err == nil {
@@ -42,7 +57,7 @@ func errText(err error) string {
 	return err.Error()
 }
 
-func (n node) Invoke(ctx context.Context, call *externalnode.Call) error {
+func (n *node) Invoke(ctx context.Context, call *externalnode.Call) error {
 	report := func(err error) error {
 		return call.EmitText(eventabi.TypeTextDelta, n.behaviour+": "+errText(err), true)
 	}
