@@ -75,6 +75,7 @@ type input struct {
 	invID string
 	err   error
 	res   chan error
+	call  Call // inOpened
 }
 
 const (
@@ -82,7 +83,13 @@ const (
 	inNodeEvent
 	inNodeEnd
 	inClose
+	inOpened // an asynchronous Pools.Open finished
 )
+
+// maxPendingInputs bounds the inputs held for one invocation while its
+// instance is still being acquired (a replacement may take seconds to
+// start); past it inputs are dropped and counted.
+const maxPendingInputs = 4096
 
 // Session is one running session.
 type Session struct {
@@ -96,8 +103,12 @@ type Session struct {
 	wake    chan struct{}
 	dropped atomic.Int64
 
-	calls  map[string]*openCall           // by kernel invocation id; loop-owned
-	failed map[string]map[string][]string // turn -> node -> instances attempts failed on; loop-owned
+	calls          map[string]*openCall           // by kernel invocation id; loop-owned
+	opening        map[string]*openCall           // opens in flight, even if the kernel gave up on them; loop-owned
+	failed         map[string]map[string][]string // turn -> node -> instances attempts failed on; loop-owned
+	opens          sync.WaitGroup                 // open goroutines
+	closing        bool                           // under inboxMu: the loop takes no more input
+	pendingDropped atomic.Int64
 
 	active   atomic.Value // string: active turn id
 	idleWake chan struct{}
@@ -127,7 +138,8 @@ func Open(cfg Config) (*Session, error) {
 	}
 	s := &Session{
 		id: cfg.Kernel.SessionID, cfg: cfg, k: k, done: make(chan struct{}),
-		wake: make(chan struct{}, 1), calls: make(map[string]*openCall), failed: make(map[string]map[string][]string),
+		wake: make(chan struct{}, 1), calls: make(map[string]*openCall), opening: make(map[string]*openCall),
+		failed:   make(map[string]map[string][]string),
 		idleWake: make(chan struct{}),
 	}
 	s.active.Store("")
@@ -190,6 +202,10 @@ func (s *Session) push(in input, must bool) bool {
 	default:
 	}
 	s.inboxMu.Lock()
+	if s.closing {
+		s.inboxMu.Unlock()
+		return false
+	}
 	if !must && len(s.inbox) >= s.cfg.InboxLimit {
 		s.inboxMu.Unlock()
 		s.dropped.Add(1)
@@ -232,12 +248,23 @@ func (s *Session) loop() {
 	}
 	s.release()
 	s.publishIdle()
-	// Answer anything that raced with the close.
-	for _, in := range s.drain() {
+	// Opens still in flight finish on their own (bounded by the pool's
+	// acquire wait); once closing is set, their results can no longer be
+	// queued and they cancel what they opened themselves.
+	s.inboxMu.Lock()
+	s.closing = true
+	rest := s.inbox
+	s.inbox = nil
+	s.inboxMu.Unlock()
+	for _, in := range rest {
 		if in.res != nil {
 			in.res <- ErrClosed
 		}
+		if in.kind == inOpened && in.call != nil {
+			in.call.Cancel("session_close")
+		}
 	}
+	s.opens.Wait()
 }
 
 func (s *Session) apply(in input) {
@@ -258,6 +285,13 @@ func (s *Session) apply(in input) {
 		if c == nil {
 			break // end of a call the kernel already gave up on
 		}
+		if c.call == nil {
+			// The end overtook the open's result: hold it until we know
+			// the instance, so a retry can avoid it.
+			held := in
+			c.early = &held
+			break
+		}
 		delete(s.calls, in.invID)
 		if in.err != nil {
 			s.noteFailed(c)
@@ -265,6 +299,8 @@ func (s *Session) apply(in input) {
 		s.k.OnInvocationEnd(in.invID, kernel.InvocationResult{Err: in.err, Detail: detail(in.err)})
 	case inClose:
 		s.k.Close(in.err.Error())
+	case inOpened:
+		s.opened(in)
 	}
 	if in.res != nil {
 		in.res <- err
@@ -313,19 +349,34 @@ func (s *Session) do(e kernel.Effect) {
 		s.start(e)
 	case kernel.DeliverInput:
 		if c := s.calls[e.InvocationID]; c != nil {
-			_ = c.call.Send(e.Event) // a dead instance reports through OnEnd
+			switch {
+			case c.call != nil:
+				_ = c.call.Send(e.Event) // a dead instance reports through OnEnd
+			case len(c.pending) < maxPendingInputs:
+				c.pending = append(c.pending, e.Event)
+			default:
+				s.pendingDropped.Add(1)
+			}
 		}
 	case kernel.CloseInput:
 		if c := s.calls[e.InvocationID]; c != nil {
-			_ = c.call.CloseInput()
+			if c.call != nil {
+				_ = c.call.CloseInput()
+			} else {
+				c.closeInput = true
+			}
 		}
 	case kernel.CancelInvocation:
 		if c := s.calls[e.InvocationID]; c != nil {
 			// The kernel has given up on it: forget it here too so a late
 			// end or late output cannot reach the kernel as news. A retry
 			// of the same node (after a timeout) avoids this instance.
-			c.call.Cancel(e.Reason)
 			delete(s.calls, e.InvocationID)
+			if c.call == nil {
+				c.cancelled = e.Reason // cancelled as soon as it opens
+				break
+			}
+			c.call.Cancel(e.Reason)
 			s.noteFailed(c)
 		}
 	case kernel.EgressEvent:
@@ -375,22 +426,81 @@ func (s *Session) start(e kernel.StartInvocation) {
 	if e.Attempt > 0 {
 		avoid = s.failed[e.Ref.TurnID][e.Ref.NodeID]
 	}
-	call, err := s.cfg.Pools.Open(e.Binding.Pool, req, avoid, h)
-	if err != nil {
-		s.k.OnInvocationEnd(invID, kernel.InvocationResult{Err: err, Detail: err.Error()})
-		return
-	}
-	s.calls[invID] = &openCall{call: call, turn: e.Ref.TurnID, node: e.Ref.NodeID}
+	// Acquiring an instance can wait for a replacement to start; the
+	// session loop must not (a barge-in or cancel of this session would
+	// wait behind it), so the open runs on its own goroutine and inputs
+	// are held until it completes.
+	c := &openCall{turn: e.Ref.TurnID, node: e.Ref.NodeID}
+	s.calls[invID] = c
+	s.opening[invID] = c
+	pool := e.Binding.Pool
+	s.opens.Add(1)
+	go func() {
+		defer s.opens.Done()
+		call, err := s.cfg.Pools.Open(pool, req, avoid, h)
+		if !s.push(input{kind: inOpened, invID: invID, call: call, err: err}, true) && call != nil {
+			call.Cancel("session_close") // the session ended meanwhile
+		}
+	}()
 }
 
-// openCall is an open invocation and where it belongs.
+// opened completes an asynchronous open: a failure ends the invocation
+// typed; a success gets the inputs held meanwhile, unless the kernel gave
+// up on it (cancel) or it already ended.
+func (s *Session) opened(in input) {
+	c := s.opening[in.invID]
+	delete(s.opening, in.invID)
+	if c == nil {
+		return
+	}
+	live := s.calls[in.invID] == c
+	if in.err != nil {
+		if live {
+			delete(s.calls, in.invID)
+			s.k.OnInvocationEnd(in.invID, kernel.InvocationResult{Err: in.err, Detail: in.err.Error()})
+		}
+		return
+	}
+	c.call = in.call
+	switch {
+	case c.cancelled != "":
+		c.call.Cancel(c.cancelled)
+		s.noteFailed(c)
+	case !live:
+	case c.early != nil:
+		s.apply(*c.early) // now with the instance known
+	default:
+		for _, ev := range c.pending {
+			_ = c.call.Send(ev)
+		}
+		c.pending = nil
+		if c.closeInput {
+			_ = c.call.CloseInput()
+		}
+	}
+}
+
+// PendingInputsDropped counts inputs dropped while an invocation waited
+// for an instance (more than maxPendingInputs held).
+func (s *Session) PendingInputsDropped() int64 { return s.pendingDropped.Load() }
+
+// openCall is an invocation and where it belongs. call is nil while the
+// instance is still being acquired; inputs wait in pending meanwhile.
 type openCall struct {
 	call       Call
 	turn, node string
+
+	pending    []eventabi.Event
+	closeInput bool
+	cancelled  string // the kernel cancelled it before it opened
+	early      *input // its end, when that arrived before the open's result
 }
 
 // noteFailed remembers the instance a node's attempt failed on.
 func (s *Session) noteFailed(c *openCall) {
+	if c.call == nil {
+		return // never reached an instance
+	}
 	byNode := s.failed[c.turn]
 	if byNode == nil {
 		byNode = map[string][]string{}
@@ -402,8 +512,12 @@ func (s *Session) noteFailed(c *openCall) {
 // release cancels whatever is still open when the session ends.
 func (s *Session) release() {
 	for id, c := range s.calls {
-		c.call.Cancel("session_close")
 		delete(s.calls, id)
+		if c.call == nil {
+			c.cancelled = "session_close" // its open result is cancelled on arrival
+			continue
+		}
+		c.call.Cancel("session_close")
 	}
 }
 
