@@ -6,6 +6,7 @@
 package externalnode
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -38,7 +39,7 @@ func (c Config) Decode(v any) error {
 	if len(c.Raw) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(bytesReader(c.Raw))
+	dec := json.NewDecoder(bytes.NewReader(c.Raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("config for node %q: %w", c.NodeID, err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
@@ -133,6 +132,3 @@ func (t *summaryTap) observe(_ string, ev eventabi.Event) {
 		t.sum.Replies = append(t.sum.Replies, ev.Text.Text)
 	}
 }
-
-// shutdownGrace bounds how long closing may take after a signal.
-const shutdownGrace = 10 * time.Second
