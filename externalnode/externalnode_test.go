@@ -319,3 +319,12 @@ func TestEmitStampsTheCallsIdentity(t *testing.T) {
 		t.Fatalf("emitted %+v", got)
 	}
 }
+
+func TestTailKeepsTheLastBytes(t *testing.T) {
+	tl := &Tail{Max: 4}
+	_, _ = tl.Write([]byte("abc"))
+	_, _ = tl.Write([]byte("defg"))
+	if tl.String() != "defg" {
+		t.Fatalf("got %q", tl.String())
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/rspp/rspp/providers/speechtest"
+	"github.com/rspp/rspp/test/testenv"
 	"github.com/rspp/rspp/transports/wav"
 )
 
@@ -22,15 +23,6 @@ func rsppNode(t *testing.T, args ...string) (int, string, string) {
 	code := execute(context.Background(), args, &out, &errOut)
 	t.Logf("rspp-node %s -> %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
 	return code, out.String(), errOut.String()
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		t.Fatalf("go env GOMOD: %v %s", err, out)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
 func goCmd(t *testing.T, dir string, args ...string) {
@@ -56,7 +48,7 @@ func noChildrenLeft(t *testing.T) {
 // pass `check` as built binaries.
 func TestScaffoldedNodesBuildTestAndPassCheck(t *testing.T) {
 	noChildrenLeft(t)
-	root := moduleRoot(t)
+	root := testenv.MustModuleRoot(t)
 	dir, err := os.MkdirTemp(filepath.Join(root, "test"), ".scaffold-")
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +132,7 @@ func TestCheckExitCodes(t *testing.T) {
 func TestRunEspeakWritesWAV(t *testing.T) {
 	speechtest.Require(t)
 	noChildrenLeft(t)
-	root := moduleRoot(t)
+	root := testenv.MustModuleRoot(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "espeak")
 	goCmd(t, root, "build", "-o", bin, "./providers/espeak")

@@ -16,6 +16,7 @@ import (
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/providers/speechtest"
+	"github.com/rspp/rspp/test/testenv"
 )
 
 // The test binary doubles as the node under check (go-plugin's
@@ -187,7 +188,7 @@ func TestRunOnceCollectsTextOutputs(t *testing.T) {
 // configuration the example runtime config gives it.
 func TestProvidersPass(t *testing.T) {
 	speechtest.Require(t)
-	root := moduleRoot(t)
+	root := testenv.MustModuleRoot(t)
 	bin := t.TempDir()
 	cmd := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./providers/espeak", "./providers/rules", "./providers/pocketsphinx")
 	cmd.Dir = root
@@ -222,14 +223,4 @@ func TestProvidersPass(t *testing.T) {
 			}
 		})
 	}
-}
-
-// moduleRoot is the directory holding go.mod.
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		t.Fatalf("go env GOMOD: %v %s", err, out)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync"
@@ -47,7 +46,7 @@ func (e *StartError) Unwrap() error { return e.Err }
 type session struct {
 	inst      *externalnode.Instance
 	socketDir string
-	stderr    *tailBuffer
+	stderr    *externalnode.Tail
 	closeOnce sync.Once
 }
 
@@ -58,7 +57,7 @@ func start(ctx context.Context, binary string, env []string, root string, timeou
 	if err != nil {
 		return nil, err
 	}
-	tail := &tailBuffer{max: 4 << 10}
+	tail := &externalnode.Tail{Max: 4 << 10}
 	inst, err := externalnode.Start(ctx, externalnode.StartConfig{
 		Name:         "conformance",
 		Binary:       binary,
@@ -72,7 +71,7 @@ func start(ctx context.Context, binary string, env []string, root string, timeou
 	})
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, &StartError{Binary: binary, Err: err, Tail: tail.String()}
+		return nil, &StartError{Binary: binary, Err: err, Tail: strings.TrimSpace(tail.String())}
 	}
 	return &session{inst: inst, socketDir: dir, stderr: tail}, nil
 }
@@ -184,29 +183,4 @@ type TimeoutError struct {
 
 func (e *TimeoutError) Error() string {
 	return fmt.Sprintf("%s did not end within %s", e.What, e.After)
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-var _ io.Writer = (*tailBuffer)(nil)
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.max; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(string(b.buf))
 }

@@ -142,10 +142,7 @@ func TestBargeInFencesAgentAudio(t *testing.T) {
 	if after != 0 {
 		t.Fatalf("%d frames of the cancelled turn reached the output after the fence", after)
 	}
-	var recs []testenv.Record
-	for _, r := range tl.Records() {
-		recs = append(recs, testenv.Record{SessionID: r.SessionID, TurnID: r.TurnID, Type: r.Type, Reason: r.Reason})
-	}
+	recs := tl.Records()
 	if err := testenv.CheckTerminals(recs); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 	"text/template"
+
+	"github.com/rspp/rspp/kernel"
 )
 
 // Bins are freshly built binaries.
@@ -37,6 +40,16 @@ func ModuleRoot() (string, error) {
 		return "", fmt.Errorf("not inside the module")
 	}
 	return filepath.Dir(mod), nil
+}
+
+// MustModuleRoot is ModuleRoot for tests: it fails t instead.
+func MustModuleRoot(t testing.TB) string {
+	t.Helper()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }
 
 // Build compiles rspp and the providers into dir (CGO off, like make build).
@@ -127,17 +140,8 @@ func WriteConfig(dir string, b Bins, o ConfigOptions) (string, error) {
 	return path, os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
-// Record is a timeline line.
-type Record struct {
-	Seq          uint64            `json:"seq"`
-	SessionID    string            `json:"session_id"`
-	TurnID       string            `json:"turn_id"`
-	Type         string            `json:"type"`
-	Reason       string            `json:"reason"`
-	NodeID       string            `json:"node_id"`
-	InvocationID string            `json:"invocation_id"`
-	Attrs        map[string]string `json:"attrs"`
-}
+// Record is a timeline line: the kernel's record, read back from JSON.
+type Record = kernel.TimelineRecord
 
 // ReadTimeline parses a JSON Lines timeline; a torn last line (the writer
 // was killed mid-write) is ignored.

@@ -14,8 +14,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/rspp/rspp/externalnode"
 )
 
 // MissingError says an external program is not installed.
@@ -113,14 +114,14 @@ const waitDelay = 2 * time.Second
 type Cmd struct {
 	*exec.Cmd
 	name   string
-	stderr *Tail
+	stderr *externalnode.Tail
 }
 
 // Command prepares path with args; nothing goes through a shell.
 func Command(ctx context.Context, path string, args ...string) *Cmd {
 	c := exec.CommandContext(ctx, path, args...)
 	c.WaitDelay = waitDelay
-	t := &Tail{Max: 2048}
+	t := &externalnode.Tail{Max: 2048}
 	c.Stderr = t
 	return &Cmd{Cmd: c, name: path, stderr: t}
 }
@@ -136,28 +137,4 @@ func (c *Cmd) Err(ctx context.Context, err error) error {
 		return ctx.Err()
 	}
 	return &RunError{Tool: c.name, Err: err, Stderr: strings.TrimSpace(c.stderr.String())}
-}
-
-// Tail is an io.Writer keeping the last Max bytes written; safe for
-// concurrent use.
-type Tail struct {
-	Max int
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (t *Tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.Max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *Tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }

@@ -69,12 +69,3 @@ func TestCommandCancelReturnsContextError(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
-
-func TestTailKeepsLastBytes(t *testing.T) {
-	tl := &Tail{Max: 4}
-	tl.Write([]byte("abc"))
-	tl.Write([]byte("defg"))
-	if tl.String() != "defg" {
-		t.Fatalf("got %q", tl.String())
-	}
-}
