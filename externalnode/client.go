@@ -17,7 +17,6 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	rsppv1 "github.com/rspp/rspp/proto/rspp/v1"
 )
@@ -58,13 +57,24 @@ type Instance struct {
 	streamCancel context.CancelFunc
 	data         rsppv1.Node_DataClient
 	ctrl         rsppv1.Node_ControlClient
-	dataMu       sync.Mutex
-	ctrlMu       sync.Mutex
 	ctrlSeq      atomic.Uint64
+	// ctrlq feeds the Control writer: cancels never wait on the caller's
+	// goroutine, and a plugin that stops reading Control fills it (the
+	// cancel then fails and the pool's kill grace takes over).
+	ctrlq chan *rsppv1.ControlRequest
 
 	mu    sync.Mutex
 	calls map[string]*HostCall
 	dead  error
+
+	// Writer state: calls with a frame they may send now, in round-robin
+	// order. Only the writer goroutine sends on the Data stream.
+	wmu   sync.Mutex
+	ready []*HostCall
+	wwake chan struct{}
+
+	foreign     atomic.Int64 // output frames addressed to another invocation
+	lastForeign atomic.Value // string
 
 	done     chan struct{} // closed when the instance can serve no more
 	loops    sync.WaitGroup
@@ -101,9 +111,12 @@ func Start(ctx context.Context, cfg StartConfig) (*Instance, error) {
 	if stderr == nil {
 		stderr = io.Discard
 	}
+	plugins := plugin.PluginSet{pluginName: &grpcPlugin{}}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  Handshake,
-		Plugins:          plugin.PluginSet{pluginName: &grpcPlugin{}},
+		HandshakeConfig: Handshake,
+		// The oldest version is accepted by the handshake only to be
+		// refused after Describe with an error that says what to do.
+		VersionedPlugins: map[int]plugin.PluginSet{oldestProtocolVersion: plugins, ProtocolVersion: plugins},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		SkipHostEnv:      cfg.SkipHostEnv,
@@ -136,10 +149,12 @@ func Start(ctx context.Context, cfg StartConfig) (*Instance, error) {
 		return nil, &ProtocolError{Msg: fmt.Sprintf("%s: %v", cfg.Name, err)}
 	}
 	inst.proc = proc
-	inst.loops.Add(3)
+	inst.loops.Add(5)
 	go inst.readData()
 	go inst.readControl()
 	go inst.watchExit()
+	go inst.writeData()
+	go inst.writeControl()
 	return inst, nil
 }
 
@@ -163,9 +178,12 @@ func connect(ctx context.Context, client *plugin.Client, name string) (*Instance
 		return nil, fmt.Errorf("describe: %w", err)
 	}
 	if ni.ProtocolVersion != ProtocolVersion {
-		return nil, fmt.Errorf("plugin speaks node protocol %d, runtime %d", ni.ProtocolVersion, ProtocolVersion)
+		return nil, fmt.Errorf("plugin %q speaks node protocol %d, this runtime speaks %d (per-invocation flow control): rebuild the node against the current SDK", ni.Name, ni.ProtocolVersion, ProtocolVersion)
 	}
-	info := Info{Name: ni.Name, Kind: ni.Kind, Version: ni.Version}
+	if ni.InputWindow == 0 {
+		return nil, fmt.Errorf("plugin %q offers no input window (NodeInfo.input_window is required by node protocol %d)", ni.Name, ProtocolVersion)
+	}
+	info := Info{Name: ni.Name, Kind: ni.Kind, Version: ni.Version, InputWindow: int(min(ni.InputWindow, maxInputWindow))}
 	for _, t := range ni.Accepts {
 		info.Accepts = append(info.Accepts, eventabi.Type(t))
 	}
@@ -187,6 +205,7 @@ func connect(ctx context.Context, client *plugin.Client, name string) (*Instance
 		name: name, client: client, rpc: rpc, info: info,
 		streamCtx: sctx, streamCancel: scancel, data: data, ctrl: ctrl,
 		calls: make(map[string]*HostCall), done: make(chan struct{}),
+		ctrlq: make(chan *rsppv1.ControlRequest, controlQueue), wwake: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -281,6 +300,7 @@ func (i *Instance) markDead(cause error) {
 	i.mu.Unlock()
 	for _, c := range calls {
 		c.end(cause)
+		c.finish()
 	}
 }
 
@@ -306,38 +326,6 @@ func (i *Instance) deathCause(streamErr error) error {
 	}
 }
 
-func (i *Instance) readData() {
-	defer i.loops.Done()
-	for {
-		f, err := i.data.Recv()
-		if err != nil {
-			if i.streamCtx.Err() == nil {
-				i.markDead(i.deathCause(err))
-			}
-			return
-		}
-		i.mu.Lock()
-		c := i.calls[f.InvocationId]
-		if c != nil && f.Kind == rsppv1.DataFrame_KIND_END {
-			delete(i.calls, f.InvocationId)
-		}
-		i.mu.Unlock()
-		if c == nil {
-			continue // late output of a cancelled or unknown invocation
-		}
-		switch f.Kind {
-		case rsppv1.DataFrame_KIND_EVENT:
-			c.h.OnEvent(fromWire(f.Event))
-		case rsppv1.DataFrame_KIND_END:
-			var err error
-			if f.Error != nil {
-				err = &InvocationError{Kind: f.Error.Kind, Message: f.Error.Message}
-			}
-			c.end(err)
-		}
-	}
-}
-
 func (i *Instance) readControl() {
 	defer i.loops.Done()
 	for {
@@ -345,113 +333,4 @@ func (i *Instance) readControl() {
 			return
 		}
 	}
-}
-
-// Handler receives one invocation's outputs. Both are called from the
-// instance's reader goroutine: they must not block for long.
-type Handler struct {
-	OnEvent func(eventabi.Event)
-	// OnEnd is called exactly once: nil on success, else a typed error
-	// (errors.Is kernel.ErrNodeCrashed, kernel.ErrNodeFailed, ...).
-	OnEnd func(error)
-}
-
-// OpenRequest names an invocation.
-type OpenRequest struct {
-	InvocationID string
-	SessionID    string
-	TurnID       string
-	NodeID       string
-	Deadline     time.Time
-}
-
-// HostCall is one invocation as the host sees it.
-type HostCall struct {
-	inst    *Instance
-	id      string
-	h       Handler
-	endOnce sync.Once
-}
-
-// Open starts an invocation on the instance.
-func (i *Instance) Open(req OpenRequest, h Handler) (*HostCall, error) {
-	c := &HostCall{inst: i, id: req.InvocationID, h: h}
-	i.mu.Lock()
-	if i.dead != nil {
-		err := i.dead
-		i.mu.Unlock()
-		return nil, err
-	}
-	if _, dup := i.calls[req.InvocationID]; dup {
-		i.mu.Unlock()
-		return nil, fmt.Errorf("externalnode: invocation %q already open", req.InvocationID)
-	}
-	i.calls[req.InvocationID] = c
-	i.mu.Unlock()
-	f := &rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_OPEN, InvocationId: req.InvocationID, SessionId: req.SessionID, TurnId: req.TurnID, NodeId: req.NodeID}
-	if !req.Deadline.IsZero() {
-		f.DeadlineUnixNs = req.Deadline.UnixNano()
-	}
-	if err := i.sendData(f); err != nil {
-		i.mu.Lock()
-		delete(i.calls, req.InvocationID)
-		i.mu.Unlock()
-		return nil, err
-	}
-	return c, nil
-}
-
-func (i *Instance) sendData(f *rsppv1.DataFrame) error {
-	i.dataMu.Lock()
-	defer i.dataMu.Unlock()
-	if err := i.data.Send(f); err != nil {
-		if e := i.Err(); e != nil {
-			return e
-		}
-		return fmt.Errorf("%s: send: %w", i.name, kernel.ErrNodeUnavailable)
-	}
-	return nil
-}
-
-// ID is the invocation id.
-func (c *HostCall) ID() string { return c.id }
-
-// Send delivers one input event.
-func (c *HostCall) Send(ev eventabi.Event) error {
-	return c.inst.sendData(&rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_EVENT, InvocationId: c.id, Event: toWire(&ev)})
-}
-
-// CloseInput says no more input will come.
-func (c *HostCall) CloseInput() error {
-	return c.inst.sendData(&rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_CLOSE_INPUT, InvocationId: c.id})
-}
-
-// Cancel asks the plugin to stop the invocation. It travels on the Control
-// stream, so it is never queued behind this invocation's audio.
-func (c *HostCall) Cancel(reason string) error {
-	i := c.inst
-	i.ctrlMu.Lock()
-	defer i.ctrlMu.Unlock()
-	err := i.ctrl.Send(&rsppv1.ControlRequest{Kind: rsppv1.ControlRequest_KIND_CANCEL, Seq: i.ctrlSeq.Add(1), InvocationId: c.id, Reason: reason})
-	if err != nil {
-		return fmt.Errorf("%s: cancel: %w", i.name, kernel.ErrNodeUnavailable)
-	}
-	return nil
-}
-
-// Abandon forgets the call on the host side: later output is dropped and
-// OnEnd is not called. Used after the kernel has already given up on it.
-func (c *HostCall) Abandon() {
-	c.endOnce.Do(func() {})
-	c.inst.mu.Lock()
-	delete(c.inst.calls, c.id)
-	c.inst.mu.Unlock()
-}
-
-func (c *HostCall) end(err error) {
-	c.endOnce.Do(func() {
-		if c.h.OnEnd != nil {
-			c.h.OnEnd(err)
-		}
-	})
 }

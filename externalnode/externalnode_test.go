@@ -21,6 +21,12 @@ func TestMain(m *testing.M) {
 	case "echo":
 		Serve(echoNode{})
 		os.Exit(0)
+	case "behave":
+		Serve(behaveNode{})
+		os.Exit(0)
+	case "v1":
+		serveV1()
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }

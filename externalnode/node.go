@@ -22,6 +22,10 @@ type Info struct {
 	Version string // reported version; shows up in turn bindings
 	Accepts []eventabi.Type
 	Emits   []eventabi.Type
+	// InputWindow is how many input events of one invocation the node may
+	// have waiting before the host holds further input back (0:
+	// DefaultInputWindow). Inputs are granted back as Inputs() is read.
+	InputWindow int
 }
 
 // Config is the node's configuration block from the runtime config.

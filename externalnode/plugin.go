@@ -10,8 +10,14 @@ import (
 )
 
 // ProtocolVersion is the node protocol version negotiated in the go-plugin
-// handshake. Bump it on any incompatible change to proto/rspp/v1.
-const ProtocolVersion = 1
+// handshake. Bump it on any incompatible change to proto/rspp/v1. Version 2
+// added per-invocation flow control (NodeInfo.input_window, CREDIT frames).
+const ProtocolVersion = 2
+
+// oldestProtocolVersion is the oldest version the host still completes the
+// handshake with, only to refuse it with an error that says what to do
+// (rather than go-plugin's bare "incompatible API version").
+const oldestProtocolVersion = 1
 
 // Handshake is shared by host and plugin. The magic cookie only keeps a node
 // binary from being run by hand by mistake; it is not a security measure.

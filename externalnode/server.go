@@ -6,20 +6,34 @@ import (
 	"fmt"
 	"sync"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/rspp/rspp/kernel/eventabi"
 	rsppv1 "github.com/rspp/rspp/proto/rspp/v1"
 )
 
-// inputBuffer bounds the events queued for one invocation inside the
-// plugin; past it the Data stream applies gRPC flow control to the host.
-const inputBuffer = 256
+// DefaultInputWindow is the per-invocation input window a plugin offers
+// when its Info sets none: the host sends at most this many input events of
+// one invocation that the node has not consumed yet.
+const DefaultInputWindow = 64
 
 var errCallCancelled = errors.New("invocation cancelled")
+
+// ErrEventTooLarge is returned by Call.Emit for an event that would not fit
+// in one message of the wire (MaxMessageBytes). Nothing was sent; the
+// invocation and the instance go on.
+var ErrEventTooLarge = errors.New("event too large for the node protocol")
+
+// errFlowViolation ends an invocation whose host sent more input than the
+// window allowed: the recv loop never blocks on one invocation, so an
+// overrun cannot be held back; it is a protocol error.
+var errFlowViolation = errors.New("host exceeded the invocation's input window")
 
 // server is the plugin-side implementation of the Node service.
 type server struct {
 	rsppv1.UnimplementedNodeServer
-	impl Node
+	impl   Node
+	window int
 
 	mu    sync.Mutex
 	calls map[string]*serverCall
@@ -32,20 +46,37 @@ type server struct {
 // maxEarlyCancels bounds the memory of cancels for not-yet-open invocations.
 const maxEarlyCancels = 1024
 
+// serverCall is one invocation inside the plugin. The Data recv loop
+// appends its inputs to queue (never blocking: the host keeps within the
+// window) and its pump hands them to the node one by one, granting credit
+// back as the node takes them.
 type serverCall struct {
 	call   *Call
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	closed bool // inputs closed; only the Data recv loop touches it
+
+	mu        sync.Mutex
+	queue     []eventabi.Event
+	closed    bool  // CLOSE_INPUT seen
+	violation error // the host broke flow control
+	wake      chan struct{}
+}
+
+func inputWindow(info Info) int {
+	if info.InputWindow > 0 {
+		return info.InputWindow
+	}
+	return DefaultInputWindow
 }
 
 func newServer(impl Node) *server {
-	return &server{impl: impl, calls: make(map[string]*serverCall), early: make(map[string]bool)}
+	return &server{impl: impl, window: inputWindow(impl.Info()), calls: make(map[string]*serverCall), early: make(map[string]bool)}
 }
 
 func (s *server) Describe(context.Context, *rsppv1.DescribeRequest) (*rsppv1.NodeInfo, error) {
 	info := s.impl.Info()
-	out := &rsppv1.NodeInfo{Name: info.Name, Kind: info.Kind, Version: info.Version, ProtocolVersion: ProtocolVersion}
+	out := &rsppv1.NodeInfo{Name: info.Name, Kind: info.Kind, Version: info.Version, ProtocolVersion: ProtocolVersion,
+		InputWindow: uint32(s.window)}
 	for _, t := range info.Accepts {
 		out.Accepts = append(out.Accepts, string(t))
 	}
@@ -71,7 +102,9 @@ func (s *server) Health(context.Context, *rsppv1.HealthRequest) (*rsppv1.HealthR
 }
 
 // Data multiplexes invocations over one stream. Invoke runs in its own
-// goroutine per invocation; sends are serialised.
+// goroutine per invocation; sends are serialised. The recv loop never
+// waits on an invocation: inputs are queued within the window the host
+// respects, so a node that stops reading holds up nobody else.
 func (s *server) Data(stream rsppv1.Node_DataServer) error {
 	var sendMu sync.Mutex
 	send := func(f *rsppv1.DataFrame) error {
@@ -100,25 +133,93 @@ func (s *server) Data(stream rsppv1.Node_DataServer) error {
 			s.reap(mine)
 			sc := s.open(stream.Context(), f, send)
 			mine[f.InvocationId] = sc
-			wg.Add(1)
+			wg.Add(2)
 			go func() {
 				defer wg.Done()
 				s.run(sc, send)
 			}()
+			go func() {
+				defer wg.Done()
+				s.pump(sc, send)
+			}()
 		case rsppv1.DataFrame_KIND_EVENT:
-			sc := mine[f.InvocationId]
-			if sc == nil || sc.closed {
-				continue
-			}
-			select {
-			case sc.call.in <- fromWire(f.Event):
-			case <-sc.ctx.Done():
+			if sc := mine[f.InvocationId]; sc != nil {
+				s.enqueue(sc, fromWire(f.Event))
 			}
 		case rsppv1.DataFrame_KIND_CLOSE_INPUT:
-			if sc := mine[f.InvocationId]; sc != nil && !sc.closed {
+			if sc := mine[f.InvocationId]; sc != nil {
+				sc.mu.Lock()
 				sc.closed = true
-				close(sc.call.in)
+				sc.mu.Unlock()
+				sc.poke()
 			}
+		}
+	}
+}
+
+// enqueue queues one input. More than a window of unconsumed input is the
+// host's protocol violation: the invocation fails, the stream goes on.
+func (s *server) enqueue(sc *serverCall, ev eventabi.Event) {
+	sc.mu.Lock()
+	if sc.closed || sc.violation != nil || sc.ctx.Err() != nil {
+		sc.mu.Unlock()
+		return
+	}
+	if len(sc.queue) >= s.window {
+		sc.violation = fmt.Errorf("%w: more than %d unconsumed inputs", errFlowViolation, s.window)
+		sc.queue = nil
+		sc.mu.Unlock()
+		sc.cancel(sc.violation)
+		return
+	}
+	sc.queue = append(sc.queue, ev)
+	sc.mu.Unlock()
+	sc.poke()
+}
+
+func (sc *serverCall) poke() {
+	select {
+	case sc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pump hands queued inputs to the node and grants credit as it takes them,
+// in batches of half a window so a steady stream costs one CREDIT frame per
+// window/2 inputs while the host never runs dry.
+func (s *server) pump(sc *serverCall, send func(*rsppv1.DataFrame) error) {
+	batch := max(1, s.window/2)
+	consumed := 0
+	for {
+		sc.mu.Lock()
+		if len(sc.queue) == 0 {
+			closed := sc.closed
+			sc.mu.Unlock()
+			if closed {
+				close(sc.call.in)
+				return
+			}
+			select {
+			case <-sc.wake:
+				continue
+			case <-sc.ctx.Done():
+				return
+			}
+		}
+		ev := sc.queue[0]
+		sc.queue[0] = eventabi.Event{}
+		sc.queue = sc.queue[1:]
+		sc.mu.Unlock()
+		select {
+		case sc.call.in <- ev:
+		case <-sc.ctx.Done():
+			return
+		}
+		if consumed++; consumed >= batch {
+			if send(&rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_CREDIT, InvocationId: sc.call.ID, Credit: uint32(consumed)}) != nil {
+				return
+			}
+			consumed = 0
 		}
 	}
 }
@@ -135,16 +236,20 @@ func (s *server) reap(mine map[string]*serverCall) {
 
 func (s *server) open(parent context.Context, f *rsppv1.DataFrame, send func(*rsppv1.DataFrame) error) *serverCall {
 	ctx, cancel := context.WithCancelCause(parent)
-	sc := &serverCall{ctx: ctx, cancel: cancel}
+	sc := &serverCall{ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
 	id := f.InvocationId
 	sc.call = &Call{
 		ID: id, SessionID: f.SessionId, TurnID: f.TurnId, NodeID: f.NodeId,
-		in: make(chan eventabi.Event, inputBuffer),
+		in: make(chan eventabi.Event),
 		emit: func(ev eventabi.Event) error {
 			if ctx.Err() != nil {
 				return errCallCancelled // output after cancel never leaves the plugin
 			}
-			return send(&rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_EVENT, InvocationId: id, Event: toWire(&ev)})
+			out := &rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_EVENT, InvocationId: id, Event: toWire(&ev)}
+			if n := proto.Size(out); n > MaxMessageBytes {
+				return fmt.Errorf("%w: %s event is %d bytes on the wire, limit %d", ErrEventTooLarge, ev.Type, n, MaxMessageBytes)
+			}
+			return send(out)
 		},
 	}
 	s.mu.Lock()
@@ -164,13 +269,18 @@ func (s *server) run(sc *serverCall, send func(*rsppv1.DataFrame) error) {
 	s.mu.Lock()
 	delete(s.calls, sc.call.ID)
 	s.mu.Unlock()
+	sc.mu.Lock()
+	violation := sc.violation
+	sc.mu.Unlock()
 	end := &rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_END, InvocationId: sc.call.ID}
-	if cancelled {
+	switch {
+	case violation != nil:
+		end.Error = &rsppv1.InvocationError{Kind: rsppv1.ErrorKind_ERROR_KIND_PROTOCOL, Message: violation.Error()}
+	case cancelled:
 		// Whatever the node returned, a cancelled invocation ends as
 		// cancelled: the host asked for it.
-		err = fmt.Errorf("%w: %v", errCallCancelled, err)
-	}
-	if err != nil {
+		end.Error = toInvocationError(fmt.Errorf("%w: %v", errCallCancelled, err))
+	case err != nil:
 		end.Error = toInvocationError(err)
 	}
 	_ = send(end) // the host may be gone; nothing else to do

@@ -84,6 +84,12 @@ type Binding struct {
 	Provider string // provider/node name from config
 	Version  string // version reported by the plugin (Describe)
 	Pool     string // opaque key the runner uses to find the instance pool
+	// Accepts and Emits are the event types the bound implementation
+	// declared (Describe); empty means it declared none. The kernel
+	// delivers a node only what it accepts and routes only what it
+	// declared it emits.
+	Accepts []eventabi.Type
+	Emits   []eventabi.Type
 }
 
 // BindingSource returns the current binding for a provider name. Hot upgrade

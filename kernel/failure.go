@@ -11,8 +11,7 @@ import (
 // turn. Retry and fallback are only safe while nothing the invocation
 // produced has gone downstream and its inputs can be replayed in full.
 func (s *Session) fail(inv *invocation, err error, detail string) {
-	inv.status = invFailed
-	s.purge(func(q queued) bool { return q.inv == inv.ref.InvocationID })
+	s.settle(inv, invFailed)
 	t, pn := inv.t, inv.pn
 	cause := err.Error()
 	if detail != "" && !strings.Contains(cause, detail) {
@@ -66,7 +65,7 @@ func (s *Session) decide(inv *invocation, err error) (string, string) {
 		switch {
 		case pn.Fallback == nil:
 			return PolicyAbort, "no fallback binding at plan freeze"
-		case inv.binding == *pn.Fallback:
+		case inv.binding.Pool == pn.Fallback.Pool && inv.binding.Provider == pn.Fallback.Provider && inv.binding.Version == pn.Fallback.Version:
 			return PolicyAbort, "fallback already failed"
 		}
 		return PolicyFallback, "switch to " + pn.Fallback.Provider

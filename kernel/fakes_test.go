@@ -81,6 +81,8 @@ type harness struct {
 	clk     *fakeClock
 	cfg     SessionConfig
 	effects []Effect
+	// slowNode names nodes whose inputs are never reported taken.
+	slowNode map[string]bool
 }
 
 func newHarness(t testing.TB, mutate func(*SessionConfig)) *harness {
@@ -100,10 +102,38 @@ func newHarness(t testing.TB, mutate func(*SessionConfig)) *harness {
 	return h
 }
 
+// drain takes the ready effects and, like a runner whose plugins read
+// their input at once, reports every delivered input taken (which can
+// record the end of a pressure episode: taken in the same drain). With
+// slowNode set, inputs stay outstanding as with a node that stops reading.
 func (h *harness) drain() []Effect {
-	out := h.s.Ready()
-	h.effects = append(h.effects, out...)
-	return out
+	var all []Effect
+	for {
+		out := h.s.Ready()
+		all = append(all, out...)
+		acked := false
+		for _, e := range out {
+			if d, ok := e.(DeliverInput); ok && !h.slowNode[h.nodeOf(d.InvocationID)] {
+				h.s.OnInputsTaken(d.InvocationID, 1)
+				acked = true
+			}
+		}
+		if !acked {
+			break
+		}
+	}
+	h.effects = append(h.effects, all...)
+	return all
+}
+
+// nodeOf is the node of an invocation started in this harness.
+func (h *harness) nodeOf(inv string) string {
+	for _, e := range h.effects {
+		if st, ok := e.(StartInvocation); ok && st.Ref.InvocationID == inv {
+			return st.Ref.NodeID
+		}
+	}
+	return ""
 }
 
 func (h *harness) ingest(ev eventabi.Event) error {

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/rspp/rspp/kernel/eventabi"
 )
@@ -45,18 +46,37 @@ func (s *Session) checkIngress(ev *eventabi.Event) (bool, error) {
 	}
 }
 
-// checkNodeEvent is the gateway for node outputs: normalize, validate, and
-// check correlation against the invocation that produced it. Third-party
-// types pass (types are open), malformed events are dropped and counted.
-func (s *Session) checkNodeEvent(inv *invocation, ev *eventabi.Event) error {
+// checkNodeEvent is the gateway for node outputs: normalize, validate,
+// check the type against what the node declared it emits and against the
+// unknown-type policy, and check correlation against the invocation that
+// produced it. It returns (false, nil) for an output dropped by policy.
+// Third-party types pass only where both the node's declaration and the
+// policy allow them ("" means pass for node output).
+func (s *Session) checkNodeEvent(inv *invocation, ev *eventabi.Event) (bool, error) {
 	eventabi.Normalize(ev)
 	if err := eventabi.Validate(ev, s.cfg.Limits); err != nil {
 		s.stats.NodeMalformed++
-		return err
+		return false, err
+	}
+	if emits := inv.binding.Emits; len(emits) > 0 && !slices.Contains(emits, ev.Type) {
+		s.stats.UndeclaredRejected++
+		return false, &eventabi.ValidationError{Kind: eventabi.ErrUndeclaredType, Field: "type", Type: ev.Type,
+			Msg: fmt.Sprintf("node %s (%s@%s) declares it emits only %v", inv.pn.Spec.ID, inv.binding.Provider, inv.binding.Version, emits)}
+	}
+	if !eventabi.Known(ev.Type) {
+		switch s.cfg.UnknownEventPolicy {
+		case UnknownReject:
+			s.stats.NodeUnknownRejected++
+			return false, &eventabi.ValidationError{Kind: eventabi.ErrUnknownEventType, Field: "type", Type: ev.Type,
+				Msg: "output of node " + inv.pn.Spec.ID + " rejected by policy"}
+		case UnknownDrop:
+			s.stats.NodeUnknownRejected++
+			return false, nil
+		}
 	}
 	if ev.Epoch != 0 && ev.Epoch < s.cfg.Epoch {
 		s.stats.StaleEpoch++
-		return fmt.Errorf("%w: node %s output epoch %d < %d", ErrStaleEpoch, inv.pn.Spec.ID, ev.Epoch, s.cfg.Epoch)
+		return false, fmt.Errorf("%w: node %s output epoch %d < %d", ErrStaleEpoch, inv.pn.Spec.ID, ev.Epoch, s.cfg.Epoch)
 	}
 	field := ""
 	switch {
@@ -71,8 +91,8 @@ func (s *Session) checkNodeEvent(inv *invocation, ev *eventabi.Event) error {
 	}
 	if field != "" {
 		s.stats.CorrelationRejected++
-		return &eventabi.ValidationError{Kind: eventabi.ErrCorrelation, Field: field, Type: ev.Type,
+		return false, &eventabi.ValidationError{Kind: eventabi.ErrCorrelation, Field: field, Type: ev.Type,
 			Msg: "does not match invocation " + inv.ref.InvocationID}
 	}
-	return nil
+	return true, nil
 }

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/rspp/rspp/kernel/eventabi"
@@ -30,6 +31,18 @@ type invocation struct {
 	inputClosed bool
 	inputs      []eventabi.Event // bounded copy for retry/fallback re-delivery
 	inputsLost  bool             // the copy overflowed: no safe re-delivery
+	// outstanding holds, per input handed to the runner and not yet
+	// reported taken, the edge it counts against (-1: none), in order.
+	outstanding []int
+	rejected    bool // an output was refused by the gateway (recorded once)
+}
+
+// settle ends an open invocation with status st: nothing more is queued
+// for it, and what it still held of its edges is given back.
+func (s *Session) settle(inv *invocation, st invStatus) {
+	inv.status = st
+	s.purge(func(q queued) bool { return q.inv == inv.ref.InvocationID })
+	s.releaseInputs(inv)
 }
 
 // startInvocation opens an invocation of pn; prev (retry/fallback) hands
@@ -108,6 +121,10 @@ func (s *Session) targets(t *turn, from string, ty eventabi.Type) []int {
 			if inv == nil || inv.status != invOpen || inv.inputClosed || !s.selects(t, e.To, from) {
 				continue
 			}
+			if acc := inv.binding.Accepts; len(acc) > 0 && !slices.Contains(acc, ty) {
+				s.stats.NotAccepted++
+				continue
+			}
 		}
 		out = append(out, ei)
 	}
@@ -154,8 +171,7 @@ func (s *Session) cancelLosers(t *turn, node, winner string) {
 			onlyHere = onlyHere && s.g.edges[ei].To == node
 		}
 		if onlyHere {
-			loser.status = invSuperseded
-			s.purge(func(q queued) bool { return q.inv == loser.ref.InvocationID })
+			s.settle(loser, invSuperseded)
 			s.control(CancelInvocation{InvocationID: loser.ref.InvocationID, Reason: "select_lost"})
 		}
 	}
@@ -212,12 +228,28 @@ func (s *Session) OnNodeEvent(invocationID string, ev eventabi.Event) error {
 		s.dropLate(inv, ev.Type)
 		return nil
 	}
-	if err := s.checkNodeEvent(inv, &ev); err != nil {
+	pass, err := s.checkNodeEvent(inv, &ev)
+	if err != nil {
+		s.rejectOutput(inv, ev.Type, err)
 		return err
+	}
+	if !pass {
+		return nil
 	}
 	routed, err := s.fanOut(t, inv.pn.Spec.ID, invocationID, ev)
 	inv.emitted = inv.emitted || routed
 	return err
+}
+
+// rejectOutput records the first output of an invocation the gateway
+// refused (the rest are counted in Stats): evidence that names the node.
+func (s *Session) rejectOutput(inv *invocation, ty eventabi.Type, err error) {
+	if inv.rejected {
+		return
+	}
+	inv.rejected = true
+	s.record(TimelineRecord{Type: "node_output_reject", TurnID: inv.t.id, NodeID: inv.pn.Spec.ID, InvocationID: inv.ref.InvocationID,
+		Reason: err.Error(), Attrs: map[string]string{"type": string(ty)}})
 }
 
 // dropLate counts an event of an invocation that already ended; output of a
@@ -259,7 +291,7 @@ func (s *Session) OnInvocationEnd(invocationID string, res InvocationResult) {
 		s.fail(inv, res.Err, res.Detail)
 		return
 	}
-	inv.status = invOK
+	s.settle(inv, invOK)
 	s.record(TimelineRecord{Type: "invocation_end", TurnID: inv.t.id, NodeID: inv.pn.Spec.ID, InvocationID: invocationID, Reason: "ok"})
 	s.upstreamDone(inv.t, inv.pn.Spec.ID)
 	s.maybeCommit(inv.t)

@@ -140,18 +140,22 @@ func (s *Session) overflow(item queued, ei int) {
 		}
 		return
 	}
-	for i, q := range s.q.data {
-		if q.edge == ei {
-			s.q.data = append(s.q.data[:i], s.q.data[i+1:]...)
-			break
-		}
-	}
 	s.stats.Shed++
 	if !es.shedRecorded {
 		es.shedRecorded = true
 		s.pressure(ei, "full", OverflowShed)
 	}
-	s.q.data = append(s.q.data, item)
+	for i, q := range s.q.data {
+		if q.edge == ei {
+			// Drop the oldest still queued here; the new one takes its
+			// place in the bound.
+			s.q.data = append(s.q.data[:i], s.q.data[i+1:]...)
+			s.q.data = append(s.q.data, item)
+			return
+		}
+	}
+	// Everything the edge holds is already with the runner, waiting for
+	// its node's window: the newest is what gets shed.
 }
 
 // coalesce merges a text event into the newest queued text event of the edge.
@@ -219,15 +223,73 @@ func (s *Session) purgeList(list []queued, drop func(queued) bool) ([]queued, in
 	return kept, egress
 }
 
-// drainEdges is called by Ready: every edge queue empties, and an edge that
-// was above its high watermark records its low crossing.
-func (s *Session) drainEdges() {
-	for ei := range s.q.edges {
-		es := &s.q.edges[ei]
-		if es.high {
-			s.pressureAttrs(ei, "low", "resume", map[string]string{"shed": strconv.Itoa(es.shed)})
+// handOut is called by Ready for each data effect it hands the runner.
+// An egress event leaves its edge's bound at once (the transport has its
+// own). An input for a node stays counted until the runner reports it
+// taken (OnInputsTaken: sent within the plugin's window, or dropped), so
+// an edge's bound holds across Ready batches and a node that stops
+// reading fills its edges and meets their overflow policy.
+func (s *Session) handOut(q queued) {
+	if _, ok := q.eff.(DeliverInput); ok {
+		if inv := s.invs[q.inv]; inv != nil && inv.status == invOpen {
+			inv.outstanding = append(inv.outstanding, q.edge)
+			return
 		}
-		*es = edgeState{blockedSince: -1}
+	}
+	if q.edge >= 0 {
+		s.edgeTaken(q.edge)
+	}
+}
+
+// edgeTaken frees one slot of edge ei. Falling to the low watermark ends
+// the pressure episode: it is recorded, and blocking resumes.
+func (s *Session) edgeTaken(ei int) {
+	es, pe := &s.q.edges[ei], &s.edges[ei]
+	if es.depth > 0 {
+		es.depth--
+	}
+	if es.depth < pe.Capacity {
+		es.blockedSince = -1
+	}
+	if es.high && es.depth <= pe.Low {
+		s.pressureAttrs(ei, "low", "resume", map[string]string{"shed": strconv.Itoa(es.shed)})
+		*es = edgeState{depth: es.depth, blockedSince: -1}
+	}
+}
+
+// releaseInputs frees the edge slots of inputs handed out to inv that the
+// runner will now never report taken (inv ended, failed or was cancelled).
+func (s *Session) releaseInputs(inv *invocation) {
+	for _, ei := range inv.outstanding {
+		if ei >= 0 {
+			s.edgeTaken(ei)
+		}
+	}
+	inv.outstanding = nil
+}
+
+// OnInputsTaken reports that the runner is done with the next n inputs it
+// was handed for an invocation (in DeliverInput order): they went to the
+// plugin within its flow-control window, or were dropped. Their edges get
+// the room back. Unknown or finished invocations are ignored.
+func (s *Session) OnInputsTaken(invocationID string, n int) {
+	if s.closed {
+		return
+	}
+	s.now = s.cfg.Clock.Now()
+	inv := s.invs[invocationID]
+	if inv == nil || n <= 0 {
+		return
+	}
+	n = min(n, len(inv.outstanding))
+	for _, ei := range inv.outstanding[:n] {
+		if ei >= 0 {
+			s.edgeTaken(ei)
+		}
+	}
+	inv.outstanding = inv.outstanding[n:]
+	if len(inv.outstanding) == 0 {
+		inv.outstanding = nil
 	}
 }
 
@@ -242,6 +304,7 @@ func (s *Session) pressureAttrs(ei int, level, action string, extra map[string]s
 	pe := &s.edges[ei]
 	attrs := map[string]string{
 		"edge":     edgeName(pe.Spec),
+		"node":     pe.Spec.To,
 		"level":    level,
 		"action":   action,
 		"depth":    strconv.Itoa(s.q.edges[ei].depth),

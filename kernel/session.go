@@ -18,6 +18,9 @@ type Stats struct {
 	NodeMalformed       uint64 // node outputs that failed validation
 	UnknownDropped      uint64 // unknown-type ingress events dropped by policy
 	UnknownRejected     uint64 // unknown-type ingress events rejected by policy
+	NodeUnknownRejected uint64 // node outputs of unknown type rejected or dropped by policy
+	UndeclaredRejected  uint64 // node outputs of a type the node did not declare in Emits
+	NotAccepted         uint64 // inputs not delivered: the target does not accept the type
 	CorrelationRejected uint64 // node outputs with foreign session/turn/node/invocation ids
 	StaleEpoch          uint64 // inputs stamped with an older authority epoch
 	UnknownInvocation   uint64 // events for invocations the kernel never knew
@@ -101,12 +104,15 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 // Ready drains the pending effects: control lane first, then data, then
 // telemetry, each in emission order. SessionClosed always comes last.
 func (s *Session) Ready() []Effect {
-	s.drainEdges()
-	n := len(s.q.control) + len(s.q.data) + len(s.q.telemetry)
-	if n == 0 && s.closing == nil {
+	if len(s.q.control)+len(s.q.data)+len(s.q.telemetry) == 0 && s.closing == nil {
 		return nil
 	}
-	out := make([]Effect, 0, n+1)
+	// Handing data out can end a pressure episode, whose record belongs
+	// in this batch: account first, then assemble.
+	for _, q := range s.q.data {
+		s.handOut(q)
+	}
+	out := make([]Effect, 0, len(s.q.control)+len(s.q.data)+len(s.q.telemetry)+1)
 	out = append(out, s.q.control...)
 	for _, q := range s.q.data {
 		out = append(out, q.eff)

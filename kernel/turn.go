@@ -228,8 +228,7 @@ func (s *Session) cancelTurn(t *turn, reason string) {
 	s.fence(t, reason)
 	for _, pn := range t.plan.Nodes {
 		if inv := t.byNode[pn.Spec.ID]; inv != nil && inv.status == invOpen {
-			inv.status = invCancelled
-			s.purge(func(q queued) bool { return q.inv == inv.ref.InvocationID })
+			s.settle(inv, invCancelled)
 			s.control(CancelInvocation{InvocationID: inv.ref.InvocationID, Reason: reason})
 		}
 	}

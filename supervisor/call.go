@@ -17,7 +17,8 @@ type Call struct {
 	hc      *externalnode.HostCall
 	ended   chan struct{}
 	endOnce sync.Once
-	gone    atomic.Bool // cancelled or abandoned: outputs and end are dropped
+	hcSet   chan struct{} // closed once hc is set (an end can overtake Open's return)
+	gone    atomic.Bool   // cancelled or abandoned: outputs and end are dropped
 }
 
 // Open starts an invocation on a ready instance of the pool, avoiding the
@@ -34,7 +35,7 @@ func (p *Pool) Open(req externalnode.OpenRequest, avoid []string, h externalnode
 			}
 			return nil, err
 		}
-		c := &Call{pool: p, inst: inst, ended: make(chan struct{})}
+		c := &Call{pool: p, inst: inst, ended: make(chan struct{}), hcSet: make(chan struct{})}
 		wrapped := externalnode.Handler{
 			OnEvent: func(ev eventabi.Event) {
 				if !c.gone.Load() && h.OnEvent != nil {
@@ -43,14 +44,22 @@ func (p *Pool) Open(req externalnode.OpenRequest, avoid []string, h externalnode
 			},
 			OnEnd: func(err error) {
 				c.endOnce.Do(func() { close(c.ended) })
+				if errors.Is(err, externalnode.ErrOutputBudget) {
+					// The host ended it; the plugin was told to stop
+					// and must, like after a cancel.
+					c.watchHung("output budget exceeded")
+				}
 				if !c.gone.Load() && h.OnEnd != nil {
 					h.OnEnd(inst.outcome(err))
 				}
 			},
+			OnDelivered: h.OnDelivered,
+			InFlight:    h.InFlight,
 		}
 		hc, err := inst.node.Open(req, wrapped)
 		if err == nil {
 			c.hc = hc
+			close(c.hcSet)
 			return c, nil
 		}
 		lastErr = inst.outcome(err)
@@ -76,7 +85,13 @@ func (c *Call) Cancel(reason string) {
 	if c.gone.Swap(true) {
 		return
 	}
-	_ = c.hc.Cancel(reason)
+	_ = c.hc.Cancel(reason) // a full control queue is a hung plugin: the grace below kills it
+	c.watchHung("cancel (" + reason + ")")
+}
+
+// watchHung kills the instance if the plugin has not finished the call
+// within the pool's kill grace after why.
+func (c *Call) watchHung(why string) {
 	p := c.pool
 	p.mu.Lock()
 	if p.closed {
@@ -88,10 +103,15 @@ func (c *Call) Cancel(reason string) {
 	go func() {
 		defer p.wg.Done()
 		select {
-		case <-c.ended:
+		case <-c.hcSet:
+		case <-p.stop:
+			return
+		}
+		select {
+		case <-c.hc.Finished():
 		case <-p.stop:
 		case <-p.cfg.Clock.After(p.cfg.KillGrace):
-			p.killHung(c.inst, "invocation "+c.hc.ID()+" still running "+p.cfg.KillGrace.String()+" after cancel ("+reason+")")
+			p.killHung(c.inst, "invocation "+c.hc.ID()+" still running "+p.cfg.KillGrace.String()+" after "+why)
 		}
 	}()
 }

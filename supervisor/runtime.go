@@ -204,7 +204,8 @@ func (rt *Runtime) Binding(provider string) (kernel.Binding, bool) {
 	if p == nil {
 		return kernel.Binding{}, false
 	}
-	return kernel.Binding{Provider: provider, Version: p.Info().Version, Pool: p.Key()}, true
+	info := p.Info()
+	return kernel.Binding{Provider: provider, Version: info.Version, Pool: p.Key(), Accepts: info.Accepts, Emits: info.Emits}, true
 }
 
 // Open implements runner.Pools: it opens an invocation on the pool the

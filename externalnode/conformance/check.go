@@ -244,6 +244,9 @@ func (c *checker) invokeOnce(id string, inputs []eventabi.Event) (outcome, error
 	if o.Err != nil {
 		return o, fmt.Errorf("invocation %s ended with error: %w", id, o.Err)
 	}
+	if n := c.s.inst.ForeignFrames() - inv.foreign; n > 0 {
+		return o, violation("%d outputs claimed another scope and were dropped by the host (last: %s)", n, c.s.inst.LastForeign())
+	}
 	if len(o.Events) == 0 {
 		return o, violation("invocation %s ended OK but emitted nothing for the sample input", id)
 	}
@@ -311,6 +314,13 @@ func (c *checker) cancel() (string, error) {
 	if err := inv.send(in); err != nil {
 		inv.call.Abandon()
 		return "", err
+	}
+	// Cancel a running invocation: once its input reached the plugin.
+	select {
+	case <-inv.delivered:
+	case <-time.After(c.opts.Timeout):
+		inv.call.Abandon()
+		return "", &TimeoutError{What: "first input of the cancel check reaching the node", After: c.opts.Timeout}
 	}
 	t0 := time.Now()
 	if err := inv.call.Cancel("conformance"); err != nil {

@@ -125,16 +125,19 @@ type outcome struct {
 
 // invocation is one open call whose outputs are being collected.
 type invocation struct {
-	call *externalnode.HostCall
-	id   string
-	done chan outcome
+	call      *externalnode.HostCall
+	id        string
+	done      chan outcome
+	delivered chan struct{} // closed when the first input reached the plugin
+	foreign   int64         // the instance's foreign-frame count at open
 }
 
 // open starts an invocation with the conformance correlation ids; onEvent,
 // when set, sees each output as it arrives (from the reader goroutine).
 func (s *session) open(id string, onEvent func(eventabi.Event)) (*invocation, error) {
-	inv := &invocation{id: id, done: make(chan outcome, 1)}
+	inv := &invocation{id: id, done: make(chan outcome, 1), delivered: make(chan struct{}), foreign: s.inst.ForeignFrames()}
 	var evs []eventabi.Event // touched only by the instance's reader goroutine
+	var firstDelivery sync.Once
 	c, err := s.inst.Open(externalnode.OpenRequest{InvocationID: id, SessionID: sessionID, TurnID: turnID, NodeID: nodeID}, externalnode.Handler{
 		OnEvent: func(ev eventabi.Event) {
 			evs = append(evs, ev)
@@ -142,7 +145,8 @@ func (s *session) open(id string, onEvent func(eventabi.Event)) (*invocation, er
 				onEvent(ev)
 			}
 		},
-		OnEnd: func(err error) { inv.done <- outcome{Events: evs, Err: err} },
+		OnEnd:       func(err error) { inv.done <- outcome{Events: evs, Err: err} },
+		OnDelivered: func(int) { firstDelivery.Do(func() { close(inv.delivered) }) },
 	})
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ var (
 	ErrPayloadMismatch  = errors.New("payload does not match event type")
 	ErrOversized        = errors.New("event exceeds size limit")
 	ErrCorrelation      = errors.New("event correlation does not match its scope")
+	ErrUndeclaredType   = errors.New("event type not declared by the node")
 )
 
 // ValidationError says which field of which event was wrong.

@@ -12,6 +12,9 @@ type Kernel interface {
 	Ready() []kernel.Effect
 	OnNodeEvent(invocationID string, ev eventabi.Event) error
 	OnInvocationEnd(invocationID string, res kernel.InvocationResult)
+	// OnInputsTaken gives an input's edge slot back: in-process nodes
+	// take their input synchronously.
+	OnInputsTaken(invocationID string, n int)
 }
 
 // Pump carries out the kernel's effects for invocations whose pool runs on
@@ -47,6 +50,7 @@ func (h *Host) apply(ctx context.Context, k Kernel, e kernel.Effect) bool {
 		if !h.Owns(e.InvocationID) {
 			return false
 		}
+		k.OnInputsTaken(e.InvocationID, 1)
 		if _, ok := h.running[e.InvocationID]; !ok {
 			return true // it already ended here: late input is dropped
 		}

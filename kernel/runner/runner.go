@@ -66,6 +66,9 @@ type Config struct {
 	// InboxLimit bounds queued inputs; past it node output is dropped and
 	// counted (the kernel's own lanes bound everything else). Default 65536.
 	InboxLimit int
+	// Budgets, if set, gives each node's output budget (by node id); the
+	// host enforces it per invocation. Nil: externalnode's defaults.
+	Budgets func(nodeID string) externalnode.OutputBudget
 }
 
 // input kinds fed to the session loop.
@@ -76,6 +79,10 @@ type input struct {
 	err   error
 	res   chan error
 	call  Call // inOpened
+	n     int  // inNodeEvent: bytes counted in flight; inTaken: inputs
+	// inNodeEvent: the invocation's output bytes in flight, given back
+	// once the kernel has taken (or refused) the event.
+	inFlight *atomic.Int64
 }
 
 const (
@@ -84,7 +91,16 @@ const (
 	inNodeEnd
 	inClose
 	inOpened // an asynchronous Pools.Open finished
+	inTaken  // the plugin's window took n more inputs of an invocation
 )
+
+// release gives a node event's bytes back to its invocation's budget.
+func (in *input) release() {
+	if in.inFlight != nil {
+		in.inFlight.Add(-int64(in.n))
+		in.inFlight = nil
+	}
+}
 
 // maxPendingInputs bounds the inputs held for one invocation while its
 // instance is still being acquired (a replacement may take seconds to
@@ -109,6 +125,8 @@ type Session struct {
 	opens          sync.WaitGroup                 // open goroutines
 	closing        bool                           // under inboxMu: the loop takes no more input
 	pendingDropped atomic.Int64
+	inputsRefused  atomic.Int64
+	holding        map[string]*openCall // calls with held node outputs; loop-owned
 
 	active   atomic.Value // string: active turn id
 	idleWake chan struct{}
@@ -139,7 +157,7 @@ func Open(cfg Config) (*Session, error) {
 	s := &Session{
 		id: cfg.Kernel.SessionID, cfg: cfg, k: k, done: make(chan struct{}),
 		wake: make(chan struct{}, 1), calls: make(map[string]*openCall), opening: make(map[string]*openCall),
-		failed:   make(map[string]map[string][]string),
+		failed: make(map[string]map[string][]string), holding: make(map[string]*openCall),
 		idleWake: make(chan struct{}),
 	}
 	s.active.Store("")
@@ -209,6 +227,7 @@ func (s *Session) push(in input, must bool) bool {
 	if !must && len(s.inbox) >= s.cfg.InboxLimit {
 		s.inboxMu.Unlock()
 		s.dropped.Add(1)
+		in.release()
 		return false
 	}
 	s.inbox = append(s.inbox, in)
@@ -244,6 +263,7 @@ func (s *Session) loop() {
 			s.k.Tick()
 			s.execute()
 		}
+		s.retryHeld()
 		s.publishIdle()
 	}
 	s.release()
@@ -273,17 +293,26 @@ func (s *Session) apply(in input) {
 	case inIngest:
 		err = s.k.Ingest(in.ev)
 	case inNodeEvent:
-		if s.calls[in.invID] == nil {
+		c := s.calls[in.invID]
+		if c == nil {
+			in.release()
 			break // output of a call the kernel already gave up on
 		}
-		err = s.k.OnNodeEvent(in.invID, in.ev)
-		if err == nil && s.cfg.Observe != nil {
-			s.cfg.Observe(in.ev.NodeID, in.ev)
+		if len(c.held) > 0 {
+			c.held = append(c.held, in) // behind the ones already waiting
+			break
 		}
+		s.offer(c, in)
+	case inTaken:
+		s.k.OnInputsTaken(in.invID, in.n)
 	case inNodeEnd:
 		c := s.calls[in.invID]
 		if c == nil {
 			break // end of a call the kernel already gave up on
+		}
+		if len(c.held) > 0 {
+			c.held = append(c.held, in) // it ends after its held outputs
+			break
 		}
 		if c.call == nil {
 			// The end overtook the open's result: hold it until we know
@@ -305,6 +334,59 @@ func (s *Session) apply(in input) {
 	if in.res != nil {
 		in.res <- err
 	}
+}
+
+// offer hands one node output to the kernel. An edge holding it back
+// (bounded block: ErrQueueFull) keeps it, and everything after it from the
+// same invocation, held here and offered again as room frees; its bytes
+// stay counted against the node's budget meanwhile.
+func (s *Session) offer(c *openCall, in input) bool {
+	err := s.k.OnNodeEvent(in.invID, in.ev)
+	if errors.Is(err, kernel.ErrQueueFull) {
+		if len(c.held) == 0 {
+			s.holding[in.invID] = c
+		}
+		c.held = append([]input{in}, c.held...)
+		return false
+	}
+	in.release()
+	if err == nil && s.cfg.Observe != nil {
+		s.cfg.Observe(in.ev.NodeID, in.ev)
+	}
+	return true
+}
+
+// retryHeld offers held node outputs again, in order, per invocation.
+func (s *Session) retryHeld() {
+	for id, c := range s.holding {
+		if s.calls[id] != c {
+			s.dropHeld(id, c)
+			continue
+		}
+		held := c.held
+		c.held = nil
+		delete(s.holding, id)
+		for i, in := range held {
+			if in.kind == inNodeEnd {
+				s.apply(in)
+				continue
+			}
+			if !s.offer(c, in) {
+				c.held = append(c.held, held[i+1:]...)
+				break
+			}
+		}
+		s.execute()
+	}
+}
+
+// dropHeld forgets what an invocation the kernel gave up on still held.
+func (s *Session) dropHeld(id string, c *openCall) {
+	for i := range c.held {
+		c.held[i].release()
+	}
+	c.held = nil
+	delete(s.holding, id)
 }
 
 func detail(err error) string {
@@ -348,15 +430,17 @@ func (s *Session) do(e kernel.Effect) {
 	case kernel.StartInvocation:
 		s.start(e)
 	case kernel.DeliverInput:
-		if c := s.calls[e.InvocationID]; c != nil {
-			switch {
-			case c.call != nil:
-				_ = c.call.Send(e.Event) // a dead instance reports through OnEnd
-			case len(c.pending) < maxPendingInputs:
-				c.pending = append(c.pending, e.Event)
-			default:
-				s.pendingDropped.Add(1)
-			}
+		c := s.calls[e.InvocationID]
+		switch {
+		case c == nil:
+			s.k.OnInputsTaken(e.InvocationID, 1)
+		case c.call != nil:
+			s.send(e.InvocationID, c, e.Event)
+		case len(c.pending) < maxPendingInputs:
+			c.pending = append(c.pending, e.Event)
+		default:
+			s.pendingDropped.Add(1)
+			s.k.OnInputsTaken(e.InvocationID, 1)
 		}
 	case kernel.CloseInput:
 		if c := s.calls[e.InvocationID]; c != nil {
@@ -398,6 +482,17 @@ func (s *Session) do(e kernel.Effect) {
 	}
 }
 
+// send queues one input on the call; it never waits on the plugin. The
+// kernel hears it was taken when the plugin's window takes it (OnDelivered)
+// or, if it could not even be queued, now: a dead instance reports through
+// OnEnd, and a queue that full means the kernel's bounds were bypassed.
+func (s *Session) send(invID string, c *openCall, ev eventabi.Event) {
+	if err := c.call.Send(ev); err != nil {
+		s.inputsRefused.Add(1)
+		s.k.OnInputsTaken(invID, 1)
+	}
+}
+
 // start opens an invocation on an instance of the binding's pool. The wire
 // invocation id is namespaced by session: one plugin instance multiplexes
 // invocations of many sessions. A retry avoids the instances earlier
@@ -405,17 +500,24 @@ func (s *Session) do(e kernel.Effect) {
 func (s *Session) start(e kernel.StartInvocation) {
 	invID := e.Ref.InvocationID
 	wireID := s.id + "/" + invID
+	inFlight := new(atomic.Int64)
 	h := externalnode.Handler{
 		OnEvent: func(ev eventabi.Event) {
+			n := externalnode.EventBytes(ev) // as the host counted it
 			if ev.InvocationID == wireID {
 				ev.InvocationID = invID // back from the wire namespace
 			}
-			s.push(input{kind: inNodeEvent, invID: invID, ev: ev}, false)
+			s.push(input{kind: inNodeEvent, invID: invID, ev: ev, n: n, inFlight: inFlight}, false)
 		},
-		OnEnd: func(err error) { s.push(input{kind: inNodeEnd, invID: invID, err: err}, true) },
+		OnEnd:       func(err error) { s.push(input{kind: inNodeEnd, invID: invID, err: err}, true) },
+		OnDelivered: func(n int) { s.push(input{kind: inTaken, invID: invID, n: n}, true) },
+		InFlight:    inFlight,
 	}
 	req := externalnode.OpenRequest{
 		InvocationID: wireID, SessionID: s.id, TurnID: e.Ref.TurnID, NodeID: e.Ref.NodeID,
+	}
+	if s.cfg.Budgets != nil {
+		req.Budget = s.cfg.Budgets(e.Ref.NodeID)
 	}
 	if e.Deadline > 0 {
 		// The plan's timeout, for the plugin's information; the kernel
@@ -471,7 +573,7 @@ func (s *Session) opened(in input) {
 		s.apply(*c.early) // now with the instance known
 	default:
 		for _, ev := range c.pending {
-			_ = c.call.Send(ev)
+			s.send(in.invID, c, ev)
 		}
 		c.pending = nil
 		if c.closeInput {
@@ -479,6 +581,10 @@ func (s *Session) opened(in input) {
 		}
 	}
 }
+
+// InputsRefused counts inputs a call could not even queue (dead instance,
+// or its host queue full).
+func (s *Session) InputsRefused() int64 { return s.inputsRefused.Load() }
 
 // PendingInputsDropped counts inputs dropped while an invocation waited
 // for an instance (more than maxPendingInputs held).
@@ -492,8 +598,9 @@ type openCall struct {
 
 	pending    []eventabi.Event
 	closeInput bool
-	cancelled  string // the kernel cancelled it before it opened
-	early      *input // its end, when that arrived before the open's result
+	cancelled  string  // the kernel cancelled it before it opened
+	early      *input  // its end, when that arrived before the open's result
+	held       []input // node outputs an edge held back (ErrQueueFull), in order
 }
 
 // noteFailed remembers the instance a node's attempt failed on.
@@ -511,6 +618,9 @@ func (s *Session) noteFailed(c *openCall) {
 
 // release cancels whatever is still open when the session ends.
 func (s *Session) release() {
+	for id, c := range s.holding {
+		s.dropHeld(id, c)
+	}
 	for id, c := range s.calls {
 		delete(s.calls, id)
 		if c.call == nil {
