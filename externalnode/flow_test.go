@@ -25,7 +25,9 @@ import (
 // else echoes its input.
 type behaveNode struct{ echoNode }
 
-func (behaveNode) Info() Info { return Info{Name: "behave", Kind: "custom", Version: "1.0.0", InputWindow: 8} }
+func (behaveNode) Info() Info {
+	return Info{Name: "behave", Kind: "custom", Version: "1.0.0", InputWindow: 8}
+}
 
 func (n behaveNode) Invoke(ctx context.Context, call *Call) error {
 	switch call.NodeID {
