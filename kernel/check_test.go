@@ -94,8 +94,22 @@ func checkBounds(s *Session) error {
 				n++
 			}
 		}
+		// What the runner holds and has not reported taken counts too.
+		for _, inv := range s.invs {
+			if inv.status != invOpen {
+				if len(inv.outstanding) > 0 {
+					return fmt.Errorf("settled invocation %s still holds %d edge slots", inv.ref.InvocationID, len(inv.outstanding))
+				}
+				continue
+			}
+			for _, ei := range inv.outstanding {
+				if ei == i {
+					n++
+				}
+			}
+		}
 		if n != es.depth {
-			return fmt.Errorf("edge %s depth %d but %d queued", edgeName(s.edges[i].Spec), es.depth, n)
+			return fmt.Errorf("edge %s depth %d but %d queued or outstanding", edgeName(s.edges[i].Spec), es.depth, n)
 		}
 	}
 	if len(s.q.telemetry) > s.q.telCap {

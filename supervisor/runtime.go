@@ -253,6 +253,7 @@ func (rt *Runtime) OpenSession(o SessionOptions) (*runner.Session, error) {
 			VAD: cfg.KernelVAD(), UnknownEventPolicy: cfg.Gateway.UnknownEvents,
 		},
 		Pools: rt, Output: o.Output, Timeline: sb, Observe: o.Observe, Tick: time.Duration(cfg.Runtime.TickInterval),
+		Budgets: cfg.NodeBudget,
 	})
 	if err != nil {
 		rt.forget(sb)

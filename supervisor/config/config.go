@@ -17,8 +17,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 )
@@ -124,17 +126,54 @@ type Provider struct {
 	HealthTimeout  Duration `yaml:"health_timeout"`
 	// AcquireWait bounds how long an invocation waits for a ready instance
 	// while a replacement starts (default 5s).
-	AcquireWait Duration       `yaml:"acquire_wait"`
-	Profile     string         `yaml:"profile"`
-	Tenant      string         `yaml:"tenant"`
-	Limits      Limits         `yaml:"limits"`
-	Config      map[string]any `yaml:"config"`
+	AcquireWait Duration `yaml:"acquire_wait"`
+	Profile     string   `yaml:"profile"`
+	Tenant      string   `yaml:"tenant"`
+	Limits      Limits   `yaml:"limits"`
+	// OutputBudget bounds what one invocation of this provider may emit;
+	// past it the invocation fails as resource_limit/output_budget.
+	OutputBudget OutputBudget   `yaml:"output_budget"`
+	Config       map[string]any `yaml:"config"`
 
 	// Filled by Load.
 	Name       string `yaml:"-"`
 	BinaryPath string `yaml:"-"` // absolute
 	Checksum   []byte `yaml:"-"`
 	ConfigJSON []byte `yaml:"-"`
+}
+
+// OutputBudget is a provider's per-invocation output budget. Sizes take
+// "64KiB", "8MiB" or plain bytes; zero fields take the runtime defaults
+// (externalnode.DefaultOutputBudget).
+type OutputBudget struct {
+	BytesPerSecond   ByteSize `yaml:"bytes_per_s"`
+	EventsPerSecond  float64  `yaml:"events_per_s"`
+	MaxEventBytes    ByteSize `yaml:"max_event_bytes"`
+	MaxBytesInFlight ByteSize `yaml:"max_bytes_in_flight"`
+}
+
+// Budget is the budget for externalnode, defaults filled in.
+func (b OutputBudget) Budget() externalnode.OutputBudget {
+	return externalnode.OutputBudget{
+		BytesPerSecond: float64(b.BytesPerSecond), EventsPerSecond: b.EventsPerSecond,
+		MaxEventBytes: int(b.MaxEventBytes), MaxBytesInFlight: int64(b.MaxBytesInFlight),
+	}.WithDefaults()
+}
+
+// ByteSize accepts a byte count with an optional binary unit in YAML.
+type ByteSize int64
+
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := units.RAMInBytes(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: bad size %q (want e.g. 65536, 64KiB, 8MiB)", n.Line, s)
+	}
+	*b = ByteSize(v)
+	return nil
 }
 
 // Limits override the isolation profile's resource limits.
@@ -262,6 +301,18 @@ func (c *Config) validate() error {
 	return nil
 }
 
+func (c *Config) validateBudget(key string, b OutputBudget) error {
+	switch {
+	case b.EventsPerSecond < 0:
+		return c.errf(key+".events_per_s", "must not be negative, got %v", b.EventsPerSecond)
+	case b.MaxEventBytes > externalnode.MaxMessageBytes:
+		return c.errf(key+".max_event_bytes", "must be at most the wire's %d bytes, got %d", externalnode.MaxMessageBytes, b.MaxEventBytes)
+	case b.BytesPerSecond > 0 && int64(b.BytesPerSecond) < int64(b.Budget().MaxEventBytes):
+		return c.errf(key+".bytes_per_s", "must allow at least one event of max_event_bytes (%d) a second, got %d", b.Budget().MaxEventBytes, b.BytesPerSecond)
+	}
+	return nil
+}
+
 func (c *Config) validateProvider(name string, p *Provider) error {
 	key := "providers." + name
 	if p == nil {
@@ -303,6 +354,9 @@ func (c *Config) validateProvider(name string, p *Provider) error {
 	}
 	if !profiles[p.Profile] {
 		return c.errf(key+".profile", "must be trusted or tenant, got %q", p.Profile)
+	}
+	if err := c.validateBudget(key+".output_budget", p.OutputBudget); err != nil {
+		return err
 	}
 	r := p.Restart
 	switch {
@@ -448,4 +502,17 @@ func (c *Config) Graph() kernel.GraphSpec {
 // KernelVAD is the VAD block as the kernel wants it.
 func (c *Config) KernelVAD() kernel.VADConfig {
 	return kernel.VADConfig{Disabled: c.VAD.Disabled, ThresholdDB: c.VAD.ThresholdDB, MinSpeech: time.Duration(c.VAD.MinSpeech), Hangover: time.Duration(c.VAD.Hangover)}
+}
+
+// NodeBudget is the output budget of the provider serving node id (the
+// defaults for an unknown node).
+func (c *Config) NodeBudget(node string) externalnode.OutputBudget {
+	for _, n := range c.Pipeline.Nodes {
+		if n.ID == node {
+			if p := c.Providers[n.Provider]; p != nil {
+				return p.OutputBudget.Budget()
+			}
+		}
+	}
+	return externalnode.DefaultOutputBudget
 }

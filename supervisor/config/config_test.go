@@ -83,3 +83,36 @@ func TestGraphFieldsReachTheKernel(t *testing.T) {
 		t.Fatalf("unknown branch: %v", err)
 	}
 }
+
+func TestOutputBudgetFields(t *testing.T) {
+	self, _ := os.Executable()
+	y := "version: 1\nproviders:\n  p:\n    kind: tts\n    binary: " + self + "\n    output_budget: {bytes_per_s: 2MiB, events_per_s: 100, max_event_bytes: 64KiB, max_bytes_in_flight: 4MiB}\n" +
+		"pipeline:\n  nodes:\n    - {id: n, provider: p}\n  edges:\n    - {from: ingress, to: n}\n    - {from: n, to: egress}\n"
+	cfg, err := Parse([]byte(y), filepath.Join(t.TempDir(), "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cfg.NodeBudget("n")
+	if b.BytesPerSecond != 2<<20 || b.EventsPerSecond != 100 || b.MaxEventBytes != 64<<10 || b.MaxBytesInFlight != 4<<20 {
+		t.Fatalf("budget of node n = %+v", b)
+	}
+	for _, c := range []struct{ prov, key string }{
+		{"    output_budget: {max_event_bytes: 2MiB}\n", "providers.p.output_budget.max_event_bytes"},
+		{"    output_budget: {events_per_s: -1}\n", "providers.p.output_budget.events_per_s"},
+		{"    output_budget: {bytes_per_s: 1KiB, max_event_bytes: 64KiB}\n", "providers.p.output_budget.bytes_per_s"},
+		{"    output_budget: {bytes_per_s: lots}\n", ""},
+	} {
+		err := parse(t, "", c.prov)
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Errorf("%q: %v, want a *config.Error", c.prov, err)
+			continue
+		}
+		if c.key != "" && ce.Key != c.key {
+			t.Errorf("%q: key %q, want %q", c.prov, ce.Key, c.key)
+		}
+		if c.key == "" && !strings.Contains(err.Error(), `bad size "lots"`) {
+			t.Errorf("bad size not named: %v", err)
+		}
+	}
+}
