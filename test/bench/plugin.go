@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -26,7 +27,11 @@ const (
 	pluginEchoNode = "echo-node" // externalnode.Serve of an echo Node: the real path
 	pluginBareGRPC = "bare-grpc" // go-plugin + one bidi gRPC echo stream, no RSPP layers
 	pluginRawUnix  = "raw-unix"  // echo on an inherited unix socket: the floor
+	pluginFlood    = "flood"     // emits 60 KiB events as fast as it can
 )
+
+// WindowEnv sets the echo node's input window (flow-control variants).
+const WindowEnv = "RSPP_BENCH_WINDOW"
 
 // rawUnixFD is the descriptor of the socket the raw-unix plugin inherits
 // (ExtraFiles[0] of the parent's exec.Cmd).
@@ -43,7 +48,10 @@ func ServePluginIfAsked() {
 	var err error
 	switch kind {
 	case pluginEchoNode:
-		externalnode.Serve(echoNode{})
+		w, _ := strconv.Atoi(os.Getenv(WindowEnv))
+		externalnode.Serve(echoNode{window: w})
+	case pluginFlood:
+		externalnode.Serve(floodNode{})
 	case pluginBareGRPC:
 		serveBareGRPC()
 	case pluginRawUnix:
@@ -59,10 +67,10 @@ func ServePluginIfAsked() {
 }
 
 // echoNode emits every input back, as a node author would write it.
-type echoNode struct{}
+type echoNode struct{ window int }
 
-func (echoNode) Info() externalnode.Info {
-	return externalnode.Info{Name: "bench-echo", Kind: "custom", Version: "0.0.0"}
+func (n echoNode) Info() externalnode.Info {
+	return externalnode.Info{Name: "bench-echo", Kind: "custom", Version: "0.0.0", InputWindow: n.window}
 }
 
 func (echoNode) Configure(context.Context, externalnode.Config) error { return nil }

@@ -20,6 +20,7 @@ type Results struct {
 	GeneratedAt    time.Time             `json:"generated_at"`
 	Machine        Machine               `json:"machine"`
 	FrameRoundTrip *RoundTrips           `json:"frame_roundtrip"`
+	FloodRSS       *FloodRSS             `json:"supervisor_rss_under_flood,omitempty"`
 	GoBenchmarks   map[string]*GoPackage `json:"go_benchmarks"` // by package import path
 	Notes          []string              `json:"notes,omitempty"`
 }
@@ -117,18 +118,24 @@ func PrintSummary(w io.Writer, r *Results) {
 		for _, p := range []struct {
 			name string
 			s    Summary
-		}{{"real path (externalnode)", rt.RealPath}, {"bare go-plugin gRPC", rt.BareGRPC}, {"raw unix socket", rt.RawUnix}, {"session (kernel+runner)", rt.SessionPath}} {
+		}{{"real path (externalnode, window 64)", rt.RealPath}, {"real path, window 1", rt.RealWindow1}, {"real path, window 4096", rt.RealWindowMax},
+			{"bare go-plugin gRPC", rt.BareGRPC}, {"raw unix socket", rt.RawUnix}, {"session (kernel+runner)", rt.SessionPath}} {
 			fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", p.name, p.s.P50us, p.s.P99us, p.s.MeanUs, p.s.MinUs, p.s.MaxUs)
 		}
 		_ = tw.Flush()
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "ratio\tp50\tp99\tmean\t")
-		for _, k := range []string{"real/bare", "real/raw", "bare/raw", "session/real", "session/bare"} {
+		for _, k := range []string{"real/bare", "real/raw", "bare/raw", "session/real", "session/bare", "real/window_4096", "window_1/window_4096"} {
 			q := rt.Ratios[k]
 			fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t\n", k, q.P50, q.P99, q.Mean)
 		}
 		_ = tw.Flush()
+	}
+	if f := r.FloodRSS; f != nil {
+		fmt.Fprintf(w, "\nsupervisor RSS, %.0f s echoing vs %.0f s under a node flooding 60 KiB events (default output budget)\n", f.PhaseSeconds, f.PhaseSeconds)
+		fmt.Fprintf(w, "  baseline peak %d KiB, flood peak %d KiB: growth %d KiB, ratio %.2f; %d invocations, %d ended by the budget, %.1f MiB accepted\n",
+			f.BaselinePeakKiB, f.FloodPeakKiB, f.GrowthKiB, f.PeakRatio, f.Invocations, f.BudgetFailures, float64(f.BytesAccepted)/(1<<20))
 	}
 	if len(r.GoBenchmarks) > 0 {
 		fmt.Fprintln(w, "\ngo benchmarks")

@@ -48,13 +48,13 @@ type realPath struct {
 	ended  chan error
 }
 
-func startRealPath(ctx context.Context, self, tmp string, frame []byte) (*realPath, error) {
+func startRealPath(ctx context.Context, self, tmp string, frame []byte, window int) (*realPath, error) {
 	dir, err := os.MkdirTemp(tmp, "rspp-bench-real-")
 	if err != nil {
 		return nil, err
 	}
 	inst, err := externalnode.Start(ctx, externalnode.StartConfig{
-		Name: "bench/echo", Binary: self, Env: []string{PluginEnv + "=" + pluginEchoNode},
+		Name: "bench/echo", Binary: self, Env: []string{PluginEnv + "=" + pluginEchoNode, WindowEnv + "=" + strconv.Itoa(window)},
 		SocketDir: dir, StartTimeout: startTimeout,
 	})
 	if err != nil {
@@ -76,7 +76,10 @@ func startRealPath(ctx context.Context, self, tmp string, frame []byte) (*realPa
 		echoed: make(chan eventabi.Event, 1),
 		ended:  make(chan error, 1),
 	}
-	r.call, err = inst.Open(externalnode.OpenRequest{InvocationID: "bench-inv", SessionID: "bench-session", TurnID: "bench-turn", NodeID: "echo"}, externalnode.Handler{
+	// A ping-pong runs faster than any budget meant for speech allows.
+	unbounded := externalnode.OutputBudget{EventsPerSecond: 1e9, BytesPerSecond: 1 << 40}
+	r.call, err = inst.Open(externalnode.OpenRequest{InvocationID: "bench-inv", SessionID: "bench-session", TurnID: "bench-turn", NodeID: "echo",
+		Budget: unbounded}, externalnode.Handler{
 		OnEvent: func(ev eventabi.Event) {
 			select {
 			case r.echoed <- ev:
@@ -293,6 +296,11 @@ const (
 	NameRawUnix  = "frame_roundtrip_raw_unix_socket"
 	// NameSessionPath is kernel -> plugin -> kernel through a session.
 	NameSessionPath = "frame_roundtrip_session_path"
+	// The real path with the smallest and the largest input window: a
+	// CREDIT frame after every input, or after every 2048 (flow control
+	// all but off). The default window (64) credits every 32.
+	NameRealWindow1   = "frame_roundtrip_real_path_window_1"
+	NameRealWindowMax = "frame_roundtrip_real_path_window_4096"
 )
 
 // RoundTripConfig says how to measure the frame round trips.
@@ -350,6 +358,9 @@ type RoundTrips struct {
 	// SessionPath adds the kernel and the session runner on both sides:
 	// transport ingress -> kernel -> plugin -> kernel -> egress.
 	SessionPath Summary `json:"frame_roundtrip_session_path"`
+	// The flow-control variants of the real path.
+	RealWindow1   Summary `json:"frame_roundtrip_real_path_window_1"`
+	RealWindowMax Summary `json:"frame_roundtrip_real_path_window_4096"`
 	// Ratios compare the paths of this same run: "real/bare" is what RSPP's
 	// layers add over the bare go-plugin stream it rides on.
 	Ratios map[string]Ratio `json:"ratios"`
@@ -369,7 +380,7 @@ func MeasureRoundTrips(ctx context.Context, cfg RoundTripConfig) (res *RoundTrip
 		frame[i] = byte(i) // not all zeros, in case anything on the way compresses
 	}
 
-	names := []string{NameRealPath, NameBareGRPC, NameRawUnix, NameSessionPath}
+	names := []string{NameRealPath, NameBareGRPC, NameRawUnix, NameSessionPath, NameRealWindow1, NameRealWindowMax}
 	paths := make([]roundTripper, 0, len(names))
 	defer func() {
 		for _, p := range paths {
@@ -378,7 +389,7 @@ func MeasureRoundTrips(ctx context.Context, cfg RoundTripConfig) (res *RoundTrip
 			}
 		}
 	}()
-	realPath, err := startRealPath(ctx, cfg.Self, cfg.TempDir, frame)
+	realPath, err := startRealPath(ctx, cfg.Self, cfg.TempDir, frame, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -398,6 +409,13 @@ func MeasureRoundTrips(ctx context.Context, cfg RoundTripConfig) (res *RoundTrip
 		return nil, err
 	}
 	paths = append(paths, session)
+	for _, w := range []int{1, 4096} {
+		p, err := startRealPath(ctx, cfg.Self, cfg.TempDir, frame, w)
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, p)
+	}
 
 	if cfg.started != nil {
 		pids := make([]int, len(paths))
@@ -437,10 +455,14 @@ func MeasureRoundTrips(ctx context.Context, cfg RoundTripConfig) (res *RoundTrip
 	}
 
 	r, b, w, s := Summarize(samples[0]), Summarize(samples[1]), Summarize(samples[2]), Summarize(samples[3])
+	w1, wmax := Summarize(samples[4]), Summarize(samples[5])
 	return &RoundTrips{
 		FrameBytes: cfg.FrameBytes, Warmup: cfg.Warmup, Rounds: cfg.Rounds,
-		RealPath: r, BareGRPC: b, RawUnix: w, SessionPath: s,
+		RealPath: r, BareGRPC: b, RawUnix: w, SessionPath: s, RealWindow1: w1, RealWindowMax: wmax,
 		Ratios: map[string]Ratio{"real/bare": RatioOf(r, b), "real/raw": RatioOf(r, w), "bare/raw": RatioOf(b, w),
-			"session/real": RatioOf(s, r), "session/bare": RatioOf(s, b)},
+			"session/real": RatioOf(s, r), "session/bare": RatioOf(s, b),
+			// Flow control's own cost: the default window against flow
+			// control all but off, and its worst case.
+			"real/window_4096": RatioOf(r, wmax), "window_1/window_4096": RatioOf(w1, wmax)},
 	}, nil
 }

@@ -26,6 +26,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&cfg.Rounds, "rounds", 10, "interleaved rounds the samples are split into")
 	fl.IntVar(&cfg.FrameBytes, "frame", 640, "frame size in bytes")
 	fl.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "limit for the round-trip measurement")
+	floodPhase := fl.Duration("flood", 5*time.Second, "length of each phase of the supervisor-RSS-under-flood measurement (0: skip)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +55,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if res.FrameRoundTrip, err = MeasureRoundTrips(ctx, cfg); err != nil {
 		return fmt.Errorf("frame round trip: %w", err)
+	}
+	if *floodPhase > 0 {
+		if res.FloodRSS, err = MeasureFloodRSS(ctx, self, os.TempDir(), *floodPhase); err != nil {
+			return fmt.Errorf("supervisor RSS under flood: %w", err)
+		}
 	}
 	if err := WriteJSON(*out, res); err != nil {
 		return err
