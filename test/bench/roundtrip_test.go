@@ -35,7 +35,8 @@ func TestRoundTripSmoke(t *testing.T) {
 	if res.FrameBytes != 640 {
 		t.Fatalf("frame bytes = %d", res.FrameBytes)
 	}
-	for name, s := range map[string]Summary{NameRealPath: res.RealPath, NameBareGRPC: res.BareGRPC, NameRawUnix: res.RawUnix, NameSessionPath: res.SessionPath} {
+	for name, s := range map[string]Summary{NameRealPath: res.RealPath, NameBareGRPC: res.BareGRPC, NameRawUnix: res.RawUnix, NameSessionPath: res.SessionPath,
+		NameRealWindow1: res.RealWindow1, NameRealWindowMax: res.RealWindowMax} {
 		if s.N != n {
 			t.Errorf("%s: %d samples, want %d", name, s.N, n)
 		}
@@ -48,13 +49,13 @@ func TestRoundTripSmoke(t *testing.T) {
 			t.Errorf("%s: figures out of order: %+v", name, s)
 		}
 	}
-	for _, k := range []string{"real/bare", "real/raw", "bare/raw", "session/real", "session/bare"} {
+	for _, k := range []string{"real/bare", "real/raw", "bare/raw", "session/real", "session/bare", "real/window_4096", "window_1/window_4096"} {
 		if r, ok := res.Ratios[k]; !ok || !(r.P50 > 0 && r.P99 > 0 && r.Mean > 0) {
 			t.Errorf("ratio %s = %+v", k, r)
 		}
 	}
 
-	if len(pids) != 4 {
+	if len(pids) != 6 {
 		t.Fatalf("pids = %v", pids)
 	}
 	for _, pid := range pids {
@@ -78,5 +79,25 @@ func TestRoundTripSmoke(t *testing.T) {
 func TestMeasureRoundTripsNeedsABinary(t *testing.T) {
 	if _, err := MeasureRoundTrips(context.Background(), RoundTripConfig{}); err == nil {
 		t.Fatal("no error without a binary to re-execute")
+	}
+}
+
+// The flood measurement ends every flood invocation by its budget, keeps
+// the host's RSS within a bound of the echo baseline and stops its plugins.
+func TestFloodRSSSmoke(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := MeasureFloodRSS(context.Background(), self, t.TempDir(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", *res)
+	if res.Invocations == 0 || res.BudgetFailures < res.Invocations-1 {
+		t.Fatalf("%d flood invocations, %d ended by the budget", res.Invocations, res.BudgetFailures)
+	}
+	if res.BaselinePeakKiB <= 0 || res.FloodPeakKiB <= 0 || res.GrowthKiB >= 64<<10 {
+		t.Fatalf("RSS baseline %d KiB, flood %d KiB", res.BaselinePeakKiB, res.FloodPeakKiB)
 	}
 }
