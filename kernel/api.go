@@ -128,6 +128,10 @@ type SessionConfig struct {
 	TelemetryCapacity int
 	// Limits bounds event sizes at the gateway (zero: eventabi.DefaultLimits).
 	Limits eventabi.Limits
+	// OutstandingInputs bounds how many inputs of one invocation Ready hands
+	// out before the runner reports them taken (OnInputsTaken); later ones
+	// stay queued on their edge (0: DefaultOutstandingInputs).
+	OutstandingInputs int
 }
 
 // VADConfig drives the kernel's energy voice-activity detector on ingress

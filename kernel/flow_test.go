@@ -66,7 +66,15 @@ func TestInputsTakenGiveRoomBack(t *testing.T) {
 	if d := h.s.q.edges[0].depth; d != 8 {
 		t.Fatalf("edge depth %d with none taken, want its bound 8", d)
 	}
-	h.s.OnInputsTaken(stt, before) // the pre-roll and the 8 of the edge
+	// Half the edge at most is with the runner; the rest waits in the
+	// kernel, where shedding drops the oldest.
+	if out := len(h.s.invs[stt].outstanding); out != 4 {
+		t.Fatalf("%d inputs outstanding, want half the edge (4)", out)
+	}
+	// The node starts reading again: the harness reports every input
+	// taken as it is handed out, so the edge drains through low.
+	h.slowNode = nil
+	h.s.OnInputsTaken(stt, before)
 	h.drain()
 	lows := 0
 	for _, r := range h.find("pressure") {
@@ -77,9 +85,16 @@ func TestInputsTakenGiveRoomBack(t *testing.T) {
 	if lows != 1 {
 		t.Fatalf("%d low watermark records after the inputs were taken, want 1", lows)
 	}
+	if d := h.s.q.edges[0].depth; d != 0 {
+		t.Fatalf("edge depth %d after the node read everything", d)
+	}
+	drained := count(h.effects, func(d DeliverInput) bool { return d.InvocationID == stt })
+	if drained != before+4 {
+		t.Fatalf("%d inputs handed out in all after the drain, want %d (the 4 the kernel held)", drained, before+4)
+	}
 	h.frames(4, loud)
-	if after := count(h.effects, func(d DeliverInput) bool { return d.InvocationID == stt }); after != before+4 {
-		t.Fatalf("%d inputs handed out after room came back, want %d", after, before+4)
+	if after := count(h.effects, func(d DeliverInput) bool { return d.InvocationID == stt }); after != drained+4 {
+		t.Fatalf("%d inputs handed out after room came back, want %d", after, drained+4)
 	}
 	h.s.OnInputsTaken("inv-unknown", 3) // ignored
 	h.s.OnInputsTaken(stt, 100)         // more than outstanding: clamped

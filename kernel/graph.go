@@ -15,6 +15,10 @@ const (
 	DefaultEdgeCapacity    = 256 // events
 	DefaultIngressCapacity = 128 // ~2.5 s of 20 ms frames
 	DefaultRetryBuffer     = 512 // ~10 s of 20 ms frames, kept only for retry/fallback/branch nodes
+	// DefaultOutstandingInputs bounds the inputs of one invocation handed
+	// to the runner and not yet reported taken; the rest wait in the
+	// kernel, where the edge's overflow policy can act on them.
+	DefaultOutstandingInputs = 16
 )
 
 // Node failure policies (NodeSpec.OnFailure).

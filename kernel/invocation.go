@@ -34,7 +34,22 @@ type invocation struct {
 	// outstanding holds, per input handed to the runner and not yet
 	// reported taken, the edge it counts against (-1: none), in order.
 	outstanding []int
+	outLimit    int  // bound of outstanding (see outLimit)
 	rejected    bool // an output was refused by the gateway (recorded once)
+}
+
+// outLimit is how many inputs of node may be outstanding at once: the
+// session's bound, and at most half of its smallest in-edge, so that what
+// a slow node has not taken stays mostly in the kernel, where the edge's
+// overflow policy (shed oldest, coalesce) can still act on it.
+func (s *Session) outLimit(node string) int {
+	limit := s.outstandingCap
+	for i := range s.edges {
+		if s.edges[i].Spec.To == node {
+			limit = min(limit, max(1, s.edges[i].Capacity/2))
+		}
+	}
+	return limit
 }
 
 // settle ends an open invocation with status st: nothing more is queued
@@ -48,7 +63,7 @@ func (s *Session) settle(inv *invocation, st invStatus) {
 // startInvocation opens an invocation of pn; prev (retry/fallback) hands
 // over its buffered inputs, which are re-delivered.
 func (s *Session) startInvocation(t *turn, pn *PlannedNode, b Binding, attempt int, prev *invocation) *invocation {
-	inv := &invocation{t: t, pn: pn, binding: b, attempt: attempt, deadline: s.now + int64(pn.Timeout)}
+	inv := &invocation{t: t, pn: pn, binding: b, attempt: attempt, deadline: s.now + int64(pn.Timeout), outLimit: s.outLimit(pn.Spec.ID)}
 	inv.ref = InvocationRef{SessionID: s.cfg.SessionID, TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: s.cfg.IDs.NewID("inv")}
 	t.byNode[pn.Spec.ID] = inv
 	s.invs[inv.ref.InvocationID] = inv

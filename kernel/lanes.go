@@ -35,6 +35,7 @@ type edgeState struct {
 type lanes struct {
 	control   []Effect
 	data      []queued
+	spare     []queued // the other buffer of data, swapped by Ready
 	telemetry []queued
 	telCap    int
 	edges     []edgeState
@@ -241,15 +242,35 @@ func (s *Session) handOut(q queued) {
 	}
 }
 
+// holdBack says whether Ready keeps q queued: an input of an invocation
+// that already has its bound of inputs outstanding, or anything of an
+// invocation held back earlier in this Ready (order within an invocation
+// is kept, and its CloseInput never overtakes its inputs).
+func (s *Session) holdBack(q queued, held map[string]bool) bool {
+	switch q.eff.(type) {
+	case DeliverInput, CloseInput:
+	default:
+		return false
+	}
+	if held[q.inv] {
+		return true
+	}
+	if _, ok := q.eff.(DeliverInput); !ok {
+		return false
+	}
+	inv := s.invs[q.inv]
+	return inv != nil && inv.status == invOpen && len(inv.outstanding) >= inv.outLimit
+}
+
 // edgeTaken frees one slot of edge ei. Falling to the low watermark ends
-// the pressure episode: it is recorded, and blocking resumes.
+// the pressure episode: it is recorded, and blocking resumes. A slot freed
+// above it does not restart the episode's block clock: a consumer that
+// takes one event now and then cannot hold its producer for longer than
+// BlockFor in all; past it the edge sheds or degrades until it drains.
 func (s *Session) edgeTaken(ei int) {
 	es, pe := &s.q.edges[ei], &s.edges[ei]
 	if es.depth > 0 {
 		es.depth--
-	}
-	if es.depth < pe.Capacity {
-		es.blockedSince = -1
 	}
 	if es.high && es.depth <= pe.Low {
 		s.pressureAttrs(ei, "low", "resume", map[string]string{"shed": strconv.Itoa(es.shed)})

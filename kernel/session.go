@@ -44,7 +44,9 @@ type Session struct {
 	edges []PlannedEdge // effective edge policies (index = graph edge index)
 	vad   *energyVAD
 	q     lanes
-	now   int64 // clock reading of the current call
+	// outstandingCap bounds each invocation's inputs handed out, not yet taken.
+	outstandingCap int
+	now            int64 // clock reading of the current call
 
 	seq, recSeq uint64
 	closed      bool
@@ -84,6 +86,10 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	}
 	s := &Session{cfg: cfg, g: g, invs: map[string]*invocation{}}
 	s.edges = plannedEdges(g)
+	s.outstandingCap = cfg.OutstandingInputs
+	if s.outstandingCap <= 0 {
+		s.outstandingCap = DefaultOutstandingInputs
+	}
 	s.q.telCap = cfg.TelemetryCapacity
 	if s.q.telCap <= 0 {
 		s.q.telCap = DefaultTelemetryCapacity
@@ -107,14 +113,30 @@ func (s *Session) Ready() []Effect {
 	if len(s.q.control)+len(s.q.data)+len(s.q.telemetry) == 0 && s.closing == nil {
 		return nil
 	}
-	// Handing data out can end a pressure episode, whose record belongs
-	// in this batch: account first, then assemble.
-	for _, q := range s.q.data {
+	// Inputs of an invocation past its outstanding bound stay queued (and
+	// its CloseInput behind them). Handing data out can end a pressure
+	// episode, whose record belongs in this batch: account first, then
+	// assemble.
+	data := s.q.data
+	kept := s.q.spare[:0]
+	var held map[string]bool
+	n := 0
+	for _, q := range data {
+		if s.holdBack(q, held) {
+			if held == nil {
+				held = map[string]bool{}
+			}
+			held[q.inv] = true
+			kept = append(kept, q)
+			continue
+		}
 		s.handOut(q)
+		data[n] = q
+		n++
 	}
-	out := make([]Effect, 0, len(s.q.control)+len(s.q.data)+len(s.q.telemetry)+1)
+	out := make([]Effect, 0, len(s.q.control)+n+len(s.q.telemetry)+1)
 	out = append(out, s.q.control...)
-	for _, q := range s.q.data {
+	for _, q := range data[:n] {
 		out = append(out, q.eff)
 	}
 	for _, q := range s.q.telemetry {
@@ -126,9 +148,10 @@ func (s *Session) Ready() []Effect {
 		s.closing = nil
 	}
 	clear(s.q.control)
-	clear(s.q.data)
+	clear(data)
 	clear(s.q.telemetry)
-	s.q.control, s.q.data, s.q.telemetry = s.q.control[:0], s.q.data[:0], s.q.telemetry[:0]
+	s.q.control, s.q.telemetry = s.q.control[:0], s.q.telemetry[:0]
+	s.q.data, s.q.spare = kept, data[:0]
 	return out
 }
 

@@ -366,3 +366,62 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
 	}
 	r.assertNothingLeft(t)
 }
+
+// Invariants 6 and 7 through real plugin processes: an LLM bursting 300
+// deltas into a TTS that takes one input every 20 ms (input window 2),
+// over an edge of 4 with block_for 50ms then degrade. The burst is held (the runner keeps
+// what the edge refuses, in order), then coalesced; the edge's depth never
+// passes its bound, pressure records the block and the degrade naming the
+// edge and the node, and the turn still ends with one terminal.
+func TestBoundedBlockThenDegradeEndToEnd(t *testing.T) {
+	node := unruly(t)
+	r := newServeRun(t, fmt.Sprintf(`version: 1
+runtime: {state_dir: STATE}
+providers:
+  honest-stt: {kind: stt, binary: %[1]s, args: [stt]}
+  chatty-llm: {kind: llm, binary: %[1]s, args: [llm], config: {mode: chatty}}
+  slow-tts: {kind: tts, binary: %[1]s, args: [tts, "2"], config: {mode: slow}}
+pipeline:
+  nodes:
+    - {id: stt, provider: honest-stt, timeout: 10s}
+    - {id: llm, provider: chatty-llm, timeout: 10s}
+    - {id: tts, provider: slow-tts, timeout: 20s}
+  edges:
+    - {from: ingress, to: stt}
+    - {from: stt, to: llm}
+    - {from: llm, to: tts, capacity: 4, block_for: 50ms, overflow: degrade}
+    - {from: tts, to: egress}
+vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
+`, node))
+	short := filepath.Join(r.dir, "short.wav")
+	tone(t, short, 1)
+	r.start(t, short, short)
+	recs := r.until(t, 40*time.Second, "two committed turns of each session", func(recs []testenv.Record) bool {
+		return countRecs(recs, func(rec testenv.Record) bool { return rec.Type == "turn_commit" && rec.SessionID == "serve-1" }) >= 2 &&
+			countRecs(recs, func(rec testenv.Record) bool { return rec.Type == "turn_commit" && rec.SessionID == "serve-2" }) >= 2
+	})
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	_ = r.cmd.Wait()
+	actions := map[string]int{}
+	for _, rec := range recs {
+		if rec.Type != "pressure" || rec.Attrs["edge"] != "llm->tts" {
+			continue
+		}
+		if rec.Attrs["node"] != "tts" {
+			t.Errorf("pressure on llm->tts names node %q", rec.Attrs["node"])
+		}
+		depth, _ := strconv.Atoi(rec.Attrs["depth"])
+		if depth > 4 {
+			t.Errorf("edge llm->tts at depth %d, bound 4: %v", depth, rec.Attrs)
+		}
+		actions[rec.Attrs["level"]+":"+rec.Attrs["action"]]++
+	}
+	t.Logf("pressure on llm->tts: %v", actions)
+	if actions["full:block"] == 0 || actions["full:degrade"] == 0 || actions["low:resume"] == 0 {
+		t.Errorf("want the edge to block, then degrade, then resume; saw %v", actions)
+	}
+	if err := testenv.CheckTerminals(recs); err != nil {
+		t.Error(err)
+	}
+	r.assertNothingLeft(t)
+}

@@ -6,6 +6,8 @@
 //	stall: never reads its input, waits for cancel (a node that stopped reading)
 //	flood: emits 60 KiB text events as fast as it can for 30 s, ignoring
 //	       errors and cancel (a hostile node)
+//	chatty (llm): on its input's end, bursts 300 text deltas, then a final
+//	slow (tts): takes one input every 20 ms, one audio frame out for each
 //
 // Honest behaviour by kind: stt reads its input to the end or for one
 // second of audio (it endpoints by itself), then emits the transcript
@@ -16,6 +18,7 @@ package main
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,12 +28,13 @@ import (
 
 type node struct {
 	kind   string
+	window int
 	mode   string
 	suffix string
 }
 
 func (n *node) Info() externalnode.Info {
-	info := externalnode.Info{Name: "unruly", Kind: n.kind, Version: "0.1.0"}
+	info := externalnode.Info{Name: "unruly", Kind: n.kind, Version: "0.1.0", InputWindow: n.window}
 	switch n.kind {
 	case "stt":
 		info.Accepts = []eventabi.Type{eventabi.TypeAudioFrame}
@@ -38,6 +42,9 @@ func (n *node) Info() externalnode.Info {
 	case "llm":
 		info.Accepts = []eventabi.Type{eventabi.TypeTranscriptFinal}
 		info.Emits = []eventabi.Type{eventabi.TypeTextDelta, eventabi.TypeTextFinal}
+	case "tts":
+		info.Accepts = []eventabi.Type{eventabi.TypeTextDelta, eventabi.TypeTextFinal}
+		info.Emits = []eventabi.Type{eventabi.TypeAudioFrame}
 	}
 	return info
 }
@@ -68,6 +75,22 @@ func (n *node) Invoke(ctx context.Context, call *externalnode.Call) error {
 			return nil
 		}
 	}
+	if n.mode == "slow" {
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case _, ok := <-call.Inputs():
+				if !ok {
+					return nil
+				}
+				time.Sleep(20 * time.Millisecond)
+				if err := call.EmitAudio(make([]byte, 640), 16000, 1); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	for frames := 0; ; {
 		select {
 		case <-ctx.Done():
@@ -80,15 +103,26 @@ func (n *node) Invoke(ctx context.Context, call *externalnode.Call) error {
 			if n.kind == "stt" {
 				return call.EmitText(eventabi.TypeTranscriptFinal, "what time is it", true)
 			}
+			if n.mode == "chatty" {
+				for range 300 {
+					if err := call.EmitText(eventabi.TypeTextDelta, "w ", false); err != nil {
+						return err
+					}
+				}
+			}
 			return call.EmitText(eventabi.TypeTextFinal, "it is time to test", true)
 		}
 	}
 }
 
+// usage: unruly [KIND [INPUT_WINDOW]]
 func main() {
-	kind := "custom"
+	n := &node{kind: "custom"}
 	if len(os.Args) > 1 {
-		kind = os.Args[1]
+		n.kind = os.Args[1]
 	}
-	externalnode.Serve(&node{kind: kind})
+	if len(os.Args) > 2 {
+		n.window, _ = strconv.Atoi(os.Args[2])
+	}
+	externalnode.Serve(n)
 }
