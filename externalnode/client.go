@@ -101,6 +101,7 @@ func Start(ctx context.Context, cfg StartConfig) (*Instance, error) {
 	var proc *watchRunner
 	pin := newHandshakePin(cfg.Name) // pin.go: handshake held to the instance's socket dir
 	cfg.SocketDir = absDir(cfg.SocketDir)
+	defer pin.abortOn(ctx)()
 	stderr := cfg.Stderr
 	if stderr == nil {
 		stderr = io.Discard
@@ -132,7 +133,7 @@ func Start(ctx context.Context, cfg StartConfig) (*Instance, error) {
 	if err != nil {
 		client.Kill()
 		pin.removeDir()
-		if perr := pin.failure(); perr != nil {
+		if perr := pin.failure(ctx); perr != nil {
 			return nil, perr
 		}
 		if proc != nil {

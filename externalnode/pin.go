@@ -42,13 +42,14 @@ import (
 type handshakePin struct {
 	name string
 
-	mu     sync.Mutex
-	dir    string        // the instance's own socket dir, clean
-	uid    uint32        // owner of dir: the only uid that may serve the socket
-	inner  runner.Runner // the real runner, for its pid and to kill it
-	path   string        // socket path accepted from the handshake line
-	err    error         // first refusal
-	remove sync.Once
+	mu      sync.Mutex
+	dir     string        // the instance's own socket dir, clean
+	uid     uint32        // owner of dir: the only uid that may serve the socket
+	inner   runner.Runner // the real runner, for its pid and to kill it
+	path    string        // socket path accepted from the handshake line
+	err     error         // first refusal, or the interrupt
+	aborted bool          // the start's context ended first
+	remove  sync.Once
 }
 
 // maxHandshakeLine bounds the first stdout line (it carries a base64 DER
@@ -80,10 +81,40 @@ func (p *handshakePin) wrap(r runner.Runner, dir string) runner.Runner {
 	return &pinnedRunner{Runner: r, pin: p}
 }
 
-// failure is the first refusal, nil if none.
-func (p *handshakePin) failure() error {
+// abortOn kills the plugin if ctx ends before Start returns: go-plugin's
+// wait for the handshake line honours only StartTimeout, so a SIGTERM
+// during a slow start would otherwise wait for it. Call the returned
+// func when Start returns.
+func (p *handshakePin) abortOn(ctx context.Context) (stop func() bool) {
+	return context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		p.aborted = true
+		if p.err == nil {
+			p.err = fmt.Errorf("%s: start interrupted: %w", p.name, context.Cause(ctx))
+		}
+		inner := p.inner
+		p.mu.Unlock()
+		if inner != nil {
+			_ = inner.Kill(context.Background())
+		}
+	})
+}
+
+func (p *handshakePin) interrupted() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.aborted
+}
+
+// failure is the first refusal (or the interrupt), nil if none. A start
+// whose ctx has ended is reported as interrupted even if the AfterFunc
+// has not run yet.
+func (p *handshakePin) failure(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil && ctx.Err() != nil {
+		p.err = fmt.Errorf("%s: start interrupted: %w", p.name, context.Cause(ctx))
+	}
 	return p.err
 }
 
@@ -288,6 +319,19 @@ func (r *pinnedRunner) Stdout() io.ReadCloser {
 		r.stdout = &handshakeReader{inner: inner, br: bufio.NewReaderSize(inner, maxHandshakeLine), r: r}
 	})
 	return r.stdout
+}
+
+// Start starts the plugin unless the start was interrupted; an interrupt
+// that raced the fork kills it right after.
+func (r *pinnedRunner) Start(ctx context.Context) error {
+	if r.pin.interrupted() {
+		return r.pin.failure(ctx)
+	}
+	err := r.Runner.Start(ctx)
+	if err == nil && r.pin.interrupted() {
+		_ = r.Runner.Kill(context.Background())
+	}
+	return err
 }
 
 func (r *pinnedRunner) Wait(ctx context.Context) error {

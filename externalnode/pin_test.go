@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -32,6 +33,11 @@ func init() {
 	target := os.Getenv("RSPP_PIN_TARGET")
 	var err error
 	switch mode {
+	case "slow":
+		// A plugin slow to start: it says it runs (its pid), then never
+		// prints a handshake.
+		_ = os.WriteFile(os.Getenv("RSPP_PIN_DIRFILE"), []byte(strconv.Itoa(os.Getpid())), 0o600)
+		time.Sleep(time.Hour)
 	case "announce":
 	case "symlink":
 		addr = filepath.Join(dir, "plugin-link")
@@ -347,4 +353,48 @@ func TestIsSelfOrDescendant(t *testing.T) {
 	if isSelfOrDescendant(me, child) || isSelfOrDescendant(1, me) {
 		t.Error("ancestor or init taken for a descendant")
 	}
+}
+
+// Cancelling Start's context while the plugin has not yet shaken hands
+// kills it and returns at once, not after StartTimeout.
+func TestStartInterruptedWhilePluginIsSlow(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		inst, err := Start(ctx, StartConfig{Name: "slow#1", Binary: self, SocketDir: parent, StartTimeout: time.Hour,
+			Env: []string{"RSPP_PIN_PLUGIN=slow", "RSPP_PIN_DIRFILE=" + pidFile}})
+		if err == nil {
+			inst.Kill()
+		}
+		errc <- err
+	}()
+	var pid int
+	for i := 0; i < 1000 && pid == 0; i++ {
+		b, _ := os.ReadFile(pidFile)
+		pid, _ = strconv.Atoi(string(b))
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pid == 0 {
+		t.Fatal("slow plugin never ran")
+	}
+	cancel()
+	select {
+	case err = <-errc:
+	case <-time.After(30 * time.Second): // a hang guard; the start timeout is an hour
+		t.Fatal("Start did not return after its context was cancelled")
+	}
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("Start: %v, want an interrupted start (context.Canceled)", err)
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("slow plugin pid %d still exists after the interrupted start (%v)", pid, err)
+	}
+	noInstanceDirs(t, parent)
 }

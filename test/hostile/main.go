@@ -19,6 +19,12 @@ import (
 )
 
 func main() {
+	// -start-delay D: a node slow to start (sleeps before its handshake).
+	if len(os.Args) > 2 && os.Args[1] == "-start-delay" {
+		if d, err := time.ParseDuration(os.Args[2]); err == nil {
+			time.Sleep(d)
+		}
+	}
 	b := os.Getenv("RSPP_HOSTILE")
 	if b == "garbage" {
 		// Before the handshake: go-plugin must refuse this line.
