@@ -26,6 +26,13 @@ func main() {
 		}
 	}
 	b := os.Getenv("RSPP_HOSTILE")
+	if b == "announce-tcp" {
+		// A handshake naming a host TCP address (HOSTILE_TCP) instead of
+		// its socket: the runtime must never connect there.
+		fmt.Printf("1|1|tcp|%s|grpc|\n", os.Getenv("HOSTILE_TCP"))
+		time.Sleep(time.Hour)
+		return
+	}
 	if b == "garbage" {
 		// Before the handshake: go-plugin must refuse this line.
 		fmt.Println("\x00\xffGARBAGE|not|a|handshake\xfe")
