@@ -35,8 +35,10 @@ type StartConfig struct {
 	// start). Nil: ProcRunner(Binary, Args, Env).
 	Runner      RunnerFunc
 	SkipHostEnv bool
-	// SocketDir is where go-plugin makes the instance's socket directory;
-	// the runtime points it at a directory it sweeps on start.
+	// SocketDir is the parent under which go-plugin makes each instance its
+	// own socket directory (PLUGIN_UNIX_SOCKET_DIR of the plugin); the
+	// handshake must name a unix socket directly inside that one (see
+	// pin.go). The runtime points it at a directory it sweeps on start.
 	SocketDir    string
 	StartTimeout time.Duration // default 10s
 	Logger       hclog.Logger
@@ -107,6 +109,9 @@ func Start(ctx context.Context, cfg StartConfig) (*Instance, error) {
 		run = ProcRunner(cfg.Binary, cfg.Args, cfg.Env)
 	}
 	var proc *watchRunner
+	pin := newHandshakePin(cfg.Name) // pin.go: handshake held to the instance's socket dir
+	cfg.SocketDir = absDir(cfg.SocketDir)
+	defer pin.abortOn(ctx)()
 	stderr := cfg.Stderr
 	if stderr == nil {
 		stderr = io.Discard
@@ -126,19 +131,24 @@ func Start(ctx context.Context, cfg StartConfig) (*Instance, error) {
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: cfg.SocketDir},
 		GRPCDialOptions: []grpc.DialOption{
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+			grpc.WithContextDialer(pin.dial), // after go-plugin's own dialer: replaces it
 		},
 		RunnerFunc: func(l hclog.Logger, cmd *execCmd, dir string) (runnerT, error) {
 			r, err := run(l, cmd, dir)
 			if err != nil {
 				return nil, err
 			}
-			proc = newWatchRunner(r)
+			proc = newWatchRunner(pin.wrap(r, dir))
 			return proc, nil
 		},
 	})
 	inst, err := connect(ctx, client, cfg.Name)
 	if err != nil {
 		client.Kill()
+		pin.removeDir()
+		if perr := pin.failure(ctx); perr != nil {
+			return nil, perr
+		}
 		if proc != nil {
 			select {
 			case <-proc.exited:

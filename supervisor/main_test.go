@@ -44,7 +44,8 @@ const testPluginArg = "rspp-test-plugin"
 // testNode plays a pipeline role cheaply and deterministically: "stt"
 // answers a transcript when its input closes, "llm" a reply, "tts" five
 // audio frames, "echo" echoes each input. Its version is
-// RSPP_TEST_VERSION (default 1.0.0). If the file named by hang_file
+// RSPP_TEST_VERSION (default 1.0.0); its declared kind is the argument
+// after rspp-test-plugin (default custom). If the file named by hang_file
 // exists when an invocation starts, the file is removed and that
 // invocation hangs, ignoring cancel (a stuck plugin).
 type testNode struct{}
@@ -62,7 +63,11 @@ func (testNode) Info() externalnode.Info {
 	if v == "" {
 		v = "1.0.0"
 	}
-	return externalnode.Info{Name: "testnode", Kind: "custom", Version: v}
+	kind := "custom"
+	if len(os.Args) > 2 {
+		kind = os.Args[2]
+	}
+	return externalnode.Info{Name: "testnode", Kind: kind, Version: v}
 }
 
 func (testNode) Configure(_ context.Context, cfg externalnode.Config) error {
@@ -144,7 +149,7 @@ func testConfig(t testing.TB, dir string, providerExtra map[string]string, nodeE
 	var b strings.Builder
 	b.WriteString("version: 1\nruntime:\n  state_dir: " + shortDir(t) + "\n  kill_grace: 500ms\nproviders:\n")
 	for _, role := range []string{"stt", "llm", "tts"} {
-		b.WriteString("  " + role + ":\n    kind: " + role + "\n    binary: " + self + "\n    args: [" + testPluginArg + "]\n")
+		b.WriteString("  " + role + ":\n    kind: " + role + "\n    binary: " + self + "\n    args: [" + testPluginArg + ", " + role + "]\n")
 		b.WriteString("    health_interval: 500ms\n")
 		if x := providerExtra[role]; x != "" {
 			b.WriteString("    " + strings.ReplaceAll(x, "\n", "\n    ") + "\n")

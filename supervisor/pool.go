@@ -22,6 +22,7 @@ var ErrPoolClosed = fmt.Errorf("pool closed: %w", kernel.ErrNodeUnavailable)
 type PoolConfig struct {
 	Key      string // pool key, e.g. "espeak#1"; the binding's Pool
 	Provider string // provider name from the config
+	Kind     string // configured kind: a node declaring another fails its start (KindMismatchError); empty: unchecked
 	NodeID   string // sent to Configure
 	Launch   Launch
 	// Warm is how many ready instances the pool keeps (default 1). With 2
@@ -175,6 +176,10 @@ func (p *Pool) startInstance(ctx context.Context) (*Instance, error) {
 	inst := &Instance{name: name, provider: p.cfg.Provider, node: node, env: env, started: time.Now()}
 	if p.cfg.Pids != nil {
 		p.cfg.Pids.add(node.Pid())
+	}
+	if err := checkKind(p.cfg.Provider, p.cfg.Kind, node.Info()); err != nil {
+		inst.release()
+		return nil, &CrashError{Provider: p.cfg.Provider, Instance: name, Pid: node.Pid(), Kind: CrashHandshake, Err: err}
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

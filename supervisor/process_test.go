@@ -173,7 +173,7 @@ func TestHotUpgradeUnderFiftySessions(t *testing.T) {
 	raw, _ := os.ReadFile(cfgPath)
 	self, _ := os.Executable()
 	// tts is the real espeak provider, version 1.0.0.
-	s := strings.Replace(string(raw), "  tts:\n    kind: tts\n    binary: "+self+"\n    args: ["+testPluginArg+"]\n", "  tts:\n    kind: tts\n    binary: "+v1+"\n    instances: 2\n", 1)
+	s := strings.Replace(string(raw), "  tts:\n    kind: tts\n    binary: "+self+"\n    args: ["+testPluginArg+", tts]\n", "  tts:\n    kind: tts\n    binary: "+v1+"\n    instances: 2\n", 1)
 	s = strings.Replace(s, "config: {role: tts}", "config: {voice: en-us}", 1)
 	if err := os.WriteFile(cfgPath, []byte(s), 0o644); err != nil {
 		t.Fatal(err)

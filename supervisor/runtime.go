@@ -162,7 +162,7 @@ func (rt *Runtime) startPool(ctx context.Context, p *config.Provider) (*Pool, er
 	}
 	r := p.Restart
 	pool, err := StartPool(ctx, PoolConfig{
-		Key: key, Provider: p.Name, NodeID: p.Name, Launch: launch, Warm: p.Instances,
+		Key: key, Provider: p.Name, Kind: p.Kind, NodeID: p.Name, Launch: launch, Warm: p.Instances,
 		ConfigDir: rt.cfg.Dir, ConfigJSON: p.ConfigJSON,
 		Restart: RestartPolicy{Intensity: r.Intensity, Period: time.Duration(r.Period), BackoffBase: time.Duration(r.Backoff),
 			BackoffMax: time.Duration(r.BackoffMax), Jitter: r.Jitter, Cooldown: time.Duration(r.Cooldown)},

@@ -25,6 +25,10 @@ func runCmd() *cobra.Command {
 		Example: "  rspp run --config examples/voice-agent.yaml --input in.wav --output out.wav --timeline timeline.jsonl",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// First thing: a SIGTERM at any moment from here on ends the
+			// run cleanly (exit 0, "interrupted"), start included.
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			for flag, v := range map[string]string{"--config": cfgPath, "--input": input, "--output": output} {
 				if v == "" {
 					return usageError{fmt.Errorf("%s is required", flag)}
@@ -34,8 +38,6 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			tel, stopTel, err := tf.start(cfg)
 			if err != nil {
 				return err
@@ -43,16 +45,12 @@ func runCmd() *cobra.Command {
 			defer stopTel()
 			rt, err := supervisor.Start(ctx, cfg, supervisor.Options{Logger: newLogger(logLevel), Timeline: tel})
 			if err != nil {
-				return err
+				return interruptedOr(ctx, err, " during start; plugins stopped")
 			}
 			defer rt.Close()
 			sum, err := supervisor.RunFile(ctx, rt, supervisor.FileRun{Input: input, Output: output, Timeline: timeline, Realtime: realtime})
 			printSummary(cmd, sum)
-			if err != nil && ctx.Err() != nil {
-				fmt.Fprintln(os.Stderr, "rspp: interrupted; session closed, plugins stopped")
-				return nil
-			}
-			return err
+			return interruptedOr(ctx, err, "; session closed, plugins stopped")
 		},
 	}
 	f := cmd.Flags()
@@ -75,4 +73,15 @@ func printSummary(cmd *cobra.Command, s supervisor.Summary) {
 		fmt.Fprintf(out, "timeline:   %s\n", s.Timeline)
 	}
 	fmt.Fprintf(out, "summary:    %s\n", s.Line())
+}
+
+// interruptedOr turns an error that came of a SIGINT/SIGTERM into a clean
+// exit: the runtime was asked to stop and stopped; it says so on stderr.
+// Other errors (and a nil one) pass through.
+func interruptedOr(ctx context.Context, err error, what string) error {
+	if err != nil && ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "rspp: interrupted"+what)
+		return nil
+	}
+	return err
 }

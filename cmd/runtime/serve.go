@@ -35,6 +35,8 @@ providers whose binary or settings changed.`,
 		Example: "  rspp serve --config examples/voice-agent.yaml --input in.wav --sessions 8",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			if cfgPath == "" || len(inputs) == 0 {
 				return usageError{fmt.Errorf("--config and --input are required")}
 			}
@@ -45,8 +47,6 @@ providers whose binary or settings changed.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			tel, stopTel, err := tf.start(cfg)
 			if err != nil {
 				return err
@@ -59,7 +59,10 @@ providers whose binary or settings changed.`,
 				Ready: func(sock string) { fmt.Fprintf(out, "serving %d sessions; admin socket %s\n", sessions, sock) },
 			}, out)
 			if err != nil {
-				return err
+				return interruptedOr(ctx, err, " during start; plugins stopped")
+			}
+			if ctx.Err() != nil {
+				fmt.Fprintln(os.Stderr, "rspp: interrupted; sessions closed, plugins stopped")
 			}
 			fmt.Fprintf(out, "sessions: %d, turns opened: %d, committed: %d, aborted: %d, wrong terminals: %d\n",
 				term.Sessions, term.Opened, term.Committed, term.Aborted, len(term.Wrong))

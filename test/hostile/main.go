@@ -19,7 +19,20 @@ import (
 )
 
 func main() {
+	// -start-delay D: a node slow to start (sleeps before its handshake).
+	if len(os.Args) > 2 && os.Args[1] == "-start-delay" {
+		if d, err := time.ParseDuration(os.Args[2]); err == nil {
+			time.Sleep(d)
+		}
+	}
 	b := os.Getenv("RSPP_HOSTILE")
+	if b == "announce-tcp" {
+		// A handshake naming a host TCP address (HOSTILE_TCP) instead of
+		// its socket: the runtime must never connect there.
+		fmt.Printf("1|1|tcp|%s|grpc|\n", os.Getenv("HOSTILE_TCP"))
+		time.Sleep(time.Hour)
+		return
+	}
 	if b == "garbage" {
 		// Before the handshake: go-plugin must refuse this line.
 		fmt.Println("\x00\xffGARBAGE|not|a|handshake\xfe")

@@ -23,16 +23,7 @@ func TestTenantOOMIsAttributedToNodeAndTenant(t *testing.T) {
 		t.Skip("needs root: cgroup envelopes and the tenant sandbox (CI runs as root)")
 	}
 	speechtest.Require(t)
-	hostile := filepath.Join(bins.Dir, "hostile")
-	if _, err := os.Stat(hostile); err != nil {
-		root, _ := testenv.ModuleRoot()
-		cmd := exec.Command("go", "build", "-o", hostile, "./test/hostile")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build hostile node: %v\n%s", err, out)
-		}
-	}
+	hostile := hostileBin(t)
 	// The sandboxed entry point (rspp itself) runs as an unprivileged uid:
 	// it must be able to reach the binaries.
 	if err := os.Chmod(bins.Dir, 0o755); err != nil {
@@ -95,6 +86,23 @@ func TestTenantOOMIsAttributedToNodeAndTenant(t *testing.T) {
 		t.Errorf("metrics lack rspp.node.failures{node=guard,tenant=acme,kind=resource_limit}:\n%.2000s", m)
 	}
 	r.assertNothingLeft(t)
+}
+
+// hostileBin builds test/hostile (once per test binary) next to the other
+// binaries, so that the leftover checks see its processes.
+func hostileBin(t *testing.T) string {
+	t.Helper()
+	hostile := filepath.Join(bins.Dir, "hostile")
+	if _, err := os.Stat(hostile); err != nil {
+		root, _ := testenv.ModuleRoot()
+		cmd := exec.Command("go", "build", "-o", hostile, "./test/hostile")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build hostile node: %v\n%s", err, out)
+		}
+	}
+	return hostile
 }
 
 // writeTenantConfig: STT (trusted) feeding a tenant node that runs the
