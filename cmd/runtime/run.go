@@ -15,9 +15,9 @@ import (
 
 func runCmd() *cobra.Command {
 	var (
-		cfgPath, input, output, timeline, logLevel string
-		realtime                                   bool
-		tf                                         telemetryFlags
+		cfgPath, input, output, timeline, logLevel, tenant string
+		realtime                                           bool
+		tf                                                 telemetryFlags
 	)
 	cmd := &cobra.Command{
 		Use:     "run",
@@ -29,6 +29,9 @@ func runCmd() *cobra.Command {
 				if v == "" {
 					return usageError{fmt.Errorf("%s is required", flag)}
 				}
+			}
+			if err := supervisor.CheckTenant(tenant); err != nil {
+				return usageError{fmt.Errorf("--tenant: %w", err)}
 			}
 			cfg, err := loadForRun(cfgPath, input)
 			if err != nil {
@@ -46,7 +49,7 @@ func runCmd() *cobra.Command {
 				return err
 			}
 			defer rt.Close()
-			sum, err := supervisor.RunFile(ctx, rt, supervisor.FileRun{Input: input, Output: output, Timeline: timeline, Realtime: realtime})
+			sum, err := supervisor.RunFile(ctx, rt, supervisor.FileRun{Input: input, Output: output, Timeline: timeline, Realtime: realtime, TenantID: tenant})
 			printSummary(cmd, sum)
 			if err != nil && ctx.Err() != nil {
 				fmt.Fprintln(os.Stderr, "rspp: interrupted; session closed, plugins stopped")
@@ -61,6 +64,7 @@ func runCmd() *cobra.Command {
 	f.StringVar(&output, "output", "", "where to write the agent's audio (WAV)")
 	f.StringVar(&timeline, "timeline", "", "where to write the timeline (JSON Lines)")
 	f.BoolVar(&realtime, "realtime", false, "pace input at real time, like a microphone")
+	f.StringVar(&tenant, "tenant", "", "the session's tenant: profile tenant providers serve it from that tenant's own instances")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	tf.register(f)
 	return cmd
