@@ -30,6 +30,10 @@ type Options struct {
 	// Timeline, if set, also receives every session's timeline records
 	// (telemetry). It must not block.
 	Timeline runner.Timeline
+	// SandboxEntry is the binary started as the sandbox entry point
+	// (default: this executable). A tenant plugin's unprivileged uid must
+	// be able to execute it.
+	SandboxEntry string
 }
 
 // Runtime is a started supervisor: every provider's pool is up and sessions
@@ -236,6 +240,9 @@ func (rt *Runtime) startPoolOf(ctx context.Context, g *generation, sc scope) (*P
 			ScratchRoot: rt.state.Scratch()})
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
+		}
+		if rt.opts.SandboxEntry != "" {
+			prof.EntryPath = rt.opts.SandboxEntry
 		}
 		launch.Envelopes, launch.Profile = rt.envs, prof
 	}
