@@ -54,6 +54,7 @@ type PoolStatus struct {
 	Tenant    string            `json:"tenant,omitempty"`  // a tenant's pool
 	Session   string            `json:"session,omitempty"` // a session's pool
 	Instances map[string]string `json:"instances"`         // name -> state
+	Pids      []int             `json:"pids,omitempty"`
 	Crashes   map[string]int    `json:"crashes,omitempty"`
 	Restarts  int               `json:"restarts"`
 	Circuit   string            `json:"circuit,omitempty"` // why it is open
@@ -67,6 +68,7 @@ func (p *Pool) Status() PoolStatus {
 		Instances: map[string]string{}, Crashes: map[string]int{}, Restarts: p.restarts}
 	for _, inst := range p.insts {
 		st.Instances[inst.name] = inst.State().String()
+		st.Pids = append(st.Pids, inst.Pid())
 	}
 	for k, n := range p.crashes {
 		st.Crashes[string(k)] = n
