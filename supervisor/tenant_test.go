@@ -19,7 +19,7 @@ import (
 // under the tenant profile both the sandbox entry point and the plugin
 // run as an unprivileged uid, which cannot traverse go test's 0700 build
 // directory. It skips unless cgroup envelopes work here (root).
-func tenantBinary(t *testing.T) (dir, bin string) {
+func tenantBinary(t testing.TB) (dir, bin string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: cgroup envelopes and the tenant sandbox")
@@ -46,7 +46,7 @@ func tenantBinary(t *testing.T) (dir, bin string) {
 
 // tenantConfig: trusted stt and llm, and providers ttsBlock / llmBlock
 // appended to the tts and llm provider blocks (e.g. "profile: tenant").
-func tenantConfig(t *testing.T, dir, bin string, blocks map[string]string) string {
+func tenantConfig(t testing.TB, dir, bin string, blocks map[string]string) string {
 	t.Helper()
 	state := filepath.Join(dir, "st")
 	if err := os.Mkdir(state, 0o711); err != nil {
@@ -85,7 +85,7 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 300ms}
 	return path
 }
 
-func startTenantRuntime(t *testing.T, cfgPath, entry string, events func(PoolEvent)) *Runtime {
+func startTenantRuntime(t testing.TB, cfgPath, entry string, events func(PoolEvent)) *Runtime {
 	t.Helper()
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
