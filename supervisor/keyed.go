@@ -123,6 +123,12 @@ type poolStart struct {
 // opens, never a session loop. Repeated start failures of one key open a
 // circuit for that key alone (the provider's restart policy).
 func (rt *Runtime) poolFor(key string) (*Pool, error) {
+	rt.mu.RLock()
+	p := rt.pools[key]
+	rt.mu.RUnlock()
+	if p != nil {
+		return p, nil // the common case: a shared or running keyed pool
+	}
 	for {
 		rt.mu.Lock()
 		if p := rt.pools[key]; p != nil {
@@ -242,6 +248,10 @@ func (rt *Runtime) reaper() {
 func (rt *Runtime) reapIdle(now time.Time) {
 	var stale []*Pool
 	rt.mu.Lock()
+	if rt.closed {
+		rt.mu.Unlock()
+		return // Close stops every pool itself
+	}
 	for key, p := range rt.pools {
 		g, _ := rt.keyedGenLocked(key)
 		if g == nil || g.retired {
@@ -267,7 +277,7 @@ func (rt *Runtime) reapIdle(now time.Time) {
 			delete(rt.startFails, key)
 		}
 	}
-	if len(stale) > 0 && !rt.closed {
+	if len(stale) > 0 {
 		rt.bg.Add(1)
 		go func() {
 			defer rt.bg.Done()
