@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // AdminRequest is one admin API call: one JSON line on the admin socket.
@@ -35,6 +37,7 @@ type AdminResponse struct {
 type AdminServer struct {
 	rt   *Runtime
 	ln   net.Listener
+	lock *adminLock
 	path string
 	wg   sync.WaitGroup
 	once sync.Once
@@ -54,24 +57,104 @@ func AdminSocketPath(configured, stateRoot string) string {
 	return filepath.Join(stateRoot, "admin.sock")
 }
 
-// ServeAdmin listens on path. A socket left by a dead runtime is replaced;
-// one a live runtime answers on is an error.
+// ErrAdminBusy: a live runtime serves on the admin socket.
+var ErrAdminBusy = errors.New("another runtime is serving on it")
+
+// ServeAdmin listens on path. The socket is guarded by a lock file
+// (path + ".lock", flock) that the serving runtime holds for as long as it
+// lives; the kernel drops the lock when the runtime dies, SIGKILL
+// included. A socket whose lock is free is a dead run's and is replaced;
+// one whose lock is held (or that answers) is a live runtime's: an
+// ErrAdminBusy error, and the socket is left alone.
 func ServeAdmin(rt *Runtime, path string) (*AdminServer, error) {
+	lock, err := lockAdmin(path)
+	if err != nil {
+		return nil, err
+	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("admin socket %s: another runtime is serving on it", path)
+		lock.release(false)
+		return nil, fmt.Errorf("admin socket %s: %w", path, ErrAdminBusy)
 	}
 	_ = os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
+		lock.release(true)
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
 	_ = os.Chmod(path, 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &AdminServer{rt: rt, ln: ln, path: path, ctx: ctx, stop: cancel}
+	a := &AdminServer{rt: rt, ln: ln, lock: lock, path: path, ctx: ctx, stop: cancel}
 	a.wg.Add(1)
 	go a.accept()
 	return a, nil
+}
+
+// sweepAdminSocket removes the admin socket (and its lock file) a dead
+// run left at path; a live runtime's is left alone. It says whether it
+// removed one.
+func sweepAdminSocket(path string) bool {
+	if _, err := os.Lstat(path + ".lock"); err != nil {
+		if _, err := os.Lstat(path); err != nil {
+			return false // nothing there
+		}
+	}
+	lock, err := lockAdmin(path)
+	if err != nil {
+		return false // held: a live runtime serves there
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		_ = c.Close()
+		lock.release(false)
+		return false
+	}
+	_, statErr := os.Lstat(path)
+	if statErr == nil {
+		_ = os.Remove(path)
+	}
+	lock.release(true)
+	return statErr == nil
+}
+
+// adminLock is the held lock file of an admin socket.
+type adminLock struct {
+	f    *os.File
+	path string
+}
+
+// lockAdmin takes the lock file of the admin socket at sock without
+// waiting.
+func lockAdmin(sock string) (*adminLock, error) {
+	path := sock + ".lock"
+	for range 10 {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("admin socket %s: lock: %w", sock, err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			_ = f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, fmt.Errorf("admin socket %s: %w", sock, ErrAdminBusy)
+			}
+			return nil, fmt.Errorf("admin socket %s: lock: %w", sock, err)
+		}
+		// The holder before us may have removed the file after we opened
+		// it: the lock is only ours if the path still names this file.
+		var held, named unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(path, &named) == nil && held.Ino == named.Ino && held.Dev == named.Dev {
+			return &adminLock{f: f, path: path}, nil
+		}
+		_ = f.Close()
+	}
+	return nil, fmt.Errorf("admin socket %s: lock file keeps changing", sock)
+}
+
+// release drops the lock, removing the lock file first if remove.
+func (l *adminLock) release(remove bool) {
+	if remove {
+		_ = os.Remove(l.path)
+	}
+	_ = l.f.Close()
 }
 
 // Path is the socket path.
@@ -144,6 +227,7 @@ func (a *AdminServer) Close() error {
 		err = a.ln.Close()
 		a.wg.Wait()
 		_ = os.Remove(a.path)
+		a.lock.release(true)
 	})
 	return err
 }

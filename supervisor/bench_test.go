@@ -2,9 +2,12 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/isolation"
 	"github.com/rspp/rspp/kernel/eventabi"
+	"github.com/rspp/rspp/kernel/runner"
 )
 
 // samplesPerOp: each benchmark op takes this many samples so that a p99
@@ -136,4 +140,88 @@ func BenchmarkColdStart(b *testing.B) {
 		prof, _ := isolation.ProfileByName("trusted")
 		run(b, Launch{Envelopes: envs, Profile: prof})
 	})
+}
+
+// BenchmarkTenantNeighbour: tenant B's response latency (STT done ->
+// turn committed, i.e. the LLM and the shared-provider TTS hops) on a
+// tenant-profile TTS provider, alone and while tenant A's sessions on
+// the same provider make it flood 5,000 frames and crash on every
+// invocation (a restart policy loose enough that A keeps crash-looping
+// instead of opening its circuit). Rounds alternate alone / with-A in one
+// run; the figure is the ratio of B's p99 with A to B's p99 alone (target
+// <= 1.2).
+func BenchmarkTenantNeighbour(b *testing.B) {
+	dir, bin := tenantBinary(b)
+	cfgPath := tenantConfig(b, dir, bin, map[string]string{
+		"tts":        "profile: tenant\nrestart: {intensity: 100000, period: 60s, backoff: 5ms, backoff_max: 20ms}",
+		"tts.config": "crash_sessions: a-, flood: 5000",
+	})
+	var crashesA atomic.Int64
+	rt := startTenantRuntime(b, cfgPath, bin, func(ev PoolEvent) {
+		if ev.Type == "crashed" && strings.Contains(ev.Pool, "tenant=a") {
+			crashesA.Add(1)
+		}
+	})
+	utter := [][]byte{tone(400 * time.Millisecond)}
+	runB := func(prefix string) (lat []time.Duration, aborts int) {
+		tl := &runner.Collector{}
+		RunLoad(context.Background(), rt, LoadOptions{Sessions: 4, Utterances: utter, Gap: time.Second, Turns: 5,
+			Realtime: true, Stagger: 100 * time.Millisecond, Tenants: []string{"b"}, Prefix: prefix, Timeline: tl})
+		recs := tl.Records()
+		sttEnd := map[string]int64{}
+		for _, r := range recs {
+			k := r.SessionID + "/" + r.TurnID
+			switch {
+			case r.Type == "invocation_end" && r.NodeID == "stt":
+				sttEnd[k] = r.MonoNanos
+			case r.Type == "turn_commit":
+				if t0, ok := sttEnd[k]; ok {
+					lat = append(lat, time.Duration(r.MonoNanos-t0))
+				}
+			case r.Type == "turn_abort":
+				aborts++
+			}
+		}
+		return lat, aborts
+	}
+	// Warm B's pool (and the page cache) before measuring.
+	runB("warm")
+	var alone, withA []time.Duration
+	abortsB := 0
+	for n := 0; n < b.N; n++ {
+		for round := range 3 {
+			lat, ab := runB(fmt.Sprintf("b%d-%d-alone", n, round))
+			alone, abortsB = append(alone, lat...), abortsB+ab
+			stopA := make(chan struct{})
+			doneA := make(chan struct{})
+			go func() {
+				defer close(doneA)
+				RunLoad(context.Background(), rt, LoadOptions{Sessions: 6, Utterances: utter, Gap: 500 * time.Millisecond,
+					Realtime: true, Tenants: []string{"a"}, Prefix: "a", Stop: stopA, Timeline: &runner.Collector{}})
+			}()
+			time.Sleep(500 * time.Millisecond) // A is crash-looping
+			lat, ab = runB(fmt.Sprintf("b%d-%d-with-a", n, round))
+			withA, abortsB = append(withA, lat...), abortsB+ab
+			close(stopA)
+			<-doneA
+		}
+	}
+	b.StopTimer()
+	p99 := func(d []time.Duration) float64 {
+		if len(d) == 0 {
+			return 0
+		}
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		i := int(0.99*float64(len(d))+0.999999) - 1
+		return float64(d[min(max(i, 0), len(d)-1)].Microseconds()) / 1000
+	}
+	pa, pw := p99(alone), p99(withA)
+	b.ReportMetric(pa, "b-alone-p99-ms")
+	b.ReportMetric(pw, "b-with-a-p99-ms")
+	if pa > 0 {
+		b.ReportMetric(pw/pa, "p99-ratio")
+	}
+	b.ReportMetric(float64(len(alone)+len(withA)), "b-turns")
+	b.ReportMetric(float64(abortsB), "b-aborts")
+	b.ReportMetric(float64(crashesA.Load()), "a-crashes")
 }

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/rspp/rspp/kernel"
@@ -11,27 +12,40 @@ import (
 // remembers which pool keys the session's open turn froze, so that an old
 // pool is drained only once no turn is bound to it. Binding is called on
 // the session goroutine at plan freeze, before the turn_open record; the
-// keys are released at the turn's turn_close (or session_close).
+// keys are released at the turn's turn_close (or session_close). It also
+// remembers every key the session was ever bound to: a tenant's (or the
+// session's) pool is not stopped as idle while a live session uses it.
 type sessionBindings struct {
-	rt   *Runtime
-	next runner.Timeline
+	rt      *Runtime
+	next    runner.Timeline
+	tenant  string
+	session string
 
 	mu      sync.Mutex
 	pending map[string]bool            // keys handed out since the last turn_open
 	turns   map[string]map[string]bool // open turn -> keys
+	bound   map[string]bool            // every key handed out to this session
 }
 
 func (sb *sessionBindings) Binding(provider string) (kernel.Binding, bool) {
-	b, ok := sb.rt.Binding(provider)
+	b, ok := sb.rt.binding(provider, sb.tenant, sb.session)
 	if ok {
 		sb.mu.Lock()
 		if sb.pending == nil {
 			sb.pending = map[string]bool{}
 		}
 		sb.pending[b.Pool] = true
+		sb.bound[b.Pool] = true
 		sb.mu.Unlock()
 	}
 	return b, ok
+}
+
+// boundTo says whether the session was ever bound to key.
+func (sb *sessionBindings) boundTo(key string) bool {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.bound[key]
 }
 
 // Append watches lifecycle records, then passes them on.
@@ -55,27 +69,34 @@ func (sb *sessionBindings) Append(rec kernel.TimelineRecord) {
 	}
 }
 
-// holds says whether an open turn (or a plan being frozen) is bound to key.
-func (sb *sessionBindings) holds(key string) bool {
+// holds says whether an open turn (or a plan being frozen) is bound to a
+// key that match accepts.
+func (sb *sessionBindings) holds(match func(key string) bool) bool {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
-	if sb.pending[key] {
-		return true
+	for key := range sb.pending {
+		if match(key) {
+			return true
+		}
 	}
 	for _, keys := range sb.turns {
-		if keys[key] {
-			return true
+		for key := range keys {
+			if match(key) {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// poolHeld says whether any session's turn is bound to key.
-func (rt *Runtime) poolHeld(key string) bool {
+// poolHeld says whether any session's turn is bound to a pool of the
+// generation with key gen (its shared pool or any keyed one).
+func (rt *Runtime) poolHeld(gen string) bool {
+	match := func(key string) bool { return key == gen || strings.HasPrefix(key, gen+"/") }
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	for sb := range rt.sessions {
-		if sb.holds(key) {
+		if sb.holds(match) {
 			return true
 		}
 	}

@@ -27,6 +27,8 @@ type ChaosOptions struct {
 	Gap        time.Duration
 	Realtime   bool
 	Seed       uint64
+	// Tenants, if set, are the sessions' tenants, taken in turn.
+	Tenants []string
 	// Faults to pick from: "sigkill", "sigstop" (resumed after 0.2-1 s),
 	// "hang" (stopped for good: health checks or invocation timeouts must
 	// kill it). Default all three.
@@ -154,7 +156,7 @@ func RunChaos(ctx context.Context, cfg *config.Config, o ChaosOptions) (ChaosRep
 	loadDone := make(chan LoadResult, 1)
 	go func() {
 		loadDone <- RunLoad(ctx, rt, LoadOptions{Sessions: o.Sessions, Utterances: o.Utterances, Gap: o.Gap,
-			Realtime: o.Realtime, Timeline: tl, Stop: stop, Prefix: "chaos"})
+			Realtime: o.Realtime, Tenants: o.Tenants, Timeline: tl, Stop: stop, Prefix: "chaos"})
 	}()
 	select {
 	case <-time.After(o.Duration):

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -63,6 +64,7 @@ type Instance struct {
 	provider string
 	node     *externalnode.Instance
 	env      *isolation.Envelope // nil without isolation
+	scratch  string              // the instance's scratch dir ("" if none)
 	started  time.Time
 
 	mu      sync.Mutex
@@ -183,10 +185,15 @@ func (i *Instance) kill() {
 	}
 }
 
-// release reaps the process, removes its socket dir and its envelope.
+// release reaps the process, removes its socket dir, its envelope and its
+// scratch dir (the sandbox removes the latter too; without isolation only
+// this does).
 func (i *Instance) release() {
 	i.node.Kill()
 	if i.env != nil {
 		_ = i.env.Close()
+	}
+	if i.scratch != "" {
+		_ = os.RemoveAll(i.scratch)
 	}
 }

@@ -4,6 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -27,14 +31,24 @@ type Launch struct {
 	Profile   isolation.Profile
 	Tenant    string
 
-	SocketDir    string
+	SocketDir string
+	// ScratchRoot holds one scratch dir per instance, removed when the
+	// instance stops (and swept with the run dir after a crash of rspp).
+	// The plugin finds its dir in RSPP_SCRATCH_DIR; providers put their
+	// temporary files there. With isolation, the profile's ScratchRoot
+	// must be the same dir: the sandbox makes and removes the dir then.
+	ScratchRoot  string
 	StartTimeout time.Duration
 	Logger       hclog.Logger
 }
 
-// start launches the process and completes the handshake. The envelope
-// (if any) is closed again when the start fails.
-func (l Launch) start(ctx context.Context, name string) (*externalnode.Instance, *isolation.Envelope, error) {
+// ScratchEnv is the variable naming an instance's scratch dir.
+const ScratchEnv = "RSPP_SCRATCH_DIR"
+
+// start launches the process and completes the handshake. It returns the
+// instance's scratch dir too. The envelope and scratch dir (if any) are
+// removed again when the start fails.
+func (l Launch) start(ctx context.Context, name string) (*externalnode.Instance, *isolation.Envelope, string, error) {
 	sc := externalnode.StartConfig{
 		Name: name, Binary: l.Binary, Args: l.Args, Env: l.Env, Checksum: l.Checksum,
 		SocketDir: l.SocketDir, StartTimeout: l.StartTimeout,
@@ -42,13 +56,24 @@ func (l Launch) start(ctx context.Context, name string) (*externalnode.Instance,
 	if l.Logger != nil {
 		sc.Logger = pluginLogger{l.Logger}
 	}
-	var env *isolation.Envelope
+	var (
+		env     *isolation.Envelope
+		scratch string
+	)
 	if l.Envelopes != nil {
 		var err error
 		if env, err = l.Envelopes.New(name, l.Tenant, l.Profile.Limits); err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
-		t := isolation.Target{Binary: l.Binary, Args: l.Args, Env: l.Env}
+		env2 := l.Env
+		if l.Profile.ScratchRoot != "" {
+			// The sandbox makes ScratchRoot/<envelope name> and points
+			// TMPDIR at it; a trusted plugin keeps the host's TMPDIR, so
+			// the dir is also named explicitly.
+			scratch = filepath.Join(l.Profile.ScratchRoot, env.Name())
+			env2 = append(slices.Clone(l.Env), ScratchEnv+"="+scratch)
+		}
+		t := isolation.Target{Binary: l.Binary, Args: l.Args, Env: env2}
 		if len(l.Checksum) > 0 {
 			// isolation verifies the very fd it execs; the host-side check
 			// would only hash the file a second time.
@@ -57,15 +82,42 @@ func (l Launch) start(ctx context.Context, name string) (*externalnode.Instance,
 		}
 		sc.Runner = l.Profile.RunnerFunc(env, t)
 		sc.SkipHostEnv = l.Profile.SkipHostEnv
+	} else if l.ScratchRoot != "" {
+		var err error
+		if scratch, err = newScratchDir(l.ScratchRoot, name); err != nil {
+			return nil, nil, "", err
+		}
+		sc.Env = append(slices.Clone(l.Env), ScratchEnv+"="+scratch, "TMPDIR="+scratch)
 	}
 	inst, err := externalnode.Start(ctx, sc)
 	if err != nil {
 		if env != nil {
 			_ = env.Close()
 		}
-		return nil, nil, fmt.Errorf("start %s: %w", l.Binary, err)
+		if scratch != "" {
+			_ = os.RemoveAll(scratch)
+		}
+		return nil, nil, "", fmt.Errorf("start %s: %w", l.Binary, err)
 	}
-	return inst, env, nil
+	return inst, env, scratch, nil
+}
+
+var unsafeScratch = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// newScratchDir makes a fresh private dir for instance name under root.
+func newScratchDir(root, name string) (string, error) {
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return "", fmt.Errorf("scratch dir: %w", err)
+	}
+	clean := unsafeScratch.ReplaceAllString(name, "_")
+	if len(clean) > 64 {
+		clean = clean[:64]
+	}
+	dir, err := os.MkdirTemp(root, clean+"-")
+	if err != nil {
+		return "", fmt.Errorf("scratch dir: %w", err)
+	}
+	return dir, nil
 }
 
 // pluginLogger is the logger handed to go-plugin. go-plugin logs every

@@ -25,8 +25,11 @@ type LoadOptions struct {
 	Turns      int  // utterances per session; 0: until ctx ends
 	Realtime   bool // pace frames at 20 ms, like a microphone
 	Prefix     string
-	Timeline   runner.Timeline // receives every session's records (concurrently)
-	Stop       <-chan struct{} // closed: stop feeding (nil: never)
+	// Tenants, if set, are the sessions' tenants, taken in turn: session
+	// i belongs to Tenants[i%len(Tenants)].
+	Tenants  []string
+	Timeline runner.Timeline // receives every session's records (concurrently)
+	Stop     <-chan struct{} // closed: stop feeding (nil: never)
 	// Stagger delays session i's first frame by i*Stagger, so that
 	// sessions do not all speak at the same instant.
 	Stagger time.Duration
@@ -84,7 +87,11 @@ func RunLoad(ctx context.Context, rt *Runtime, o LoadOptions) LoadResult {
 
 func runLoadSession(ctx context.Context, rt *Runtime, o LoadOptions, id string, idx int) (int64, error) {
 	out := &countingOutput{}
-	sess, err := rt.OpenSession(SessionOptions{ID: id, Output: out, Timeline: o.Timeline})
+	tenant := ""
+	if len(o.Tenants) > 0 {
+		tenant = o.Tenants[idx%len(o.Tenants)]
+	}
+	sess, err := rt.OpenSession(SessionOptions{ID: id, TenantID: tenant, Output: out, Timeline: o.Timeline})
 	if err != nil {
 		return 0, err
 	}

@@ -54,6 +54,11 @@ type testNodeConfig struct {
 	Role     string `json:"role"`
 	HangFile string `json:"hang_file"`
 	OOMFile  string `json:"oom_file"` // like hang_file, but allocates until the memory limit kills it
+	// CrashSessions: an invocation of a session whose id starts with it
+	// floods Flood audio frames as fast as it can, then the plugin exits
+	// (a tenant's crash-looping, flooding node).
+	CrashSessions string `json:"crash_sessions"`
+	Flood         int    `json:"flood"`
 }
 
 var nodeCfg testNodeConfig
@@ -93,6 +98,15 @@ func (testNode) Invoke(ctx context.Context, call *externalnode.Call) error {
 			}
 			hog = append(hog, b)
 		}
+	}
+	if p := nodeCfg.CrashSessions; p != "" && strings.HasPrefix(call.SessionID, p) {
+		frame := make([]byte, frameBytes)
+		for range nodeCfg.Flood {
+			if call.EmitAudio(frame, 16000, 1) != nil {
+				break
+			}
+		}
+		os.Exit(3)
 	}
 	for {
 		select {

@@ -24,7 +24,11 @@ type PoolConfig struct {
 	Provider string // provider name from the config
 	Kind     string // configured kind: a node declaring another fails its start (KindMismatchError); empty: unchecked
 	NodeID   string // sent to Configure
-	Launch   Launch
+	// Tenant and Session say whom a keyed pool serves (status only; empty
+	// for a shared pool).
+	Tenant  string
+	Session string
+	Launch  Launch
 	// Warm is how many ready instances the pool keeps (default 1). With 2
 	// or more a crash leaves a ready standby while the replacement starts.
 	Warm       int
@@ -169,11 +173,11 @@ func (p *Pool) startInstance(ctx context.Context) (*Instance, error) {
 	p.seq++
 	name := fmt.Sprintf("%s.%d", p.cfg.Key, p.seq)
 	p.mu.Unlock()
-	node, env, err := p.cfg.Launch.start(ctx, name)
+	node, env, scratch, err := p.cfg.Launch.start(ctx, name)
 	if err != nil {
 		return nil, &CrashError{Provider: p.cfg.Provider, Instance: name, Kind: CrashHandshake, Err: err}
 	}
-	inst := &Instance{name: name, provider: p.cfg.Provider, node: node, env: env, started: time.Now()}
+	inst := &Instance{name: name, provider: p.cfg.Provider, node: node, env: env, scratch: scratch, started: time.Now()}
 	if p.cfg.Pids != nil {
 		p.cfg.Pids.add(node.Pid())
 	}

@@ -51,7 +51,10 @@ type PoolStatus struct {
 	Key       string            `json:"key"`
 	Provider  string            `json:"provider"`
 	Version   string            `json:"version"`
-	Instances map[string]string `json:"instances"` // name -> state
+	Tenant    string            `json:"tenant,omitempty"`  // a tenant's pool
+	Session   string            `json:"session,omitempty"` // a session's pool
+	Instances map[string]string `json:"instances"`         // name -> state
+	Pids      []int             `json:"pids,omitempty"`
 	Crashes   map[string]int    `json:"crashes,omitempty"`
 	Restarts  int               `json:"restarts"`
 	Circuit   string            `json:"circuit,omitempty"` // why it is open
@@ -61,10 +64,11 @@ type PoolStatus struct {
 func (p *Pool) Status() PoolStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := PoolStatus{Key: p.cfg.Key, Provider: p.cfg.Provider, Version: p.info.Version,
+	st := PoolStatus{Key: p.cfg.Key, Provider: p.cfg.Provider, Version: p.info.Version, Tenant: p.cfg.Tenant, Session: p.cfg.Session,
 		Instances: map[string]string{}, Crashes: map[string]int{}, Restarts: p.restarts}
 	for _, inst := range p.insts {
 		st.Instances[inst.name] = inst.State().String()
+		st.Pids = append(st.Pids, inst.Pid())
 	}
 	for k, n := range p.crashes {
 		st.Crashes[string(k)] = n

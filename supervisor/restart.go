@@ -123,3 +123,9 @@ func (r *restartTracker) HalfOpenResult(err error) {
 	}
 	r.openAt = r.clock.Now()
 }
+
+// quietSince says whether no restart was recorded within the period
+// before now: the tracker then holds nothing a new one would not.
+func (r *restartTracker) quietSince(now time.Time) bool {
+	return len(r.history) == 0 || !r.history[len(r.history)-1].After(now.Add(-r.p.Period))
+}

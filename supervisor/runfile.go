@@ -21,6 +21,9 @@ type FileRun struct {
 	Realtime bool   // pace input like a microphone
 	// SessionID defaults to "file-1".
 	SessionID string
+	// TenantID is the session's tenant: tenant-profile providers serve it
+	// from that tenant's own pool ("": the default tenant).
+	TenantID string
 }
 
 // Summary is what a file run did.
@@ -75,7 +78,7 @@ func RunFile(ctx context.Context, rt *Runtime, fr FileRun) (Summary, error) {
 		defer jl.Close()
 		tl = jl
 	}
-	sess, err := rt.OpenSession(SessionOptions{ID: fr.SessionID, Output: sink, Timeline: tl, Observe: counter.observe})
+	sess, err := rt.OpenSession(SessionOptions{ID: fr.SessionID, TenantID: fr.TenantID, Output: sink, Timeline: tl, Observe: counter.observe})
 	if err != nil {
 		return sum, err
 	}

@@ -30,12 +30,18 @@ type Options struct {
 	// Timeline, if set, also receives every session's timeline records
 	// (telemetry). It must not block.
 	Timeline runner.Timeline
+	// SandboxEntry is the binary started as the sandbox entry point
+	// (default: this executable). A tenant plugin's unprivileged uid must
+	// be able to execute it.
+	SandboxEntry string
 }
 
 // Runtime is a started supervisor: every provider's pool is up and sessions
-// can be opened against them. A provider is served by one current pool; a
-// hot upgrade starts a new pool beside it, binds new turns to it and drains
-// the old one once no turn is bound to it.
+// can be opened against them. A trusted provider is served by one current
+// pool; a tenant provider by pools keyed by tenant (or session), started
+// on first use and stopped when idle. A hot upgrade starts a new
+// generation beside the current one, binds new turns to it and drains the
+// old generation's pools once no turn is bound to them.
 type Runtime struct {
 	cfg   *config.Config
 	opts  Options
@@ -43,17 +49,26 @@ type Runtime struct {
 	state *StateDir
 	envs  *isolation.Envelopes // nil: isolation off or unavailable
 	pids  PidLog
+	ctx   context.Context // cancelled by Close: aborts keyed pool starts
+	halt  context.CancelFunc
 
 	upgradeMu sync.Mutex // one upgrade or reload at a time
 
-	mu       sync.RWMutex
-	pools    map[string]*Pool  // by pool key, current and draining
-	current  map[string]string // provider -> pool key
-	gen      map[string]int    // provider -> last pool generation
-	sessions map[*sessionBindings]struct{}
-	closed   bool
-	drains   sync.WaitGroup
-	stop     chan struct{}
+	mu         sync.RWMutex
+	pools      map[string]*Pool       // by pool key, current and draining, shared and keyed
+	gens       map[string]*generation // by generation key, current and retiring
+	current    map[string]string      // provider -> current generation key
+	gen        map[string]int         // provider -> last generation number
+	starting   map[string]*poolStart  // keyed pool starts in progress
+	startFails map[string]*restartTracker
+	idleSince  map[string]time.Time // keyed pools with nothing bound, since when
+	sessions   map[*sessionBindings]struct{}
+	closed     bool
+	drains     sync.WaitGroup
+	starts     sync.WaitGroup // keyed pool starts in progress
+	bg         sync.WaitGroup // reaper and idle pool stops
+	reapKick   chan struct{}
+	stop       chan struct{}
 }
 
 // Start sweeps stale state (socket dirs, cgroup envelopes of dead runs),
@@ -74,8 +89,14 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 	for _, s := range swept {
 		log.Info("swept stale state of a dead run", "path", s)
 	}
-	rt := &Runtime{cfg: cfg, opts: opts, log: log, state: state, pools: map[string]*Pool{},
-		current: map[string]string{}, gen: map[string]int{}, sessions: map[*sessionBindings]struct{}{}, stop: make(chan struct{})}
+	rctx, halt := context.WithCancel(context.WithoutCancel(ctx))
+	rt := &Runtime{cfg: cfg, opts: opts, log: log, state: state, ctx: rctx, halt: halt, pools: map[string]*Pool{},
+		gens: map[string]*generation{}, current: map[string]string{}, gen: map[string]int{},
+		starting: map[string]*poolStart{}, startFails: map[string]*restartTracker{}, idleSince: map[string]time.Time{},
+		sessions: map[*sessionBindings]struct{}{}, reapKick: make(chan struct{}, 1), stop: make(chan struct{})}
+	if sock := AdminSocketPath(cfg.Runtime.AdminSocket, state.Root); sweepAdminSocket(sock) {
+		log.Info("swept stale admin socket of a dead run", "path", sock)
+	}
 	if err := rt.openIsolation(); err != nil {
 		rt.Close()
 		return nil, err
@@ -89,7 +110,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pool, err := rt.startPool(ctx, cfg.Providers[name])
+			g := rt.newGeneration(cfg.Providers[name])
+			pool, err := rt.startGeneration(ctx, g, nil)
 			errMu.Lock()
 			defer errMu.Unlock()
 			if err != nil {
@@ -97,8 +119,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 				return
 			}
 			rt.mu.Lock()
-			rt.pools[pool.Key()] = pool
-			rt.current[name] = pool.Key()
+			rt.install(g, pool)
 			rt.mu.Unlock()
 		}()
 	}
@@ -107,6 +128,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 		rt.Close()
 		return nil, errors.Join(errs...)
 	}
+	rt.bg.Add(1)
+	go rt.reaper()
 	return rt, nil
 }
 
@@ -141,34 +164,99 @@ func (rt *Runtime) openIsolation() error {
 	return nil
 }
 
-// startPool starts a new generation of a provider's pool.
-func (rt *Runtime) startPool(ctx context.Context, p *config.Provider) (*Pool, error) {
+// newGeneration numbers a new generation of provider p.
+func (rt *Runtime) newGeneration(p *config.Provider) *generation {
 	rt.mu.Lock()
 	rt.gen[p.Name]++
-	gen := rt.gen[p.Name]
+	n := rt.gen[p.Name]
 	rt.mu.Unlock()
-	key := fmt.Sprintf("%s#%d", p.Name, gen)
+	g := &generation{name: p.Name, key: fmt.Sprintf("%s#%d", p.Name, n), n: n, cfg: p, share: p.Share}
+	if p.Profile != "tenant" {
+		g.share = "" // trusted: one pool for every session
+	}
+	return g
+}
+
+// startGeneration starts g: its shared pool, or for a tenant provider a
+// probe of its binary (no tenant's pool starts before the tenant uses
+// it), which learns the version and is stopped again. check, if set,
+// must pass on what started. The pool returned is the shared one (nil for
+// a tenant provider).
+func (rt *Runtime) startGeneration(ctx context.Context, g *generation, check func(*Pool) error) (*Pool, error) {
+	pool, err := rt.startPoolOf(ctx, g, scope{probe: g.keyed()})
+	if err != nil {
+		return nil, err
+	}
+	if check != nil {
+		if err := check(pool); err != nil {
+			pool.Close()
+			return nil, &checkError{err}
+		}
+	}
+	g.info = pool.Info()
+	g.version = g.info.Version
+	if g.keyed() {
+		pool.Close()
+		return nil, nil
+	}
+	return pool, nil
+}
+
+// checkError: what started failed its health check.
+type checkError struct{ err error }
+
+func (e *checkError) Error() string { return e.err.Error() }
+func (e *checkError) Unwrap() error { return e.err }
+
+// install makes g the provider's current generation (rt.mu held).
+func (rt *Runtime) install(g *generation, shared *Pool) {
+	rt.gens[g.key] = g
+	rt.current[g.name] = g.key
+	if shared != nil {
+		rt.pools[shared.Key()] = shared
+	}
+}
+
+// startPoolOf starts the pool of generation g serving sc.
+func (rt *Runtime) startPoolOf(ctx context.Context, g *generation, sc scope) (*Pool, error) {
+	p := g.cfg
+	key := g.key
+	switch {
+	case sc.probe:
+		key += "/probe"
+	case g.keyed():
+		key = g.poolKey(sc.tenant, sc.session)
+	}
+	tenant := p.Tenant
+	if sc.tenant != "" {
+		tenant = sc.tenant
+	}
 	launch := Launch{
-		Binary: p.BinaryPath, Args: p.Args, Checksum: p.Checksum, Tenant: p.Tenant,
-		SocketDir: rt.state.Run, StartTimeout: time.Duration(p.StartTimeout), Logger: rt.log,
+		Binary: p.BinaryPath, Args: p.Args, Checksum: p.Checksum, Tenant: tenant,
+		SocketDir: rt.state.Run, ScratchRoot: rt.state.Scratch(), StartTimeout: time.Duration(p.StartTimeout), Logger: rt.log,
 	}
 	if rt.envs != nil {
 		prof, err := isolation.ProfileByName(p.Profile, isolation.Override{Limits: isolation.Limits{
-			MemoryBytes: p.Limits.MemoryMB << 20, CPUCores: p.Limits.CPU, Pids: p.Limits.Pids}})
+			MemoryBytes: p.Limits.MemoryMB << 20, CPUCores: p.Limits.CPU, Pids: p.Limits.Pids},
+			ScratchRoot: rt.state.Scratch()})
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
 		}
+		if rt.opts.SandboxEntry != "" {
+			prof.EntryPath = rt.opts.SandboxEntry
+		}
 		launch.Envelopes, launch.Profile = rt.envs, prof
 	}
-	r := p.Restart
+	warm := p.Instances
+	if sc.probe {
+		warm = 1
+	}
 	pool, err := StartPool(ctx, PoolConfig{
-		Key: key, Provider: p.Name, Kind: p.Kind, NodeID: p.Name, Launch: launch, Warm: p.Instances,
-		ConfigDir: rt.cfg.Dir, ConfigJSON: p.ConfigJSON,
-		Restart: RestartPolicy{Intensity: r.Intensity, Period: time.Duration(r.Period), BackoffBase: time.Duration(r.Backoff),
-			BackoffMax: time.Duration(r.BackoffMax), Jitter: r.Jitter, Cooldown: time.Duration(r.Cooldown)},
+		Key: key, Provider: p.Name, Kind: p.Kind, NodeID: p.Name, Tenant: sc.tenant, Session: sc.session, Launch: launch, Warm: warm,
+		ConfigDir: rt.cfg.Dir, ConfigJSON: p.ConfigJSON, Restart: g.restartPolicy(),
 		KillGrace: time.Duration(rt.cfg.Runtime.KillGrace), AcquireWait: time.Duration(p.AcquireWait),
 		HealthInterval: time.Duration(p.HealthInterval), HealthTimeout: time.Duration(p.HealthTimeout),
-		Clock: rt.opts.Clock, Seed: uint64(gen), Logger: rt.log, Events: rt.opts.Events, Pids: &rt.pids,
+		Clock: rt.opts.Clock, Seed: uint64(g.n), Logger: rt.log, Events: rt.opts.Events, Pids: &rt.pids,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provider %s: %w", p.Name, err)
@@ -183,11 +271,24 @@ func (rt *Runtime) Config() *config.Config {
 	return rt.cfg
 }
 
-// Pool returns a provider's current pool.
+// Pool returns a provider's current shared pool (nil for a tenant
+// provider: see TenantPool).
 func (rt *Runtime) Pool(provider string) *Pool {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	return rt.pools[rt.current[provider]]
+}
+
+// TenantPool returns the current pool serving tenant's sessions of a
+// share: tenant provider, nil if none is running (it starts on first use).
+func (rt *Runtime) TenantPool(provider, tenant string) *Pool {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	g := rt.gens[rt.current[provider]]
+	if g == nil {
+		return nil
+	}
+	return rt.pools[g.poolKey(tenant, "")]
 }
 
 // PoolByKey returns a pool by key (current or draining).
@@ -198,29 +299,45 @@ func (rt *Runtime) PoolByKey(key string) *Pool {
 }
 
 // Binding implements kernel.BindingSource: what serves provider for turns
-// opening now.
+// opening now, for a session of the default tenant.
 func (rt *Runtime) Binding(provider string) (kernel.Binding, bool) {
-	p := rt.Pool(provider)
-	if p == nil {
+	return rt.binding(provider, "", "")
+}
+
+// binding is what serves provider for turns of session (of tenant) that
+// open now. It never starts anything: a keyed pool starts when the
+// runner opens the first invocation on it.
+func (rt *Runtime) binding(provider, tenant, session string) (kernel.Binding, bool) {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	g := rt.gens[rt.current[provider]]
+	if g == nil {
 		return kernel.Binding{}, false
 	}
-	info := p.Info()
-	return kernel.Binding{Provider: provider, Version: info.Version, Pool: p.Key(), Accepts: info.Accepts, Emits: info.Emits}, true
+	return kernel.Binding{Provider: provider, Version: g.version, Pool: g.poolKey(tenant, session), Accepts: g.info.Accepts, Emits: g.info.Emits}, true
 }
 
 // Open implements runner.Pools: it opens an invocation on the pool the
 // turn's frozen binding names, even if that pool is draining after an
-// upgrade.
+// upgrade, and starts a tenant's (or session's) pool on its first use.
+// The runner calls it off the session loop.
 func (rt *Runtime) Open(pool string, req externalnode.OpenRequest, avoid []string, h externalnode.Handler) (runner.Call, error) {
-	p := rt.PoolByKey(pool)
-	if p == nil {
-		return nil, fmt.Errorf("no pool %q: %w", pool, kernel.ErrNodeUnavailable)
+	for attempt := 0; ; attempt++ {
+		p, err := rt.poolFor(pool)
+		if err != nil {
+			return nil, err
+		}
+		c, err := p.Open(req, avoid, h)
+		if err != nil {
+			// An idle keyed pool may have been stopped between lookup and
+			// open: start it again, once.
+			if attempt == 0 && errors.Is(err, ErrPoolClosed) && rt.PoolByKey(pool) == nil {
+				continue
+			}
+			return nil, err
+		}
+		return c, nil
 	}
-	c, err := p.Open(req, avoid, h)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // SessionOptions open one session.
@@ -238,7 +355,10 @@ func (rt *Runtime) OpenSession(o SessionOptions) (*runner.Session, error) {
 	if rt.opts.Timeline != nil {
 		next = teeTimeline{o.Timeline, rt.opts.Timeline}
 	}
-	sb := &sessionBindings{rt: rt, next: next, turns: map[string]map[string]bool{}}
+	if err := CheckTenant(o.TenantID); err != nil {
+		return nil, fmt.Errorf("session %s: %w", o.ID, err)
+	}
+	sb := &sessionBindings{rt: rt, next: next, tenant: o.TenantID, session: o.ID, turns: map[string]map[string]bool{}, bound: map[string]bool{}}
 	rt.mu.Lock()
 	if rt.closed {
 		rt.mu.Unlock()
@@ -266,6 +386,7 @@ func (rt *Runtime) forget(sb *sessionBindings) {
 	rt.mu.Lock()
 	delete(rt.sessions, sb)
 	rt.mu.Unlock()
+	rt.kickReaper() // its session pools are idle now
 }
 
 // Pids lists every live plugin process of this runtime by pool key.
@@ -301,18 +422,23 @@ func (rt *Runtime) Status() []PoolStatus {
 // StateDir is where this run keeps sockets.
 func (rt *Runtime) StateDir() *StateDir { return rt.state }
 
-// Close stops every pool (draining ones included), the cgroup envelopes
-// and removes the run's state. Safe to call twice.
+// Close stops every pool (draining and keyed ones included), the cgroup
+// envelopes and removes the run's state. Safe to call twice.
 func (rt *Runtime) Close() {
 	rt.mu.Lock()
 	if !rt.closed {
 		rt.closed = true
 		close(rt.stop)
 	}
+	rt.mu.Unlock()
+	rt.halt()
+	rt.starts.Wait() // a start that ends now sees closed and stops its pool
+	rt.drains.Wait()
+	rt.bg.Wait()
+	rt.mu.Lock()
 	pools := rt.pools
 	rt.pools = map[string]*Pool{}
 	rt.mu.Unlock()
-	rt.drains.Wait()
 	var wg sync.WaitGroup
 	for _, p := range pools {
 		wg.Add(1)

@@ -24,6 +24,8 @@ import (
 type ServeOptions struct {
 	Inputs   []string
 	Sessions int
+	// Tenants, if set, are the sessions' tenants, taken in turn.
+	Tenants  []string
 	Gap      time.Duration
 	Duration time.Duration
 	Realtime bool
@@ -39,6 +41,11 @@ type ServeOptions struct {
 // what the sessions' timeline says.
 func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Writer) (Terminals, error) {
 	clips := make([][]byte, 0, len(o.Inputs))
+	for _, t := range o.Tenants {
+		if err := CheckTenant(t); err != nil {
+			return Terminals{}, fmt.Errorf("serve: %w", err)
+		}
+	}
 	for _, in := range o.Inputs {
 		pcm, err := file.Load(in)
 		if err != nil {
@@ -103,7 +110,7 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 		defer t.Stop()
 	}
 	res := RunLoad(ctx, rt, LoadOptions{Sessions: o.Sessions, Utterances: clips, Gap: o.Gap, Realtime: o.Realtime,
-		Timeline: tl, Stop: stop, Prefix: "serve"})
+		Tenants: o.Tenants, Timeline: tl, Stop: stop, Prefix: "serve"})
 	term := CountTerminals(col.Records())
 	for _, l := range res.Lost {
 		fmt.Fprintf(out, "lost: %s\n", l)

@@ -47,6 +47,11 @@ func OpenStateDir(root string) (*StateDir, []string, error) {
 	return &StateDir{Root: root, Run: run}, swept, nil
 }
 
+// Scratch is the root of this run's per-instance scratch dirs: inside the
+// run dir, so a dead run's scratch dirs (tenant data, providers' temporary
+// files) are swept with it.
+func (d *StateDir) Scratch() string { return filepath.Join(d.Run, "scratch") }
+
 // maxSocketPath is sun_path's size less its terminating NUL.
 const maxSocketPath = 107
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/rspp/rspp/supervisor/config"
@@ -51,36 +53,45 @@ func (rt *Runtime) Upgrade(ctx context.Context, provider, binary string) (Upgrad
 	return rt.replace(ctx, &np)
 }
 
-// replace starts np's pool, health-checks it and switches the provider to
-// it. The config's provider entry is replaced by np.
+// replace starts np's generation (its shared pool, or a probe of a tenant
+// provider's binary), health-checks it and switches the provider to it.
+// The config's provider entry is replaced by np. A tenant provider's new
+// pools start per tenant on first use; the old generation's tenant pools
+// serve the turns already bound to them and are drained with it.
 func (rt *Runtime) replace(ctx context.Context, np *config.Provider) (UpgradeResult, error) {
 	rt.upgradeMu.Lock()
 	defer rt.upgradeMu.Unlock()
-	old := rt.Pool(np.Name)
+	rt.mu.RLock()
+	old := rt.gens[rt.current[np.Name]]
+	rt.mu.RUnlock()
 	res := UpgradeResult{Provider: np.Name, Binary: np.BinaryPath}
 	if old != nil {
-		res.OldKey, res.OldVersion = old.Key(), old.Info().Version
+		res.OldKey, res.OldVersion = old.key, old.version
 	}
-	pool, err := rt.startPool(ctx, np)
-	if err != nil {
+	check := func(pool *Pool) error {
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return pool.CheckHealth(hctx)
+	}
+	g := rt.newGeneration(np)
+	pool, err := rt.startGeneration(ctx, g, check)
+	var ce *checkError
+	switch {
+	case errors.As(err, &ce):
+		return res, fmt.Errorf("%w: new version failed its health check: %v", ErrUpgradeFailed, ce.err)
+	case err != nil:
 		return res, fmt.Errorf("%w: new version did not start: %v", ErrUpgradeFailed, err)
 	}
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err = pool.CheckHealth(hctx)
-	cancel()
-	if err != nil {
-		pool.Close()
-		return res, fmt.Errorf("%w: new version failed its health check: %v", ErrUpgradeFailed, err)
-	}
-	res.NewKey, res.NewVersion = pool.Key(), pool.Info().Version
+	res.NewKey, res.NewVersion = g.key, g.version
 	rt.mu.Lock()
 	if rt.closed {
 		rt.mu.Unlock()
-		pool.Close()
+		if pool != nil {
+			pool.Close()
+		}
 		return res, fmt.Errorf("%w: runtime closing", ErrUpgradeFailed)
 	}
-	rt.pools[pool.Key()] = pool
-	rt.current[np.Name] = pool.Key()
+	rt.install(g, pool)
 	cfg := *rt.cfg
 	cfg.Providers = make(map[string]*config.Provider, len(rt.cfg.Providers))
 	for k, v := range rt.cfg.Providers {
@@ -99,16 +110,13 @@ func (rt *Runtime) replace(ctx context.Context, np *config.Provider) (UpgradeRes
 	return res, nil
 }
 
-// retire waits until no turn is bound to the old pool, then drains it.
-func (rt *Runtime) retire(old *Pool) {
+// retire waits until no turn is bound to a pool of the old generation,
+// then drains its pools (the shared one or every tenant's).
+func (rt *Runtime) retire(old *generation) {
 	defer rt.drains.Done()
-	timeout := time.Duration(rt.Config().Runtime.DrainTimeout)
-	if timeout <= 0 {
-		timeout = 60 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := rt.retireCtx()
 	defer cancel()
-	for rt.poolHeld(old.Key()) && ctx.Err() == nil {
+	for rt.poolHeld(old.key) && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case <-rt.stop:
@@ -116,11 +124,32 @@ func (rt *Runtime) retire(old *Pool) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	old.Drain(ctx)
 	rt.mu.Lock()
-	delete(rt.pools, old.Key())
+	old.retired = true // no keyed pool of it starts from now on
+	var pools []*Pool
+	for key, p := range rt.pools {
+		if key == old.key || strings.HasPrefix(key, old.key+"/") {
+			pools = append(pools, p)
+		}
+	}
 	rt.mu.Unlock()
-	rt.log.Info("old pool drained and stopped", "pool", old.Key())
+	var wg sync.WaitGroup
+	for _, p := range pools {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.Drain(ctx)
+		}()
+	}
+	wg.Wait()
+	rt.mu.Lock()
+	for _, p := range pools {
+		delete(rt.pools, p.Key())
+		delete(rt.idleSince, p.Key())
+	}
+	delete(rt.gens, old.key)
+	rt.mu.Unlock()
+	rt.log.Info("old generation drained and stopped", "generation", old.key, "pools", len(pools))
 }
 
 // Reload re-reads the config file (SIGHUP) and hot-upgrades every provider
@@ -161,5 +190,6 @@ func (rt *Runtime) Reload(ctx context.Context) ([]UpgradeResult, error) {
 func sameProvider(a, b *config.Provider) bool {
 	return a.BinaryPath == b.BinaryPath && fmt.Sprint(a.Args) == fmt.Sprint(b.Args) &&
 		string(a.Checksum) == string(b.Checksum) && string(a.ConfigJSON) == string(b.ConfigJSON) &&
-		a.Instances == b.Instances && a.Limits == b.Limits && a.Profile == b.Profile && a.Restart == b.Restart
+		a.Instances == b.Instances && a.Limits == b.Limits && a.Profile == b.Profile && a.Restart == b.Restart &&
+		a.Share == b.Share && a.IdleTimeout == b.IdleTimeout && a.Tenant == b.Tenant
 }

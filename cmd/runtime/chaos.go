@@ -24,6 +24,7 @@ var chaosPhrases = []string{"what time is it", "hello there", "tell me a joke"}
 func chaosCmd() *cobra.Command {
 	var (
 		cfgPath, timeline, logLevel, faults string
+		tenants                             []string
 		duration, every, gap                time.Duration
 		sessions                            int
 		seed                                uint64
@@ -49,6 +50,11 @@ the last three are 0.`,
 			if duration <= 0 || every <= 0 || sessions < 1 {
 				return usageError{errors.New("--duration and --kill-every must be positive, --sessions >= 1")}
 			}
+			for _, t := range tenants {
+				if err := supervisor.CheckTenant(t); err != nil {
+					return usageError{fmt.Errorf("--tenant: %w", err)}
+				}
+			}
 			cfg, err := config.Load(cfgPath)
 			if err != nil {
 				return err
@@ -66,7 +72,7 @@ the last three are 0.`,
 			defer stopTel()
 			rep, err := supervisor.RunChaos(ctx, cfg, supervisor.ChaosOptions{
 				Duration: duration, KillEvery: every, Sessions: sessions, Utterances: clips, Gap: gap,
-				Realtime: realtime, Seed: seed, Faults: splitList(faults), Timeline: timeline,
+				Realtime: realtime, Seed: seed, Faults: splitList(faults), Timeline: timeline, Tenants: tenants,
 				Logger: newLogger(logLevel), Log: os.Stderr, Telemetry: tel,
 			})
 			if err != nil {
@@ -84,6 +90,7 @@ the last three are 0.`,
 	f.DurationVar(&duration, "duration", 60*time.Second, "how long to inject faults")
 	f.DurationVar(&every, "kill-every", 2*time.Second, "interval between faults")
 	f.IntVar(&sessions, "sessions", 4, "concurrent sessions")
+	f.StringArrayVar(&tenants, "tenant", nil, "sessions' tenant; repeat for several, sessions take them in turn")
 	tf.register(f)
 	f.DurationVar(&gap, "gap", 1500*time.Millisecond, "silence between utterances")
 	f.BoolVar(&realtime, "realtime", true, "feed audio at real time (false: as fast as sessions take it)")

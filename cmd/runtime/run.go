@@ -15,9 +15,9 @@ import (
 
 func runCmd() *cobra.Command {
 	var (
-		cfgPath, input, output, timeline, logLevel string
-		realtime                                   bool
-		tf                                         telemetryFlags
+		cfgPath, input, output, timeline, logLevel, tenant string
+		realtime                                           bool
+		tf                                                 telemetryFlags
 	)
 	cmd := &cobra.Command{
 		Use:     "run",
@@ -34,6 +34,9 @@ func runCmd() *cobra.Command {
 					return usageError{fmt.Errorf("%s is required", flag)}
 				}
 			}
+			if err := supervisor.CheckTenant(tenant); err != nil {
+				return usageError{fmt.Errorf("--tenant: %w", err)}
+			}
 			cfg, err := loadForRun(cfgPath, input)
 			if err != nil {
 				return err
@@ -48,7 +51,7 @@ func runCmd() *cobra.Command {
 				return interruptedOr(ctx, err, " during start; plugins stopped")
 			}
 			defer rt.Close()
-			sum, err := supervisor.RunFile(ctx, rt, supervisor.FileRun{Input: input, Output: output, Timeline: timeline, Realtime: realtime})
+			sum, err := supervisor.RunFile(ctx, rt, supervisor.FileRun{Input: input, Output: output, Timeline: timeline, Realtime: realtime, TenantID: tenant})
 			printSummary(cmd, sum)
 			return interruptedOr(ctx, err, "; session closed, plugins stopped")
 		},
@@ -59,6 +62,7 @@ func runCmd() *cobra.Command {
 	f.StringVar(&output, "output", "", "where to write the agent's audio (WAV)")
 	f.StringVar(&timeline, "timeline", "", "where to write the timeline (JSON Lines)")
 	f.BoolVar(&realtime, "realtime", false, "pace input at real time, like a microphone")
+	f.StringVar(&tenant, "tenant", "", "the session's tenant: profile tenant providers serve it from that tenant's own instances")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	tf.register(f)
 	return cmd

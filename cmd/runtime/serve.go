@@ -18,7 +18,7 @@ import (
 func serveCmd() *cobra.Command {
 	var (
 		cfgPath, timeline, logLevel string
-		inputs                      []string
+		inputs, tenants             []string
 		sessions                    int
 		gap, duration               time.Duration
 		realtime                    bool
@@ -43,6 +43,11 @@ providers whose binary or settings changed.`,
 			if sessions < 1 {
 				return usageError{fmt.Errorf("--sessions must be >= 1")}
 			}
+			for _, t := range tenants {
+				if err := supervisor.CheckTenant(t); err != nil {
+					return usageError{fmt.Errorf("--tenant: %w", err)}
+				}
+			}
 			cfg, err := loadForRun(cfgPath, inputs...)
 			if err != nil {
 				return err
@@ -54,7 +59,7 @@ providers whose binary or settings changed.`,
 			defer stopTel()
 			out := cmd.OutOrStdout()
 			term, err := supervisor.Serve(ctx, cfg, supervisor.ServeOptions{
-				Inputs: inputs, Sessions: sessions, Gap: gap, Duration: duration, Realtime: realtime, Timeline: timeline,
+				Inputs: inputs, Sessions: sessions, Tenants: tenants, Gap: gap, Duration: duration, Realtime: realtime, Timeline: timeline,
 				Logger: newLogger(logLevel), Telemetry: tel,
 				Ready: func(sock string) { fmt.Fprintf(out, "serving %d sessions; admin socket %s\n", sessions, sock) },
 			}, out)
@@ -73,6 +78,7 @@ providers whose binary or settings changed.`,
 	f.StringVar(&cfgPath, "config", "", "runtime config (YAML)")
 	f.StringArrayVar(&inputs, "input", nil, "input WAV (16 kHz mono); repeat for several, sessions take them in turn")
 	f.IntVar(&sessions, "sessions", 1, "concurrent sessions")
+	f.StringArrayVar(&tenants, "tenant", nil, "sessions' tenant; repeat for several, sessions take them in turn (profile tenant providers never share instances across tenants)")
 	f.DurationVar(&gap, "gap", 1500*time.Millisecond, "silence between utterances")
 	f.DurationVar(&duration, "duration", 0, "stop after this long (0: until SIGINT/SIGTERM)")
 	f.BoolVar(&realtime, "realtime", true, "pace input at real time")

@@ -129,6 +129,15 @@ type Provider struct {
 	AcquireWait Duration `yaml:"acquire_wait"`
 	Profile     string   `yaml:"profile"`
 	Tenant      string   `yaml:"tenant"`
+	// Share says who shares an instance pool of a tenant-profile provider:
+	// "tenant" (default: the sessions of one tenant share a pool, never
+	// two tenants) or "session" (a pool per session). Trusted providers
+	// keep one pool for every session and take no share key.
+	Share string `yaml:"share"`
+	// IdleTimeout is how long a tenant's (share: tenant) pool is kept with
+	// no session bound to it and nothing in flight before it is stopped
+	// (default 30s). A share: session pool stops with its session.
+	IdleTimeout Duration `yaml:"idle_timeout"`
 	Limits      Limits   `yaml:"limits"`
 	// OutputBudget bounds what one invocation of this provider may emit;
 	// past it the invocation fails as resource_limit/output_budget.
@@ -259,6 +268,7 @@ var (
 	overflows  = map[string]bool{"": true, "shed": true, "degrade": true}
 	unknownEv  = map[string]bool{"": true, "reject": true, "drop": true, "pass": true}
 	isolations = map[string]bool{"": true, "auto": true, "on": true, "off": true}
+	shares     = map[string]bool{"tenant": true, "session": true}
 )
 
 func (c *Config) errf(key, format string, a ...any) error {
@@ -357,6 +367,17 @@ func (c *Config) validateProvider(name string, p *Provider) error {
 	}
 	if err := c.validateBudget(key+".output_budget", p.OutputBudget); err != nil {
 		return err
+	}
+	switch {
+	case p.Profile == "tenant" && p.Share == "":
+		p.Share = "tenant"
+	case p.Profile == "tenant" && !shares[p.Share]:
+		return c.errf(key+".share", "must be tenant or session, got %q", p.Share)
+	case p.Profile != "tenant" && p.Share != "":
+		return c.errf(key+".share", "applies to profile tenant only (a %s provider has one pool for every session)", p.Profile)
+	}
+	if p.IdleTimeout < 0 {
+		return c.errf(key+".idle_timeout", "must not be negative")
 	}
 	r := p.Restart
 	switch {

@@ -116,3 +116,36 @@ func TestOutputBudgetFields(t *testing.T) {
 		}
 	}
 }
+
+func TestShareIsValidatedAndDefaultsToTenant(t *testing.T) {
+	self, _ := os.Executable()
+	load := func(prov string) (*Config, error) {
+		y := "version: 1\nproviders:\n  p:\n    kind: tts\n    binary: " + self + "\n" + prov +
+			"pipeline:\n  nodes:\n    - {id: n, provider: p}\n  edges:\n    - {from: ingress, to: n}\n    - {from: n, to: egress}\n"
+		return Parse([]byte(y), filepath.Join(t.TempDir(), "c.yaml"))
+	}
+	c, err := load("    profile: tenant\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Providers["p"].Share; got != "tenant" {
+		t.Fatalf("tenant profile share defaults to %q, want tenant", got)
+	}
+	if c, err = load("    profile: tenant\n    share: session\n    idle_timeout: 2s\n"); err != nil || c.Providers["p"].Share != "session" {
+		t.Fatalf("share: session: %v", err)
+	}
+	if c, err = load(""); err != nil || c.Providers["p"].Share != "" {
+		t.Fatalf("trusted provider: share %q, err %v; want no share", c.Providers["p"].Share, err)
+	}
+	for _, bad := range []string{"    profile: tenant\n    share: everyone\n", "    share: tenant\n", "    profile: tenant\n    idle_timeout: -1s\n"} {
+		_, err := load(bad)
+		var ce *Error
+		want := "providers.p.share"
+		if strings.Contains(bad, "idle_timeout") {
+			want = "providers.p.idle_timeout"
+		}
+		if !errors.As(err, &ce) || ce.Key != want {
+			t.Errorf("%q: %v, want a *config.Error naming %s", bad, err, want)
+		}
+	}
+}

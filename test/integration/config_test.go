@@ -20,6 +20,7 @@ func TestBadConfigExits2NamingTheKey(t *testing.T) {
 		{"bad value", "timeout: 15s}\n    - {id: llm", "timeout: soon}\n    - {id: llm", "soon"},
 		{"unknown provider", "provider: rules", "provider: gpt", "pipeline.nodes[1].provider"},
 		{"bad kind", "kind: tts", "kind: video", "providers.espeak.kind"},
+		{"bad share", "kind: tts\n", "kind: tts\n    profile: tenant\n    share: everyone\n", "providers.espeak.share"},
 		{"cycle", "{from: tts, to: egress}", "{from: tts, to: egress}\n    - {from: tts, to: stt}", "pipeline"},
 	}
 	for _, c := range cases {

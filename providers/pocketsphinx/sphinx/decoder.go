@@ -91,13 +91,27 @@ func (d Decoder) DecodeFile(ctx context.Context, wavPath string) (string, error)
 	return lastLine(string(out)), nil
 }
 
+// ScratchEnv names the directory the runtime gives each plugin instance for
+// its temporary files; the runtime removes it when the instance stops, so a
+// killed instance leaves no WAV behind.
+const ScratchEnv = "RSPP_SCRATCH_DIR"
+
+// tempDir is where temp WAVs go: the instance's scratch dir when the
+// runtime gave one, else the system temp dir (a standalone run).
+func tempDir() string {
+	if d := os.Getenv(ScratchEnv); d != "" {
+		return d
+	}
+	return os.TempDir()
+}
+
 // DecodePCM writes pcm to a temp WAV file, decodes it and removes the file.
 // Empty pcm decodes to "" without running the decoder.
 func (d Decoder) DecodePCM(ctx context.Context, pcm []byte) (string, error) {
 	if len(pcm) == 0 {
 		return "", nil
 	}
-	f, err := os.CreateTemp("", "rspp-pocketsphinx-*.wav")
+	f, err := os.CreateTemp(tempDir(), "rspp-pocketsphinx-*.wav")
 	if err != nil {
 		return "", err
 	}

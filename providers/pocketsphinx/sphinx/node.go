@@ -131,7 +131,7 @@ func (u *utterance) add(a *eventabi.Audio) error {
 		return &wav.FormatError{Field: "channels", Got: a.Channels, Want: wav.Channels}
 	}
 	if u.w == nil {
-		f, err := os.CreateTemp("", "rspp-pocketsphinx-*.wav")
+		f, err := os.CreateTemp(tempDir(), "rspp-pocketsphinx-*.wav")
 		if err != nil {
 			return err
 		}

@@ -197,3 +197,34 @@ func TestConfigJSONFieldNames(t *testing.T) {
 		t.Fatal(string(b))
 	}
 }
+
+// TestTempWAVGoesToScratchDir: with the runtime's scratch dir set, an
+// utterance in progress is buffered there (which the runtime removes when
+// the instance stops, even after a SIGKILL), never in the system temp dir.
+func TestTempWAVGoesToScratchDir(t *testing.T) {
+	speechtest.Require(t)
+	scratch := t.TempDir()
+	t.Setenv(sphinx.ScratchEnv, scratch)
+	n := configured(t)
+	before := len(tempFiles(t))
+	in := make(chan eventabi.Event, 1)
+	in <- speechtest.AudioEvents([][]byte{make([]byte, wav.FrameBytes)})[0]
+	call := externalnode.NewTestCall("inv", "s", "t", "stt", in, func(eventabi.Event) error { return nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Invoke(ctx, call) }()
+	var inScratch []string
+	for deadline := time.Now().Add(5 * time.Second); len(inScratch) == 0 && time.Now().Before(deadline); {
+		inScratch, _ = filepath.Glob(filepath.Join(scratch, "rspp-pocketsphinx-*.wav"))
+		time.Sleep(5 * time.Millisecond)
+	}
+	inTemp := len(tempFiles(t)) - before
+	cancel()
+	<-done
+	if len(inScratch) != 1 {
+		t.Fatalf("utterance WAVs in the scratch dir: %v, want one", inScratch)
+	}
+	if inTemp > 0 {
+		t.Fatalf("%d temp WAV(s) in the system temp dir while a scratch dir was given", inTemp)
+	}
+}
