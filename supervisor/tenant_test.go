@@ -55,7 +55,7 @@ func tenantConfig(t testing.TB, dir, bin string, blocks map[string]string) strin
 	var b strings.Builder
 	b.WriteString("version: 1\nruntime:\n  state_dir: " + state + "\n  kill_grace: 500ms\n  isolation: \"on\"\nproviders:\n")
 	for _, role := range []string{"stt", "llm", "tts"} {
-		b.WriteString("  " + role + ":\n    kind: " + role + "\n    binary: " + bin + "\n    args: [" + testPluginArg + "]\n    health_interval: 500ms\n")
+		b.WriteString("  " + role + ":\n    kind: " + role + "\n    binary: " + bin + "\n    args: [" + testPluginArg + ", " + role + "]\n    health_interval: 500ms\n")
 		b.WriteString("    limits: {memory_mb: 1024, cpu: 1, pids: 512}\n") // the race detector's appetite
 		cfg := "{role: " + role
 		if x := blocks[role+".config"]; x != "" {

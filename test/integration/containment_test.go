@@ -85,17 +85,7 @@ func (r *serveRun) start(t *testing.T, in1, in2 string, extra ...string) {
 	t.Helper()
 	args := append([]string{"serve", "--config", r.cfg, "--input", in1, "--input", in2, "--sessions", "2", "--gap", "1200ms",
 		"--timeline", r.timeline}, extra...)
-	r.cmd = exec.Command(bins.RSPP, args...)
-	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if r.cmd.ProcessState == nil {
-			_ = r.cmd.Process.Kill()
-			_ = r.cmd.Wait()
-		}
-	})
+	r.cmd = startRSPP(t, &r.stdout, &r.stderr, args...)
 }
 
 func (r *serveRun) records() []testenv.Record {
@@ -136,17 +126,7 @@ func countRecs(recs []testenv.Record, keep func(testenv.Record) bool) int {
 
 func (r *serveRun) assertNothingLeft(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for len(testenv.ProcsUnder(bins.Dir)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if left := testenv.ProcsUnder(bins.Dir); len(left) > 0 {
-		t.Errorf("plugin processes left behind: %v", left)
-	}
-	entries, _ := os.ReadDir(r.state)
-	for _, e := range entries {
-		t.Errorf("state left behind: %s", filepath.Join(r.state, e.Name()))
-	}
+	assertNothingLeft(t, r.state)
 }
 
 // An STT node that stops reading its input, given 30 s of speech with a

@@ -3,7 +3,6 @@ package integration
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,17 +51,7 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
 			if mode == "run" {
 				r.start(t)
 			} else {
-				r.cmd = exec.Command(bins.RSPP, "serve", "--config", r.cfg, "--input", r.in, "--sessions", "1")
-				r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
-				if err := r.cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() {
-					if r.cmd.ProcessState == nil {
-						_ = r.cmd.Process.Kill()
-						_ = r.cmd.Wait()
-					}
-				})
+				r.cmd = startRSPP(t, &r.stdout, &r.stderr, "serve", "--config", r.cfg, "--input", r.in, "--sessions", "1")
 			}
 			deadline := time.Now().Add(30 * time.Second)
 			for {

@@ -87,17 +87,25 @@ func newRun(t *testing.T, phrase string, o testenv.ConfigOptions) *run {
 func (r *run) start(t *testing.T, extra ...string) {
 	t.Helper()
 	args := append([]string{"run", "--config", r.cfg, "--input", r.in, "--output", r.out, "--timeline", r.timeline}, extra...)
-	r.cmd = exec.Command(bins.RSPP, args...)
-	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
-	if err := r.cmd.Start(); err != nil {
+	r.cmd = startRSPP(t, &r.stdout, &r.stderr, args...)
+}
+
+// startRSPP starts bins.RSPP with args; it is killed and reaped when the
+// test ends if it is still running then.
+func startRSPP(t *testing.T, stdout, stderr *bytes.Buffer, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bins.RSPP, args...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if r.cmd.ProcessState == nil {
-			_ = r.cmd.Process.Kill()
-			_ = r.cmd.Wait()
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
 		}
 	})
+	return cmd
 }
 
 // wait waits for rspp to exit and returns its exit code.
@@ -145,6 +153,13 @@ func (r *run) waitRecord(t *testing.T, what string, pred func(testenv.Record) bo
 // dir of the run survived rspp.
 func (r *run) assertNothingLeft(t *testing.T) {
 	t.Helper()
+	assertNothingLeft(t, r.state)
+}
+
+// assertNothingLeft checks that no plugin process survived and that the
+// state dir is empty.
+func assertNothingLeft(t *testing.T, state string) {
+	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for len(testenv.ProcsUnder(bins.Dir)) > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -152,9 +167,9 @@ func (r *run) assertNothingLeft(t *testing.T) {
 	if left := testenv.ProcsUnder(bins.Dir); len(left) > 0 {
 		t.Errorf("plugin processes left behind: %v", left)
 	}
-	entries, _ := os.ReadDir(r.state)
+	entries, _ := os.ReadDir(state)
 	for _, e := range entries {
-		t.Errorf("state left behind: %s", filepath.Join(r.state, e.Name()))
+		t.Errorf("state left behind: %s", filepath.Join(state, e.Name()))
 	}
 }
 
