@@ -47,7 +47,7 @@ func LandlockABI() int {
 
 // applyLandlock restricts the calling thread (and what it execs). Paths
 // that do not exist or cannot be opened are left out: they stay denied.
-func applyLandlock(p *fsPolicy) error {
+func applyLandlock(p *fsPolicy, socketFD int) error {
 	abi := LandlockABI()
 	if abi < 1 {
 		return fmt.Errorf("%w: landlock is not enabled in this kernel", ErrUnsupported)
@@ -110,6 +110,11 @@ func applyLandlock(p *fsPolicy) error {
 	for _, path := range p.Write {
 		if err := rule(path, handled); err != nil {
 			return err
+		}
+	}
+	if socketFD > 0 {
+		if err := add(socketFD, handled); err != nil {
+			return fmt.Errorf("rule socket dir: %w", err)
 		}
 	}
 	// The plugin binary itself, through the descriptor the host verified

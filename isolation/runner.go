@@ -89,6 +89,7 @@ type sandboxRunner struct {
 	pid            int
 	uid            int    // host uid the plugin runs as (0: the runtime's)
 	releaseUID     func() // gives a per-instance uid back
+	socketViaFD    bool   // the plugin's socket dir is its inherited sealFD
 	report         *SetupReport
 
 	waitOnce sync.Once
@@ -237,6 +238,20 @@ func (r *sandboxRunner) start(ctx context.Context) error {
 		defer plan.close()
 		spec.Seal = plan.spec()
 		sealFiles = plan.files
+	}
+	if uid != 0 && !p.Seal && r.socketDir != "" {
+		// The plugin reaches its socket dir through a descriptor the host
+		// opened, whatever the permissions of the directories above it
+		// (a sealed root mounts it instead).
+		d, err := os.OpenFile(r.socketDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("isolation: socket dir: %w", err)
+		}
+		defer d.Close()
+		sealFiles = append(sealFiles, d) // fd sealFD: nothing else uses it unsealed
+		spec.SocketFD = sealFD
+		spec.Env = replaceEnv(spec.Env, "PLUGIN_UNIX_SOCKET_DIR", socketViaFD)
+		r.socketViaFD = true
 	}
 	if p.Landlock {
 		fsp := &fsPolicy{Read: p.ReadPaths, Write: []string{"/dev/null"}}
@@ -431,7 +446,29 @@ func (r *sandboxRunner) Diagnose(context.Context) string {
 	return d
 }
 
-func (r *sandboxRunner) PluginToHost(n, a string) (string, string, error) { return n, a, nil }
+// PluginToHost maps the socket a plugin made through its socket-dir
+// descriptor back to the host path.
+func (r *sandboxRunner) PluginToHost(n, a string) (string, string, error) {
+	if rest, ok := strings.CutPrefix(a, socketViaFD+"/"); ok && r.socketViaFD && n == "unix" {
+		return n, filepath.Join(r.socketDir, rest), nil
+	}
+	return n, a, nil
+}
+
+// socketViaFD is PLUGIN_UNIX_SOCKET_DIR for a plugin that reaches its
+// socket dir through the descriptor it inherits.
+var socketViaFD = "/proc/self/fd/" + strconv.Itoa(sealFD)
+
+// replaceEnv sets key=val in env, replacing an existing entry.
+func replaceEnv(env []string, key, val string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, key+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, key+"="+val)
+}
 func (r *sandboxRunner) HostToPlugin(n, a string) (string, string, error) { return n, a, nil }
 
 // SetupReport carries the entry point's reason for a failed sandbox set-up

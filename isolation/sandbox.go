@@ -38,6 +38,7 @@ type entrySpec struct {
 	Landlock *fsPolicy `json:"landlock,omitempty"`
 	Seccomp  bool      `json:"seccomp,omitempty"`
 	Seal     *sealSpec `json:"seal,omitempty"`
+	SocketFD int       `json:"socket_fd,omitempty"` // the socket dir, kept open for the plugin
 	Trace    bool      `json:"trace,omitempty"` // write each step to stderr
 }
 
@@ -115,6 +116,14 @@ func sandboxMain() error {
 	}); err != nil {
 		return err
 	}
+	if s.SocketFD > 0 {
+		if err := step("socket dir descriptor", func() error {
+			_, err := unix.FcntlInt(uintptr(s.SocketFD), unix.F_SETFD, 0)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
 	if s.Hostname != "" {
 		if err := step("hostname", func() error { return unix.Sethostname([]byte(s.Hostname)) }); err != nil {
 			return err
@@ -149,7 +158,7 @@ func sandboxMain() error {
 		// Before dropping capabilities: the rules are built from paths this
 		// process opens, and the sandbox user may need DAC override for none
 		// of them, but it costs nothing to open them first.
-		if err := step("landlock", func() error { return applyLandlock(s.Landlock) }); err != nil {
+		if err := step("landlock", func() error { return applyLandlock(s.Landlock, s.SocketFD) }); err != nil {
 			return err
 		}
 	}

@@ -41,6 +41,8 @@ type sealMount struct {
 	Dir   bool   `json:"dir,omitempty"`
 	Write bool   `json:"write,omitempty"`
 	Dev   bool   `json:"dev,omitempty"` // a device node: keeps dev, needs no read-only
+
+	verified bool // the checksummed binary: mounted last, over any read path holding it
 }
 
 // sealedDevices are the device nodes a sealed sandbox gets.
@@ -127,7 +129,7 @@ func (s *sealPlanner) include(path string, m sealMount, fd int, optional bool) e
 		_ = f.Close()
 		return fmt.Errorf("%w: sealed root: attributes of %s: %v", ErrSandboxSetup, real, err)
 	}
-	m.Path, m.FD = real, s.firstFD+len(s.files)
+	m.Path, m.FD, m.verified = real, s.firstFD+len(s.files), fd >= 0
 	s.files = append(s.files, f)
 	s.mounts[real] = &m
 	return nil
@@ -171,7 +173,8 @@ func (s *sealPlanner) resolve(path string) (string, error) {
 
 // spec orders the plan: links and files first, then directories from the
 // outermost in (a directory mounted later over files placed earlier holds
-// them too, as it does on the host).
+// them too, as it does on the host), and the verified binary last, so that
+// the path exec'd is the checksummed file even inside a read path.
 func (s *sealPlanner) spec() *sealSpec {
 	out := &sealSpec{}
 	for p, t := range s.links {
@@ -183,6 +186,9 @@ func (s *sealPlanner) spec() *sealSpec {
 	}
 	sort.Slice(out.Mounts, func(i, j int) bool {
 		a, b := out.Mounts[i], out.Mounts[j]
+		if a.verified != b.verified {
+			return b.verified
+		}
 		if a.Dir != b.Dir {
 			return !a.Dir
 		}
