@@ -153,8 +153,7 @@ func (rt *Runtime) startPool(ctx context.Context, p *config.Provider) (*Pool, er
 		SocketDir: rt.state.Run, StartTimeout: time.Duration(p.StartTimeout), Logger: rt.log,
 	}
 	if rt.envs != nil {
-		prof, err := isolation.ProfileByName(p.Profile, isolation.Override{Limits: isolation.Limits{
-			MemoryBytes: p.Limits.MemoryMB << 20, CPUCores: p.Limits.CPU, Pids: p.Limits.Pids}})
+		prof, err := providerProfile(p)
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
 		}
