@@ -39,7 +39,7 @@ type entrySpec struct {
 	Seccomp  bool      `json:"seccomp,omitempty"`
 	Seal     *sealSpec `json:"seal,omitempty"`
 	SocketFD int       `json:"socket_fd,omitempty"` // the socket dir, kept open for the plugin
-	Trace    bool      `json:"trace,omitempty"` // write each step to stderr
+	Trace    bool      `json:"trace,omitempty"`     // write each step to stderr
 }
 
 type rlimit struct {

@@ -124,10 +124,10 @@ type Provider struct {
 	HealthTimeout  Duration `yaml:"health_timeout"`
 	// AcquireWait bounds how long an invocation waits for a ready instance
 	// while a replacement starts (default 5s).
-	AcquireWait Duration       `yaml:"acquire_wait"`
-	Profile     string         `yaml:"profile"`
-	Tenant      string         `yaml:"tenant"`
-	Limits      Limits         `yaml:"limits"`
+	AcquireWait Duration `yaml:"acquire_wait"`
+	Profile     string   `yaml:"profile"`
+	Tenant      string   `yaml:"tenant"`
+	Limits      Limits   `yaml:"limits"`
 	// ReadPaths are host paths the plugin may read (its script, model
 	// files): bind-mounted read-only into a tenant's sealed root, added to
 	// nothing for trusted (which sees the host's files anyway). Relative
@@ -135,8 +135,8 @@ type Provider struct {
 	ReadPaths []string `yaml:"read_paths"`
 	// User: "" (default) runs the plugin as an unprivileged uid of its own
 	// when rspp is root; "root" keeps root (trusted only).
-	User string `yaml:"user"`
-	Config      map[string]any `yaml:"config"`
+	User   string         `yaml:"user"`
+	Config map[string]any `yaml:"config"`
 
 	// Filled by Load.
 	Name       string `yaml:"-"`

@@ -92,7 +92,7 @@ func TestNodeJSNodeRunsUnderBothProfiles(t *testing.T) {
 				Runner: p.RunnerFunc(env, isolation.Target{Binary: script,
 					Secure: &plugin.SecureConfig{Checksum: sha256File(t, script), Hash: sha256.New()}}),
 				SkipHostEnv: p.SkipHostEnv,
-				SocketDir: w.sockets, StartTimeout: 30 * time.Second, Stderr: errw,
+				SocketDir:   w.sockets, StartTimeout: 30 * time.Second, Stderr: errw,
 			})
 			if err != nil {
 				errw.mu.Lock()
