@@ -22,6 +22,9 @@ var (
 	// ErrUnknownProfile: a profile name that is neither built in nor
 	// configured.
 	ErrUnknownProfile = errors.New("unknown isolation profile")
+	// ErrInvalidProfile: a profile or override that cannot be applied
+	// (user: root with a user namespace, a relative read path, ...).
+	ErrInvalidProfile = errors.New("invalid isolation profile")
 	// ErrChecksum: the plugin binary does not match SecureConfig.
 	ErrChecksum = errors.New("plugin binary checksum mismatch")
 	// ErrClosed: the envelope was already closed.

@@ -47,7 +47,7 @@ func LandlockABI() int {
 
 // applyLandlock restricts the calling thread (and what it execs). Paths
 // that do not exist or cannot be opened are left out: they stay denied.
-func applyLandlock(p *fsPolicy) error {
+func applyLandlock(p *fsPolicy, socketFD int) error {
 	abi := LandlockABI()
 	if abi < 1 {
 		return fmt.Errorf("%w: landlock is not enabled in this kernel", ErrUnsupported)
@@ -112,6 +112,11 @@ func applyLandlock(p *fsPolicy) error {
 			return err
 		}
 	}
+	if socketFD > 0 {
+		if err := add(socketFD, handled); err != nil {
+			return fmt.Errorf("rule socket dir: %w", err)
+		}
+	}
 	// The plugin binary itself, through the descriptor the host verified
 	// (its path may be unreachable for the sandbox user).
 	if err := add(binaryFD, unix.LANDLOCK_ACCESS_FS_EXECUTE|unix.LANDLOCK_ACCESS_FS_READ_FILE); err != nil {
@@ -124,8 +129,9 @@ func applyLandlock(p *fsPolicy) error {
 }
 
 // deniedSyscalls fail with EPERM in the tenant sandbox: debugging other
-// processes, changing mounts or namespaces, loading kernel code, keyrings,
-// clocks, and io_uring (which would bypass this filter).
+// processes, changing mounts or namespaces, loading kernel code (modules,
+// bpf), perf events, userfaultfd, keyrings, clocks, and io_uring (which
+// would bypass this filter).
 var deniedSyscalls = []string{
 	"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
 	"mount", "umount2", "pivot_root", "chroot", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
@@ -149,15 +155,31 @@ func seccompPolicy() seccomp.Policy {
 		deny = append(deny, seccomp.NameWithConditions{Name: "socket", Conditions: seccomp.ArgumentConditions{
 			{Argument: 1, Operation: seccomp.Equal, Value: unix.SOCK_RAW | flags}}})
 	}
+	// clone with any namespace flag: new namespaces are how a tenant would
+	// get capabilities back (a user namespace) and see past its sandbox.
+	deny = append(deny, seccomp.NameWithConditions{Name: "clone", Conditions: seccomp.ArgumentConditions{
+		{Argument: 0, Operation: seccomp.BitsSet, Value: cloneNamespaceFlags}}})
 	return seccomp.Policy{
 		DefaultAction: seccomp.ActionAllow,
 		Syscalls: []seccomp.SyscallGroup{{
 			Names:              deniedSyscalls,
 			Action:             seccomp.ActionErrno,
 			NamesWithCondtions: deny,
+		}, {
+			// clone3 passes its flags in memory, which seccomp cannot read:
+			// ENOSYS makes libc and the Go runtime fall back to clone, whose
+			// flags the rule above checks.
+			Names:  []string{"clone3"},
+			Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS),
 		}},
 	}
 }
+
+// cloneNamespaceFlags are the clone(2) flags that create a namespace
+// (CLONE_NEWTIME shares its bit with clone's exit signal: only unshare,
+// denied outright, and clone3 take it).
+const cloneNamespaceFlags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWPID |
+	unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP
 
 // applySeccomp loads the filter on the calling thread only (no TSYNC): it
 // is the thread that execs, and the filter survives execve.

@@ -19,6 +19,7 @@ type probeReport struct {
 	Cgroup       string   `json:"cgroup"` // /proc/self/cgroup, read as first action
 	PID          int      `json:"pid"`
 	UID          int      `json:"uid"`
+	EUID         int      `json:"euid"`
 	Hostname     string   `json:"hostname"`
 	CapEff       string   `json:"cap_eff"`
 	NoNewPrivs   string   `json:"no_new_privs"`
@@ -47,6 +48,11 @@ func sandboxHelper(mode string) int {
 	case "probe":
 		fmt.Println(probe())
 		return 0
+	case "probe-then-sleep":
+		fmt.Println(probe())
+		_ = os.Stdout.Close()
+		time.Sleep(time.Minute)
+		return 0
 	case "plugin":
 		servePingPlugin()
 		return 0
@@ -65,7 +71,7 @@ func probe() string {
 		t, _ := os.Readlink("/proc/self/fd/" + e.Name())
 		r.FDs = append(r.FDs, e.Name()+"->"+t)
 	}
-	r.PID, r.UID = os.Getpid(), os.Getuid()
+	r.PID, r.UID, r.EUID = os.Getpid(), os.Getuid(), os.Geteuid()
 	r.Hostname, _ = os.Hostname()
 	if st, err := os.ReadFile("/proc/self/status"); err == nil {
 		for _, l := range strings.Split(string(st), "\n") {

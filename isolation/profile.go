@@ -19,17 +19,34 @@ type Profile struct {
 	Namespaces bool
 	// UserNS: a user namespace in which the plugin is root without
 	// capabilities, mapped to the unprivileged host UID/GID.
-	UserNS   bool
-	UID, GID int // host ids the user namespace maps to (default 65534)
+	UserNS bool
+	// UID, GID: the host ids the plugin runs as (mapped to root of its user
+	// namespace with UserNS). 0: when the runtime is root, one uid (and a
+	// group of the same number) per instance from UIDs, unless RunAsRoot.
+	UID, GID int
+	UIDs     UIDRange // zero: DefaultUIDRange
+	// RunAsRoot keeps the runtime's uid (root) for the plugin: the
+	// provider config's `user: root`. Only for profiles without UserNS.
+	RunAsRoot bool
+
+	// Seal: the plugin gets a root filesystem of its own (an empty tmpfs
+	// holding its binary, interpreter and libraries, ReadPaths, its scratch
+	// and socket dirs, /dev/null, /dev/zero, /dev/urandom and a /proc of
+	// its PID namespace): no host file or socket is even visible. Needs
+	// Namespaces and UserNS. ReadPaths are bind-mounted read-only.
+	Seal bool
 
 	// Landlock: the filesystem is read-only, and only ReadPaths (plus the
-	// plugin binary) are readable at all; the instance's scratch dir and
+	// plugin binary; with Seal, everything in the sealed root) are readable
+	// at all; the instance's scratch dir and
 	// go-plugin's socket dir are the only writable places. TCP bind and
 	// connect are denied, and signals cannot leave the sandbox.
 	Landlock  bool
 	ReadPaths []string
-	// Seccomp: deny ptrace, mount, module, bpf, namespace, keyring,
-	// io_uring and raw/packet socket system calls with EPERM.
+	// Seccomp: deny ptrace, mount, module, bpf, perf, userfaultfd,
+	// namespace (unshare, setns, clone with CLONE_NEW* flags; clone3 is
+	// ENOSYS so libc falls back to clone), keyring, io_uring and raw/packet
+	// socket system calls.
 	Seccomp bool
 	// DropCaps clears every capability (bounding, ambient, effective,
 	// permitted, inheritable) before exec.
@@ -48,13 +65,16 @@ type Profile struct {
 	NoFile   uint64
 	FileSize uint64
 	// EntryPath is the sandbox entry binary: a binary whose main calls
-	// MaybeSandboxMain first (default: this executable). With UserNS it must
-	// be executable by UID (a world-executable path).
+	// MaybeSandboxMain first (default: this executable). The host opens it
+	// and the child execs that descriptor, so the directories on its path
+	// need not be reachable by UID; the file must be executable by UID.
 	EntryPath string
 }
 
 // DefaultReadPaths are what a dynamically or statically linked plugin
-// needs to load and to make TLS and time zone work.
+// needs to load and to make TLS and time zone work, for a profile with
+// Landlock but without Seal (a sealed root finds what the binary needs
+// itself, see ExecNeeds).
 var DefaultReadPaths = []string{
 	"/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin",
 	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/ssl", "/etc/ca-certificates",
@@ -67,6 +87,7 @@ type Override struct {
 	Limits      Limits
 	ReadPaths   []string // added to the profile's
 	ScratchRoot string
+	RunAsRoot   bool // the provider config's `user: root`
 }
 
 // Profiles maps profile names to profiles; the runtime config adds or
@@ -86,10 +107,8 @@ func BuiltinProfiles() Profiles {
 			Limits:      Limits{MemoryBytes: 256 << 20, CPUCores: 0.5, Pids: 64},
 			Namespaces:  true,
 			UserNS:      true,
-			UID:         65534,
-			GID:         65534,
+			Seal:        true,
 			Landlock:    true,
-			ReadPaths:   append([]string(nil), DefaultReadPaths...),
 			Seccomp:     true,
 			DropCaps:    true,
 			SkipHostEnv: true,
@@ -135,12 +154,21 @@ func (ps Profiles) Get(name string, overrides ...Override) (Profile, error) {
 		if o.ScratchRoot != "" {
 			p.ScratchRoot = o.ScratchRoot
 		}
+		p.RunAsRoot = p.RunAsRoot || o.RunAsRoot
 	}
 	if err := p.Limits.validate(); err != nil {
 		return Profile{}, err
 	}
-	if p.UserNS && p.UID == 0 {
-		p.UID, p.GID = 65534, 65534
+	if p.RunAsRoot && p.UserNS {
+		return Profile{}, fmt.Errorf("%w: profile %q runs in a user namespace mapped to an unprivileged uid; user: root is only for profiles without one (trusted)", ErrInvalidProfile, name)
+	}
+	if p.Seal && (!p.Namespaces || !p.UserNS) {
+		return Profile{}, fmt.Errorf("%w: profile %q: Seal needs Namespaces and UserNS", ErrInvalidProfile, name)
+	}
+	for _, rp := range p.ReadPaths {
+		if !filepath.IsAbs(rp) {
+			return Profile{}, fmt.Errorf("%w: profile %q: read path %q is not absolute", ErrInvalidProfile, name, rp)
+		}
 	}
 	return p, nil
 }

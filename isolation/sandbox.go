@@ -22,6 +22,9 @@ const entryEnv = "RSPP_SANDBOX_ENTRY"
 const (
 	specFD   = 3 // the gate: the spec arrives here, EOF releases the entry
 	binaryFD = 4 // the plugin binary, opened and checksummed by the host
+	reportFD = 5 // a set-up failure is written here (close-on-exec: EOF on exec)
+	entryFD  = 6 // the entry binary itself (the child execs /proc/self/fd/6)
+	sealFD   = 7 // first mount source of a sealed root
 )
 
 // entrySpec is what the entry point applies before exec'ing the plugin.
@@ -34,7 +37,9 @@ type entrySpec struct {
 	DropCaps bool      `json:"drop_caps,omitempty"`
 	Landlock *fsPolicy `json:"landlock,omitempty"`
 	Seccomp  bool      `json:"seccomp,omitempty"`
-	Trace    bool      `json:"trace,omitempty"` // write each step to stderr
+	Seal     *sealSpec `json:"seal,omitempty"`
+	SocketFD int       `json:"socket_fd,omitempty"` // the socket dir, kept open for the plugin
+	Trace    bool      `json:"trace,omitempty"`     // write each step to stderr
 }
 
 type rlimit struct {
@@ -57,9 +62,12 @@ type fsPolicy struct {
 // otherwise it returns at once.
 //
 // The entry point waits until the host has placed it in its envelope (EOF
-// on the spec pipe), then, on the one OS thread that will exec, applies
-// rlimits, drops capabilities, sets no_new_privs, landlock and seccomp, and
-// execs the verified plugin binary from the descriptor the host opened.
+// on the spec pipe), then, on the one OS thread that will exec, builds and
+// pivots into its sealed root (if the profile seals), applies rlimits,
+// drops capabilities, sets no_new_privs, landlock and seccomp, and execs
+// the verified plugin binary (from the descriptor the host opened, or,
+// sealed, from where that descriptor is mounted). A failure is written to
+// the report descriptor, which the host puts in the start error.
 func MaybeSandboxMain() {
 	if os.Getenv(entryEnv) != "1" {
 		return
@@ -69,6 +77,11 @@ func MaybeSandboxMain() {
 	runtime.LockOSThread()
 	if err := sandboxMain(); err != nil {
 		fmt.Fprintf(os.Stderr, "rspp-sandbox: %v\n", err)
+		// The host reads this into the start error: a set-up failure must
+		// not need debug logs to be understood.
+		report := os.NewFile(reportFD, "report")
+		_, _ = fmt.Fprintf(report, "%v", err)
+		_ = report.Close()
 		os.Exit(125)
 	}
 	os.Exit(125) // unreachable: sandboxMain execs or fails
@@ -103,8 +116,21 @@ func sandboxMain() error {
 	}); err != nil {
 		return err
 	}
+	if s.SocketFD > 0 {
+		if err := step("socket dir descriptor", func() error {
+			_, err := unix.FcntlInt(uintptr(s.SocketFD), unix.F_SETFD, 0)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
 	if s.Hostname != "" {
 		if err := step("hostname", func() error { return unix.Sethostname([]byte(s.Hostname)) }); err != nil {
+			return err
+		}
+	}
+	if s.Seal != nil {
+		if err := step("sealed root", func() error { return applySeal(s.Seal) }); err != nil {
 			return err
 		}
 	}
@@ -132,7 +158,7 @@ func sandboxMain() error {
 		// Before dropping capabilities: the rules are built from paths this
 		// process opens, and the sandbox user may need DAC override for none
 		// of them, but it costs nothing to open them first.
-		if err := step("landlock", func() error { return applyLandlock(s.Landlock) }); err != nil {
+		if err := step("landlock", func() error { return applyLandlock(s.Landlock, s.SocketFD) }); err != nil {
 			return err
 		}
 	}
@@ -152,7 +178,33 @@ func sandboxMain() error {
 			env = append(env, kv)
 		}
 	}
+	if s.Seal != nil {
+		// The binary is mounted at its own path in the sealed root, from the
+		// very descriptor the host verified: exec it by that path, so a "#!"
+		// script's interpreter finds it too.
+		return fmt.Errorf("%w: exec %s: %v", ErrSandboxSetup, s.Argv[0], syscall.Exec(s.Argv[0], s.Argv, env))
+	}
+	if script, err := isScript(binaryFD); err != nil {
+		return fmt.Errorf("%w: read plugin binary: %v", ErrSandboxSetup, err)
+	} else if script {
+		// For a "#!" script the kernel hands the interpreter /dev/fd/4: it
+		// must survive exec (a close-on-exec descriptor makes execveat fail
+		// with ENOENT).
+		if _, err := unix.FcntlInt(binaryFD, unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("%w: keep script descriptor: %v", ErrSandboxSetup, err)
+		}
+	}
 	return fmt.Errorf("%w: exec %s: %v", ErrSandboxSetup, s.Argv[0], execveat(binaryFD, s.Argv, env))
+}
+
+// isScript says whether the file open on fd starts with "#!".
+func isScript(fd int) (bool, error) {
+	var b [2]byte
+	n, err := unix.Pread(fd, b[:], 0)
+	if err != nil {
+		return false, err
+	}
+	return n == 2 && b[0] == '#' && b[1] == '!', nil
 }
 
 // execveat execs the file open on fd (fexecve): the binary the host

@@ -156,8 +156,56 @@ func TestSandboxTrustedPlacesBeforeCodeRuns(t *testing.T) {
 	if rep.NoNewPrivs != "1" {
 		t.Fatalf("no_new_privs not set in trusted profile: %q", rep.NoNewPrivs)
 	}
-	if rep.UID != 0 || rep.ReadSecret == "x" {
-		t.Fatalf("trusted profile should run as the runtime user: uid %d", rep.UID)
+	// Not root: a uid of its own from the instance range.
+	r := isolation.DefaultUIDRange
+	if rep.UID < int(r.First) || rep.UID >= int(r.First+r.Count) || rep.EUID != rep.UID {
+		t.Fatalf("trusted plugin runs as uid %d/%d, want one of %d..%d", rep.UID, rep.EUID, r.First, r.First+r.Count-1)
+	}
+	if rep.CapEff != "0000000000000000" {
+		t.Fatalf("trusted plugin has capabilities %s", rep.CapEff)
+	}
+}
+
+// TestSandboxTrustedUserRoot: `user: root` keeps the runtime's uid.
+func TestSandboxTrustedUserRoot(t *testing.T) {
+	p, err := isolation.ProfileByName("trusted", isolation.Override{RunAsRoot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runSandboxed(t, p, nil, "probe", nil)
+	if err != nil {
+		t.Fatalf("probe: %v\n%s", err, out)
+	}
+	var rep probeReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("probe output %q: %v", out, err)
+	}
+	if rep.UID != os.Geteuid() {
+		t.Fatalf("user: root ran as uid %d, want the runtime's %d", rep.UID, os.Geteuid())
+	}
+	if _, err := isolation.ProfileByName("tenant", isolation.Override{RunAsRoot: true}); !errors.Is(err, isolation.ErrInvalidProfile) {
+		t.Fatalf("tenant with user: root: %v, want ErrInvalidProfile", err)
+	}
+}
+
+// TestSandboxInstancesGetTheirOwnUIDs: two live instances never share a
+// uid, so one cannot signal the other.
+func TestSandboxInstancesGetTheirOwnUIDs(t *testing.T) {
+	p, _ := isolation.ProfileByName("trusted")
+	seen := map[int]bool{}
+	for i := 0; i < 3; i++ {
+		out, err := runSandboxedLive(t, p, "probe-then-sleep")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep probeReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("probe output %q: %v", out, err)
+		}
+		if seen[rep.UID] {
+			t.Fatalf("uid %d handed to two live instances", rep.UID)
+		}
+		seen[rep.UID] = true
 	}
 }
 

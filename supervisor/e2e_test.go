@@ -151,7 +151,7 @@ func TestFiftySessionsSurviveProviderSIGKILL(t *testing.T) {
 // timeout, and the next turn commits on the replacement.
 func TestHungPluginTimedOutKilledAndReplaced(t *testing.T) {
 	dir := t.TempDir()
-	hang := filepath.Join(dir, "hang")
+	hang := filepath.Join(signalDir(t), "hang")
 	cfgPath := testConfig(t, dir, map[string]string{"llm.config": "hang_file: " + hang}, "")
 	// llm times out after 1s (the others keep 10s).
 	raw, _ := os.ReadFile(cfgPath)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/isolation"
+	"github.com/rspp/rspp/supervisor/config"
 )
 
 // Launch says how to start one instance of a pool's plugin. With Envelopes
@@ -59,6 +60,7 @@ func (l Launch) start(ctx context.Context, name string) (*externalnode.Instance,
 	var (
 		env     *isolation.Envelope
 		scratch string
+		report  *isolation.SetupReport
 	)
 	if l.Envelopes != nil {
 		var err error
@@ -73,7 +75,8 @@ func (l Launch) start(ctx context.Context, name string) (*externalnode.Instance,
 			scratch = filepath.Join(l.Profile.ScratchRoot, env.Name())
 			env2 = append(slices.Clone(l.Env), ScratchEnv+"="+scratch)
 		}
-		t := isolation.Target{Binary: l.Binary, Args: l.Args, Env: env2}
+		t := isolation.Target{Binary: l.Binary, Args: l.Args, Env: env2, Report: &isolation.SetupReport{}}
+		report = t.Report
 		if len(l.Checksum) > 0 {
 			// isolation verifies the very fd it execs; the host-side check
 			// would only hash the file a second time.
@@ -91,7 +94,17 @@ func (l Launch) start(ctx context.Context, name string) (*externalnode.Instance,
 	}
 	inst, err := externalnode.Start(ctx, sc)
 	if err != nil {
+		// Say why the sandbox refused to start the plugin, and whether it
+		// died of a limit (a pids limit hit while starting is a
+		// resource_limit failure like any other).
+		if serr := report.Err(); serr != nil {
+			err = fmt.Errorf("%w: %w", serr, err)
+		}
 		if env != nil {
+			if lerr := env.Failure(); lerr != nil {
+				kind, cerr := classify(err, lerr, false)
+				err = &CrashError{Provider: name, Instance: name, Tenant: l.Tenant, Kind: kind, Err: fmt.Errorf("%w (%w)", cerr, err)}
+			}
 			_ = env.Close()
 		}
 		if scratch != "" {
@@ -118,6 +131,17 @@ func newScratchDir(root, name string) (string, error) {
 		return "", fmt.Errorf("scratch dir: %w", err)
 	}
 	return dir, nil
+}
+
+// providerProfile is the isolation profile of a configured provider: its
+// profile with its limits, read paths and user applied.
+func providerProfile(p *config.Provider, scratchRoot string) (isolation.Profile, error) {
+	return isolation.ProfileByName(p.Profile, isolation.Override{
+		Limits:      isolation.Limits{MemoryBytes: p.Limits.MemoryMB << 20, CPUCores: p.Limits.CPU, Pids: p.Limits.Pids},
+		ReadPaths:   p.ReadPaths,
+		RunAsRoot:   p.User == "root",
+		ScratchRoot: scratchRoot,
+	})
 }
 
 // pluginLogger is the logger handed to go-plugin. go-plugin logs every

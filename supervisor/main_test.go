@@ -203,3 +203,19 @@ func shortDir(t testing.TB) string {
 	t.Cleanup(func() { _ = os.RemoveAll(d) })
 	return d
 }
+
+// signalDir holds the files a test uses to steer its test plugins
+// (hang_file, oom_file). Plugins run as a uid of their own, which must
+// reach and remove them: t.TempDir's are root's alone.
+func signalDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "rspp-signal-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(d) })
+	return d
+}

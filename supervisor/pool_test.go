@@ -137,7 +137,7 @@ func TestPoolRetryAvoidsFailedInstance(t *testing.T) {
 }
 
 func TestPoolKillsHungInstanceAfterGrace(t *testing.T) {
-	hang := filepath.Join(t.TempDir(), "hang")
+	hang := filepath.Join(signalDir(t), "hang")
 	p, log := testPool(t, func(c *PoolConfig) {
 		c.Warm = 1
 		c.ConfigJSON = []byte(`{"role":"echo","hang_file":"` + hang + `"}`)
@@ -267,7 +267,7 @@ func TestPoolOOMIsResourceLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oom := filepath.Join(t.TempDir(), "oom")
+	oom := filepath.Join(signalDir(t), "oom")
 	p, log := testPool(t, func(c *PoolConfig) {
 		c.Warm = 1
 		c.Launch.Envelopes, c.Launch.Profile, c.Launch.Tenant = envs, prof, "acme"

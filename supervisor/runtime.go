@@ -236,9 +236,7 @@ func (rt *Runtime) startPoolOf(ctx context.Context, g *generation, sc scope) (*P
 		SocketDir: rt.state.Run, ScratchRoot: rt.state.Scratch(), StartTimeout: time.Duration(p.StartTimeout), Logger: rt.log,
 	}
 	if rt.envs != nil {
-		prof, err := isolation.ProfileByName(p.Profile, isolation.Override{Limits: isolation.Limits{
-			MemoryBytes: p.Limits.MemoryMB << 20, CPUCores: p.Limits.CPU, Pids: p.Limits.Pids},
-			ScratchRoot: rt.state.Scratch()})
+		prof, err := providerProfile(p, rt.state.Scratch())
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
 		}

@@ -191,5 +191,6 @@ func sameProvider(a, b *config.Provider) bool {
 	return a.BinaryPath == b.BinaryPath && fmt.Sprint(a.Args) == fmt.Sprint(b.Args) &&
 		string(a.Checksum) == string(b.Checksum) && string(a.ConfigJSON) == string(b.ConfigJSON) &&
 		a.Instances == b.Instances && a.Limits == b.Limits && a.Profile == b.Profile && a.Restart == b.Restart &&
-		a.Share == b.Share && a.IdleTimeout == b.IdleTimeout && a.Tenant == b.Tenant
+		a.Share == b.Share && a.IdleTimeout == b.IdleTimeout && a.Tenant == b.Tenant &&
+		fmt.Sprint(a.ReadPaths) == fmt.Sprint(b.ReadPaths) && a.User == b.User
 }

@@ -141,8 +141,16 @@ type Provider struct {
 	Limits      Limits   `yaml:"limits"`
 	// OutputBudget bounds what one invocation of this provider may emit;
 	// past it the invocation fails as resource_limit/output_budget.
-	OutputBudget OutputBudget   `yaml:"output_budget"`
-	Config       map[string]any `yaml:"config"`
+	OutputBudget OutputBudget `yaml:"output_budget"`
+	// ReadPaths are host paths the plugin may read (its script, model
+	// files): bind-mounted read-only into a tenant's sealed root, added to
+	// nothing for trusted (which sees the host's files anyway). Relative
+	// paths are relative to the config file.
+	ReadPaths []string `yaml:"read_paths"`
+	// User: "" (default) runs the plugin as an unprivileged uid of its own
+	// when rspp is root; "root" keeps root (trusted only).
+	User   string         `yaml:"user"`
+	Config map[string]any `yaml:"config"`
 
 	// Filled by Load.
 	Name       string `yaml:"-"`
@@ -378,6 +386,24 @@ func (c *Config) validateProvider(name string, p *Provider) error {
 	}
 	if p.IdleTimeout < 0 {
 		return c.errf(key+".idle_timeout", "must not be negative")
+	}
+	switch p.User {
+	case "":
+	case "root":
+		if p.Profile != "trusted" {
+			return c.errf(key+".user", "root is only for profile trusted (a tenant runs in a user namespace mapped to an unprivileged uid)")
+		}
+	default:
+		return c.errf(key+".user", "must be empty (an unprivileged uid per instance) or root, got %q", p.User)
+	}
+	for i, rp := range p.ReadPaths {
+		if rp == "" {
+			return c.errf(fmt.Sprintf("%s.read_paths[%d]", key, i), "must not be empty")
+		}
+		p.ReadPaths[i] = c.Resolve(rp)
+		if _, err := os.Stat(p.ReadPaths[i]); err != nil {
+			return c.errf(fmt.Sprintf("%s.read_paths[%d]", key, i), "%s: %v", p.ReadPaths[i], errors.Unwrap(err))
+		}
 	}
 	r := p.Restart
 	switch {

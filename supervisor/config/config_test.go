@@ -149,3 +149,39 @@ func TestShareIsValidatedAndDefaultsToTenant(t *testing.T) {
 		}
 	}
 }
+
+func TestIsolationFields(t *testing.T) {
+	dir := t.TempDir()
+	if err := parse(t, "", "    profile: tenant\n    read_paths: ["+dir+"]\n"); err != nil {
+		t.Fatalf("tenant with a read path: %v", err)
+	}
+	if err := parse(t, "", "    user: root\n"); err != nil {
+		t.Fatalf("trusted as root: %v", err)
+	}
+	for _, c := range []struct{ prov, key string }{
+		{"    profile: tenant\n    user: root\n", "providers.p.user"},
+		{"    user: nobody\n", "providers.p.user"},
+		{"    read_paths: [/nonexistent/models]\n", "providers.p.read_paths[0]"},
+		{"    read_paths: ['']\n", "providers.p.read_paths[0]"},
+	} {
+		err := parse(t, "", c.prov)
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != c.key {
+			t.Errorf("%q: %v, want a *config.Error at %s", c.prov, err, c.key)
+		}
+	}
+	self, _ := os.Executable()
+	cfgDir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(cfgDir, "models"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	y := "version: 1\nproviders:\n  p:\n    kind: tts\n    binary: " + self + "\n    read_paths: [models]\n" +
+		"pipeline:\n  nodes:\n    - {id: n, provider: p}\n  edges:\n    - {from: ingress, to: n}\n    - {from: n, to: egress}\n"
+	c, err := Parse([]byte(y), filepath.Join(cfgDir, "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Providers["p"].ReadPaths; len(got) != 1 || got[0] != filepath.Join(cfgDir, "models") {
+		t.Fatalf("relative read path resolved to %v", got)
+	}
+}

@@ -73,12 +73,16 @@ func binaries(t *testing.T) (hostileBin, entryBin string) {
 }
 
 type world struct {
-	es      *isolation.Envelopes
-	profile isolation.Profile
-	sockets string
-	secret  string
-	outside string
-	tcp     string
+	es       *isolation.Envelopes
+	profile  isolation.Profile
+	sockets  string
+	scratch  string
+	secret   string
+	outside  string
+	tcp      string
+	unix     string // a 0666 unix socket of the host
+	declared string // a file under the profile's read_paths
+	repo     string
 }
 
 func setup(t *testing.T) *world {
@@ -123,12 +127,49 @@ func setup(t *testing.T) *world {
 			_ = c.Close()
 		}
 	}()
-	p, err := isolation.ProfileByName("tenant", isolation.Override{ScratchRoot: filepath.Join(dir, "scratch")})
+	// A host service on a world-connectable pathname socket (like
+	// /dev/log or D-Bus on a normal host).
+	unixPath := filepath.Join(dir, "host.sock")
+	uln, err := net.Listen("unix", unixPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &world{es: es, profile: p, sockets: filepath.Join(dir, "sockets"), secret: secret,
-		outside: filepath.Join(dir, "etc", "pwned"), tcp: ln.Addr().String()}
+	t.Cleanup(func() { _ = uln.Close() })
+	if err := os.Chmod(unixPath, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := uln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	if c, err := net.Dial("unix", unixPath); err != nil {
+		t.Fatalf("host socket not connectable from the host: %v", err)
+	} else {
+		_ = c.Close()
+	}
+	declaredDir := filepath.Join(dir, "models")
+	if err := os.Mkdir(declaredDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	declared := filepath.Join(declaredDir, "model.txt")
+	if err := os.WriteFile(declared, []byte("weights v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := isolation.ProfileByName("tenant", isolation.Override{ScratchRoot: filepath.Join(dir, "scratch"), ReadPaths: []string{declaredDir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &world{es: es, profile: p, sockets: filepath.Join(dir, "sockets"), scratch: filepath.Join(dir, "scratch"), secret: secret,
+		outside: filepath.Join(dir, "etc", "pwned"), tcp: ln.Addr().String(), unix: unixPath, declared: declared, repo: repo}
 }
 
 // start runs test/hostile with one behaviour in its own tenant envelope.
@@ -145,6 +186,7 @@ func (w *world) start(t *testing.T, name, behaviour string) (*externalnode.Insta
 	target := isolation.Target{Binary: bin, Env: []string{
 		"RSPP_HOSTILE=" + behaviour, "HOSTILE_TCP=" + w.tcp, "HOSTILE_SECRET=" + w.secret,
 		"HOSTILE_OUTSIDE=" + w.outside, "HOSTILE_HOST_PID=" + strconv.Itoa(os.Getpid()),
+		"HOSTILE_UNIX=" + w.unix, "HOSTILE_DECLARED=" + w.declared, "HOSTILE_REPO=" + w.repo, "HOSTILE_PEERS=" + w.sockets,
 	}}
 	inst, err := externalnode.Start(context.Background(), externalnode.StartConfig{
 		Name: name, Binary: bin, Runner: p.RunnerFunc(env, target), SkipHostEnv: p.SkipHostEnv,
@@ -268,8 +310,38 @@ func TestHostileNodeIsContained(t *testing.T) {
 			return fmt.Sprintf("cpu quota %.2f cores: throttled %d periods (%v)", w.profile.Limits.CPUCores, st.CPUThrottled, time.Duration(st.CPUThrottledNanos))
 		}},
 		{"tcp", 0, blockedBy("net namespace (no route) + landlock TCP connect")},
-		{"readfile", 0, blockedBy("landlock read allowlist")},
-		{"write", 0, blockedBy("landlock: writable only in scratch")},
+		{"readfile", 0, blockedBy("sealed root (not mounted) + landlock read allowlist")},
+		{"write", 0, blockedBy("sealed root (not mounted, root read-only) + landlock: writable only in scratch")},
+		{"unixsocket", 0, blockedBy("sealed root: the host's socket is not in the tenant's filesystem")},
+		{"mountinfo", 0, w.checkMountinfo},
+		{"clone", 0, func(t *testing.T, o *outcome, _ *externalnode.Instance, _ *isolation.Envelope) string {
+			s := text(o)
+			if !strings.Contains(s, "clone=operation not permitted") || !strings.Contains(s, "clone3=function not implemented") {
+				t.Errorf("clone with namespace flags not refused by seccomp: %q (end %v)", s, o.err)
+			}
+			return "blocked by seccomp: clone with CLONE_NEW* is EPERM, clone3 is ENOSYS (" + s + ")"
+		}},
+		{"listing", 0, w.checkListing},
+		{"readpaths", 0, func(t *testing.T, o *outcome, _ *externalnode.Instance, _ *isolation.Envelope) string {
+			s := text(o)
+			if !strings.Contains(s, `read=ok content="weights v1"`) || strings.Contains(s, "write=ok") {
+				t.Errorf("declared read path: %q, want readable and not writable", s)
+			}
+			if b, _ := os.ReadFile(w.declared); string(b) != "weights v1" {
+				t.Errorf("declared file changed from inside: %q", b)
+			}
+			return "declared read_paths readable, bind-mounted read-only (" + s + ")"
+		}},
+		{"peers", 0, func(t *testing.T, o *outcome, _ *externalnode.Instance, _ *isolation.Envelope) string {
+			s := text(o)
+			if ents, _ := os.ReadDir(w.sockets); len(ents) < 2 {
+				t.Errorf("probe proves nothing: the host's socket root holds %d instance dirs, want the honest one too", len(ents))
+			}
+			if !strings.Contains(s, "others=[]") || !strings.Contains(s, "connected=[]") {
+				t.Errorf("another instance's socket dir is visible or reachable: %q", s)
+			}
+			return "blocked by sealed root: only its own socket dir is mounted (" + s + ")"
+		}},
 		{"signal", 0, blockedBy("pid namespace (supervisor invisible) + landlock signal scope + seccomp ptrace")},
 		{"rawsocket", 0, blockedBy("seccomp socket(SOCK_RAW) + no capabilities")},
 		{"oversized", 0, func(t *testing.T, o *outcome, inst *externalnode.Instance, _ *isolation.Envelope) string {
@@ -336,6 +408,71 @@ func TestHostileNodeIsContained(t *testing.T) {
 	if _, err := os.Stat(w.outside); err == nil {
 		t.Errorf("a file was written outside the scratch dir")
 	}
+}
+
+// checkMountinfo: the tenant sees none of the host's mounts, only its
+// sealed root's.
+func (w *world) checkMountinfo(t *testing.T, o *outcome, _ *externalnode.Instance, _ *isolation.Envelope) string {
+	s := text(o)
+	points, ok := strings.CutPrefix(s, "mountinfo: ")
+	if !ok {
+		t.Errorf("mountinfo probe: %q (end %v)", s, o.err)
+		return s
+	}
+	host, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostPoints := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(string(host)), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] != "/" && f[4] != "/proc" {
+			hostPoints[f[4]] = true
+		}
+	}
+	bin, _ := binaries(t)
+	allowed := func(p string) bool {
+		switch p {
+		case "/", "/proc", bin, "/dev/null", "/dev/zero", "/dev/urandom", filepath.Dir(w.declared):
+			return true
+		}
+		tz, _ := filepath.EvalSymlinks("/etc/localtime")
+		return p == tz || strings.HasPrefix(p, w.scratch+"/") || strings.HasPrefix(p, w.sockets+"/")
+	}
+	for _, p := range strings.Fields(points) {
+		if hostPoints[p] {
+			t.Errorf("tenant sees the host mount %s", p)
+		}
+		if !allowed(p) {
+			t.Errorf("tenant sees a mount that is not part of its sealed root: %s", p)
+		}
+	}
+	return fmt.Sprintf("blocked by sealed root (own mount namespace, pivot_root): %d mounts seen, none of the host's %d (%s)", len(strings.Fields(points)), len(hostPoints), points)
+}
+
+// checkListing: the root dir holds only what the sealed root was given,
+// and host files and the repository are not there.
+func (w *world) checkListing(t *testing.T, o *outcome, _ *externalnode.Instance, _ *isolation.Envelope) string {
+	s := text(o)
+	for _, want := range []string{"passwd=open /etc/passwd: no such file", "root=open /root: no such file", "repo=open " + w.repo + ": no such file"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("listing probe: want %q in %q", want, s)
+		}
+	}
+	bin, _ := binaries(t)
+	top := map[string]bool{"proc": true, "dev": true, "etc": true, "usr": true}
+	for _, p := range []string{bin, w.scratch, w.sockets, w.declared} {
+		top[strings.SplitN(strings.TrimPrefix(p, "/"), "/", 2)[0]] = true
+	}
+	if i, j := strings.Index(s, "/=["), strings.Index(s, "]"); i >= 0 && j > i {
+		for _, name := range strings.Fields(s[i+3 : j]) {
+			if !top[name] {
+				t.Errorf("tenant's / lists %q, which holds nothing it was given", name)
+			}
+		}
+	} else {
+		t.Errorf("listing probe: %q", s)
+	}
+	return "blocked by sealed root: only declared paths exist (" + s + ")"
 }
 
 func blockedBy(by string) func(*testing.T, *outcome, *externalnode.Instance, *isolation.Envelope) string {
