@@ -10,10 +10,12 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOBIN      := $(shell $(GO) env GOPATH)/bin
 APT_PKGS   := protobuf-compiler espeak-ng pocketsphinx pocketsphinx-en-us sox
+TEST_APT_PKGS := nodejs npm
+NODE_TEST_NODE := test/nodejs/echo-node
 DEMO_DIR   := demo-out
 DEMO_PHRASE ?= what time is it
 
-.PHONY: help build deps test test-short proto proto-check bench demo clean tools
+.PHONY: help build deps test-deps test test-short proto proto-check bench demo clean tools
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -30,7 +32,11 @@ build: ## build bin/rspp, bin/rspp-node and bin/providers/*
 	$(GO) build -o $(BIN)/rspp-node ./cmd/node-sdk
 	@for p in $(PROVIDERS); do $(GO) build -o $(BIN)/providers/$$p ./providers/$$p || exit 1; done
 
-test: deps build ## run all tests with the race detector (root-only tests run when root)
+test-deps: deps ## what only the tests need: Node.js and the Node.js test node's locked modules
+	@bash scripts/deps.sh $(TEST_APT_PKGS)
+	@[ -d $(NODE_TEST_NODE)/node_modules ] || npm ci --prefix $(NODE_TEST_NODE) --no-audit --no-fund >/dev/null
+
+test: test-deps build ## run all tests with the race detector (root-only tests run when root)
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
 
 test-short: build ## quick tests, no race detector
