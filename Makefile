@@ -10,7 +10,6 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOBIN      := $(shell $(GO) env GOPATH)/bin
 APT_PKGS   := protobuf-compiler espeak-ng pocketsphinx pocketsphinx-en-us sox
-TEST_APT_PKGS := nodejs npm
 NODE_TEST_NODE := test/nodejs/echo-node
 DEMO_DIR   := demo-out
 DEMO_PHRASE ?= what time is it
@@ -33,7 +32,10 @@ build: ## build bin/rspp, bin/rspp-node and bin/providers/*
 	@for p in $(PROVIDERS); do $(GO) build -o $(BIN)/providers/$$p ./providers/$$p || exit 1; done
 
 test-deps: deps ## what only the tests need: Node.js and the Node.js test node's locked modules
-	@bash scripts/deps.sh $(TEST_APT_PKGS)
+	@# This machine kind ships Node.js with npm (nodesource's nodejs, which
+	@# conflicts with Debian's npm package): install only what is missing.
+	@command -v node >/dev/null || bash scripts/deps.sh nodejs
+	@command -v npm >/dev/null || bash scripts/deps.sh npm
 	@[ -d $(NODE_TEST_NODE)/node_modules ] || npm ci --prefix $(NODE_TEST_NODE) --no-audit --no-fund >/dev/null
 
 test: test-deps build ## run all tests with the race detector (root-only tests run when root)
