@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +26,7 @@ type probeReport struct {
 	NoNewPrivs   string   `json:"no_new_privs"`
 	Seccomp      string   `json:"seccomp"`
 	Cwd          string   `json:"cwd"`
+	WriteTMPDIR  string   `json:"write_tmpdir"`
 	Env          []string `json:"env"`
 	FDs          []string `json:"fds"`
 	ReadSecret   string   `json:"read_secret"`
@@ -94,6 +96,7 @@ func probe() string {
 	r.ReadSecret = errString(err)
 	r.WriteOutside = errString(os.WriteFile(os.Getenv("PROBE_OUTSIDE"), []byte("pwned"), 0o644))
 	r.WriteScratch = errString(os.WriteFile("scratch-file", []byte("ok"), 0o644))
+	r.WriteTMPDIR = errString(os.WriteFile(filepath.Join(os.Getenv("TMPDIR"), "tmp-file"), []byte("ok"), 0o644))
 	c, err := net.DialTimeout("tcp", os.Getenv("PROBE_TCP"), time.Second)
 	if err == nil {
 		_ = c.Close()

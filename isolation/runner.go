@@ -253,6 +253,27 @@ func (r *sandboxRunner) start(ctx context.Context) error {
 		spec.Env = replaceEnv(spec.Env, "PLUGIN_UNIX_SOCKET_DIR", socketViaFD)
 		r.socketViaFD = true
 	}
+	if uid != 0 && !p.Seal && r.scratch != "" {
+		// Likewise its scratch dir (its cwd, HOME and TMPDIR), which lives
+		// in the run's state dir, perhaps under directories only root may
+		// traverse: the entry fchdirs into the descriptor, and the plugin
+		// (and any child it runs, which inherits it) names it by that.
+		d, err := os.OpenFile(r.scratch, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("isolation: scratch dir: %w", err)
+		}
+		defer d.Close()
+		spec.ScratchFD = sealFD + len(sealFiles)
+		sealFiles = append(sealFiles, d)
+		spec.Dir = ""
+		via := "/proc/self/fd/" + strconv.Itoa(spec.ScratchFD)
+		for _, k := range []string{"TMPDIR", "HOME", ScratchEnv} {
+			if k == ScratchEnv && !hasEnv(spec.Env, k) {
+				continue
+			}
+			spec.Env = replaceEnv(spec.Env, k, via)
+		}
+	}
 	if p.Landlock {
 		fsp := &fsPolicy{Read: p.ReadPaths, Write: []string{"/dev/null"}}
 		if p.Seal {
@@ -458,6 +479,19 @@ func (r *sandboxRunner) PluginToHost(n, a string) (string, string, error) {
 // socketViaFD is PLUGIN_UNIX_SOCKET_DIR for a plugin that reaches its
 // socket dir through the descriptor it inherits.
 var socketViaFD = "/proc/self/fd/" + strconv.Itoa(sealFD)
+
+// ScratchEnv names the instance's scratch dir in a plugin's environment
+// (the supervisor sets it; isolation may rewrite how it is reached).
+const ScratchEnv = "RSPP_SCRATCH_DIR"
+
+func hasEnv(env []string, key string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, key+"=") {
+			return true
+		}
+	}
+	return false
+}
 
 // replaceEnv sets key=val in env, replacing an existing entry.
 func replaceEnv(env []string, key, val string) []string {

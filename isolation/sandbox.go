@@ -39,7 +39,10 @@ type entrySpec struct {
 	Seccomp  bool      `json:"seccomp,omitempty"`
 	Seal     *sealSpec `json:"seal,omitempty"`
 	SocketFD int       `json:"socket_fd,omitempty"` // the socket dir, kept open for the plugin
-	Trace    bool      `json:"trace,omitempty"`     // write each step to stderr
+	// ScratchFD is the scratch dir, kept open for the plugin: the entry
+	// fchdirs into it (Dir is then empty).
+	ScratchFD int  `json:"scratch_fd,omitempty"`
+	Trace     bool `json:"trace,omitempty"` // write each step to stderr
 }
 
 type rlimit struct {
@@ -136,6 +139,16 @@ func sandboxMain() error {
 	}
 	if s.Dir != "" {
 		if err := step("chdir", func() error { return os.Chdir(s.Dir) }); err != nil {
+			return err
+		}
+	}
+	if s.ScratchFD > 0 {
+		if err := step("scratch dir descriptor", func() error {
+			if _, err := unix.FcntlInt(uintptr(s.ScratchFD), unix.F_SETFD, 0); err != nil {
+				return err
+			}
+			return unix.Fchdir(s.ScratchFD)
+		}); err != nil {
 			return err
 		}
 	}

@@ -166,6 +166,37 @@ func TestSandboxTrustedPlacesBeforeCodeRuns(t *testing.T) {
 	}
 }
 
+// A trusted plugin runs as its own uid, yet its scratch dir may sit under
+// directories only root can traverse (the run's state dir): it gets the
+// dir as its cwd and TMPDIR all the same, through a descriptor.
+func TestSandboxTrustedScratchUnderPrivateDir(t *testing.T) {
+	private, err := os.MkdirTemp("", "rspp-private-") // 0700, root's
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(private) })
+	es := openEnvelopes(t, isolation.EnvelopesConfig{})
+	p, err := isolation.ProfileByName("trusted", isolation.Override{ScratchRoot: filepath.Join(private, "scratch")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := es.New("probe-scratch", "", p.Limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runSandboxed(t, p, env, "probe", nil)
+	if err != nil {
+		t.Fatalf("probe: %v\n%s", err, out)
+	}
+	var rep probeReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("probe output %q: %v", out, err)
+	}
+	if rep.UID == 0 || rep.WriteScratch != "" || rep.WriteTMPDIR != "" {
+		t.Fatalf("uid %d: writing its cwd: %q, its TMPDIR: %q", rep.UID, rep.WriteScratch, rep.WriteTMPDIR)
+	}
+}
+
 // TestSandboxTrustedUserRoot: `user: root` keeps the runtime's uid.
 func TestSandboxTrustedUserRoot(t *testing.T) {
 	p, err := isolation.ProfileByName("trusted", isolation.Override{RunAsRoot: true})

@@ -44,7 +44,7 @@ type Launch struct {
 }
 
 // ScratchEnv is the variable naming an instance's scratch dir.
-const ScratchEnv = "RSPP_SCRATCH_DIR"
+const ScratchEnv = isolation.ScratchEnv
 
 // start launches the process and completes the handshake. It returns the
 // instance's scratch dir too. The envelope and scratch dir (if any) are

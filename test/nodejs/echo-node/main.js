@@ -25,8 +25,11 @@ function fail(msg) {
 if (process.env[COOKIE_KEY] !== COOKIE_VALUE) {
   fail('this is an RSPP node plugin: the runtime starts it');
 }
-if (!(process.env.PLUGIN_PROTOCOL_VERSIONS || '').split(',').includes('1')) {
-  fail(`host wants protocol versions ${process.env.PLUGIN_PROTOCOL_VERSIONS}, this node speaks 1`);
+// Node protocol 2: per-invocation input windows and CREDIT frames.
+const PROTOCOL_VERSION = 2;
+const INPUT_WINDOW = 64;
+if (!(process.env.PLUGIN_PROTOCOL_VERSIONS || '').split(',').includes(String(PROTOCOL_VERSION))) {
+  fail(`host wants protocol versions ${process.env.PLUGIN_PROTOCOL_VERSIONS}, this node speaks ${PROTOCOL_VERSION}`);
 }
 
 // The contract: beside the script (as the tests lay it out) or in the
@@ -105,12 +108,19 @@ function onData(frame) {
   const id = frame.invocation_id;
   switch (frame.kind) {
     case 'KIND_OPEN':
-      calls.set(id, { id, session: frame.session_id, turn: frame.turn_id, node: frame.node_id, ended: false });
+      calls.set(id, { id, session: frame.session_id, turn: frame.turn_id, node: frame.node_id, ended: false, consumed: 0 });
       if (cancelledEarly.delete(id)) end(id, { kind: 'ERROR_KIND_CANCELLED', message: 'cancelled before open' });
       break;
     case 'KIND_EVENT': {
       const c = calls.get(id);
-      if (!c || c.ended || !frame.event || !frame.event.text) break;
+      if (!c || c.ended) break;
+      // Each input is taken at once: give the window back in batches of
+      // half of it, so the host never runs dry.
+      if (++c.consumed >= INPUT_WINDOW / 2) {
+        data.write({ kind: 'KIND_CREDIT', invocation_id: id, credit: c.consumed });
+        c.consumed = 0;
+      }
+      if (!frame.event || !frame.event.text) break;
       data.write({
         kind: 'KIND_EVENT', invocation_id: id,
         event: {
@@ -132,7 +142,7 @@ function onData(frame) {
 const node = {
   Describe(_call, cb) {
     cb(null, {
-      name: 'echo-node', kind: 'custom', version: '1.0.0-js', protocol_version: 1,
+      name: 'echo-node', kind: 'custom', version: '1.0.0-js', protocol_version: PROTOCOL_VERSION, input_window: INPUT_WINDOW,
       accepts: ['text.delta'], emits: ['text.delta'],
     });
   },
@@ -181,7 +191,7 @@ function main() {
     if (err) fail(`listen on ${sock}: ${err.message}`);
     // go-plugin's handshake line: core version|app version|network|address|protocol|server cert.
     const cert = der.toString('base64').replace(/=+$/, '');
-    process.stdout.write(`1|1|unix|${sock}|grpc|${cert}\n`);
+    process.stdout.write(`1|${PROTOCOL_VERSION}|unix|${sock}|grpc|${cert}\n`);
   });
   process.on('SIGTERM', () => process.exit(0));
 }
