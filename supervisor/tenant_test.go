@@ -56,7 +56,11 @@ func tenantConfig(t testing.TB, dir, bin string, blocks map[string]string) strin
 	b.WriteString("version: 1\nruntime:\n  state_dir: " + state + "\n  kill_grace: 500ms\n  isolation: \"on\"\nproviders:\n")
 	for _, role := range []string{"stt", "llm", "tts"} {
 		b.WriteString("  " + role + ":\n    kind: " + role + "\n    binary: " + bin + "\n    args: [" + testPluginArg + ", " + role + "]\n    health_interval: 500ms\n")
-		b.WriteString("    limits: {memory_mb: 1024, cpu: 1, pids: 512}\n") // the race detector's appetite
+		limits := "{memory_mb: 1024, cpu: 1, pids: 512}" // the race detector's appetite
+		if x := blocks[role+".limits"]; x != "" {
+			limits = x
+		}
+		b.WriteString("    limits: " + limits + "\n")
 		cfg := "{role: " + role
 		if x := blocks[role+".config"]; x != "" {
 			cfg += ", " + x

@@ -39,6 +39,33 @@ func unruly(t *testing.T) string {
 	return unrulyBin
 }
 
+// chain is the config's pipeline and vad: ingress -> stt -> llm -> tts ->
+// egress, each node given as "provider timeout", with extra settings for
+// the edge leaving a node (by its from: "ingress", "stt", ...).
+func chain(nodes [3]string, edge map[string]string) string {
+	var b strings.Builder
+	b.WriteString("pipeline:\n  nodes:\n")
+	ids := []string{"stt", "llm", "tts"}
+	for i, n := range nodes {
+		provider, timeout, _ := strings.Cut(n, " ")
+		fmt.Fprintf(&b, "    - {id: %s, provider: %s, timeout: %s}\n", ids[i], provider, timeout)
+	}
+	b.WriteString("  edges:\n")
+	for i, from := range []string{"ingress", "stt", "llm", "tts"} {
+		to := "egress"
+		if i < 3 {
+			to = ids[i]
+		}
+		extra := ""
+		if e := edge[from]; e != "" {
+			extra = ", " + e
+		}
+		fmt.Fprintf(&b, "    - {from: %s, to: %s%s}\n", from, to, extra)
+	}
+	b.WriteString("vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}\n")
+	return b.String()
+}
+
 // tone writes secs seconds of a loud 440 Hz tone: speech to the VAD.
 func tone(t *testing.T, path string, secs float64) {
 	t.Helper()
@@ -142,18 +169,8 @@ providers:
   stall-stt: {kind: stt, binary: %[1]s, args: [stt], config: {mode: stall, session_suffix: "-1"}}
   honest-llm: {kind: llm, binary: %[1]s, args: [llm]}
   espeak: {kind: tts, binary: %[2]s}
-pipeline:
-  nodes:
-    - {id: stt, provider: stall-stt, timeout: 3s}
-    - {id: llm, provider: honest-llm, timeout: 10s}
-    - {id: tts, provider: espeak, timeout: 10s}
-  edges:
-    - {from: ingress, to: stt, capacity: 32}
-    - {from: stt, to: llm}
-    - {from: llm, to: tts}
-    - {from: tts, to: egress}
-vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
-`, node, bins.Provider["espeak"]))
+`, node, bins.Provider["espeak"])+chain(
+		[3]string{"stall-stt 3s", "honest-llm 10s", "espeak 10s"}, map[string]string{"ingress": "capacity: 32"}))
 	long, short := filepath.Join(r.dir, "long.wav"), filepath.Join(r.dir, "short.wav")
 	tone(t, long, 30)
 	tone(t, short, 1)
@@ -269,18 +286,8 @@ providers:
     limits: {memory_mb: 64}
     config: {mode: flood, session_suffix: "-1"}
   espeak: {kind: tts, binary: %[2]s}
-pipeline:
-  nodes:
-    - {id: stt, provider: honest-stt, timeout: 10s}
-    - {id: llm, provider: flood-llm, timeout: 10s}
-    - {id: tts, provider: espeak, timeout: 10s}
-  edges:
-    - {from: ingress, to: stt}
-    - {from: stt, to: llm}
-    - {from: llm, to: tts}
-    - {from: tts, to: egress}
-vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
-`, node, bins.Provider["espeak"]))
+`, node, bins.Provider["espeak"])+chain(
+		[3]string{"honest-stt 10s", "flood-llm 10s", "espeak 10s"}, nil))
 	short := filepath.Join(r.dir, "short.wav")
 	tone(t, short, 1)
 	r.start(t, short, short, "--duration", "36s")
@@ -361,18 +368,8 @@ providers:
   honest-stt: {kind: stt, binary: %[1]s, args: [stt]}
   chatty-llm: {kind: llm, binary: %[1]s, args: [llm], config: {mode: chatty}}
   slow-tts: {kind: tts, binary: %[1]s, args: [tts, "2"], config: {mode: slow}}
-pipeline:
-  nodes:
-    - {id: stt, provider: honest-stt, timeout: 10s}
-    - {id: llm, provider: chatty-llm, timeout: 10s}
-    - {id: tts, provider: slow-tts, timeout: 20s}
-  edges:
-    - {from: ingress, to: stt}
-    - {from: stt, to: llm}
-    - {from: llm, to: tts, capacity: 4, block_for: 50ms, overflow: degrade}
-    - {from: tts, to: egress}
-vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
-`, node))
+`, node)+chain(
+		[3]string{"honest-stt 10s", "chatty-llm 10s", "slow-tts 20s"}, map[string]string{"llm": "capacity: 4, block_for: 50ms, overflow: degrade"}))
 	short := filepath.Join(r.dir, "short.wav")
 	tone(t, short, 1)
 	r.start(t, short, short)
