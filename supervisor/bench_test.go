@@ -160,6 +160,9 @@ func BenchmarkTenantNeighbour(b *testing.B) {
 		// tenant's instance gets a quarter core (its restarts included)
 		// and a thousand events a second.
 		"tts.limits": "{memory_mb: 256, cpu: 0.25, pids: 128}",
+		// Every hop is a tenant provider: B's turns touch no instance of A.
+		"stt": "profile: tenant",
+		"llm": "profile: tenant",
 	})
 	var crashesA atomic.Int64
 	rt := startTenantRuntime(b, cfgPath, bin, func(ev PoolEvent) {
