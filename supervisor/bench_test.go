@@ -215,13 +215,20 @@ func BenchmarkTenantNeighbour(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	p99 := func(d []time.Duration) float64 {
+	pct := func(d []time.Duration, q float64) float64 {
 		if len(d) == 0 {
 			return 0
 		}
 		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		i := int(0.99*float64(len(d))+0.999999) - 1
+		i := int(q*float64(len(d))+0.999999) - 1
 		return float64(d[min(max(i, 0), len(d)-1)].Microseconds()) / 1000
+	}
+	p99 := func(d []time.Duration) float64 { return pct(d, 0.99) }
+	ma, mw := pct(alone, 0.5), pct(withA, 0.5)
+	b.ReportMetric(ma, "b-alone-p50-ms")
+	b.ReportMetric(mw, "b-with-a-p50-ms")
+	if ma > 0 {
+		b.ReportMetric(mw/ma, "p50-ratio")
 	}
 	pa, pw := p99(alone), p99(withA)
 	b.ReportMetric(pa, "b-alone-p99-ms")
