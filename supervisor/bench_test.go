@@ -156,10 +156,12 @@ func BenchmarkTenantNeighbour(b *testing.B) {
 	cfgPath := tenantConfig(b, dir, bin, map[string]string{
 		"tts":        "profile: tenant\noutput_budget: {events_per_s: 1000}",
 		"tts.config": "crash_sessions: a-, flood: 5000",
-		// What an operator sharing 2 cores between tenants sets: a
-		// tenant's instance gets a quarter core (its restarts included)
-		// and a thousand events a second.
+		// What an operator sharing 2 cores between tenants sets: each
+		// tenant instance gets a quarter core (its restarts included),
+		// the flooding hop a thousand events a second.
 		"tts.limits": "{memory_mb: 256, cpu: 0.25, pids: 128}",
+		"stt.limits": "{memory_mb: 256, cpu: 0.25, pids: 128}",
+		"llm.limits": "{memory_mb: 256, cpu: 0.25, pids: 128}",
 		// Every hop is a tenant provider: B's turns touch no instance of A.
 		"stt": "profile: tenant",
 		"llm": "profile: tenant",
@@ -173,7 +175,9 @@ func BenchmarkTenantNeighbour(b *testing.B) {
 	utter := [][]byte{tone(400 * time.Millisecond)}
 	runB := func(prefix string) (lat []time.Duration, aborts int) {
 		tl := &runner.Collector{}
-		RunLoad(context.Background(), rt, LoadOptions{Sessions: 4, Utterances: utter, Gap: time.Second, Turns: 5,
+		// 8 sessions x 8 turns a round, 3 rounds: ~190 turns a phase, so
+		// that p99 is not simply the slowest of a few dozen.
+		RunLoad(context.Background(), rt, LoadOptions{Sessions: 8, Utterances: utter, Gap: 700 * time.Millisecond, Turns: 8,
 			Realtime: true, Stagger: 100 * time.Millisecond, Tenants: []string{"b"}, Prefix: prefix, Timeline: tl})
 		recs := tl.Records()
 		sttEnd := map[string]int64{}
