@@ -128,15 +128,17 @@ func runSandboxed(t *testing.T, p isolation.Profile, env *isolation.Envelope, mo
 	return string(out), nil
 }
 
-func TestSandboxTrustedPlacesBeforeCodeRuns(t *testing.T) {
-	es := openEnvelopes(t, isolation.EnvelopesConfig{})
-	p, err := isolation.ProfileByName("trusted")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := es.New("probe-trusted", "", p.Limits)
-	if err != nil {
-		t.Fatal(err)
+// probeIn runs the probe under p (in a fresh envelope named name, or none
+// when name is "") and returns its report and the envelope.
+func probeIn(t *testing.T, p isolation.Profile, name string) (probeReport, *isolation.Envelope) {
+	t.Helper()
+	var env *isolation.Envelope
+	if name != "" {
+		es := openEnvelopes(t, isolation.EnvelopesConfig{})
+		var err error
+		if env, err = es.New(name, "", p.Limits); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out, err := runSandboxed(t, p, env, "probe", nil)
 	if err != nil {
@@ -146,6 +148,15 @@ func TestSandboxTrustedPlacesBeforeCodeRuns(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("probe output %q: %v", out, err)
 	}
+	return rep, env
+}
+
+func TestSandboxTrustedPlacesBeforeCodeRuns(t *testing.T) {
+	p, err := isolation.ProfileByName("trusted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, env := probeIn(t, p, "probe-trusted")
 	// The probe's very first action reads its cgroups: it already runs in
 	// its envelope in every controller.
 	for _, c := range []string{"memory", "pids", "cpu"} {
@@ -175,23 +186,11 @@ func TestSandboxTrustedScratchUnderPrivateDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(private) })
-	es := openEnvelopes(t, isolation.EnvelopesConfig{})
 	p, err := isolation.ProfileByName("trusted", isolation.Override{ScratchRoot: filepath.Join(private, "scratch")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := es.New("probe-scratch", "", p.Limits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := runSandboxed(t, p, env, "probe", nil)
-	if err != nil {
-		t.Fatalf("probe: %v\n%s", err, out)
-	}
-	var rep probeReport
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatalf("probe output %q: %v", out, err)
-	}
+	rep, _ := probeIn(t, p, "probe-scratch")
 	if rep.UID == 0 || rep.WriteScratch != "" || rep.WriteTMPDIR != "" {
 		t.Fatalf("uid %d: writing its cwd: %q, its TMPDIR: %q", rep.UID, rep.WriteScratch, rep.WriteTMPDIR)
 	}
@@ -203,15 +202,7 @@ func TestSandboxTrustedUserRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := runSandboxed(t, p, nil, "probe", nil)
-	if err != nil {
-		t.Fatalf("probe: %v\n%s", err, out)
-	}
-	var rep probeReport
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatalf("probe output %q: %v", out, err)
-	}
-	if rep.UID != os.Geteuid() {
+	if rep, _ := probeIn(t, p, ""); rep.UID != os.Geteuid() {
 		t.Fatalf("user: root ran as uid %d, want the runtime's %d", rep.UID, os.Geteuid())
 	}
 	if _, err := isolation.ProfileByName("tenant", isolation.Override{RunAsRoot: true}); !errors.Is(err, isolation.ErrInvalidProfile) {
