@@ -8,6 +8,7 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,6 +102,10 @@ func (in *input) release() {
 		in.inFlight = nil
 	}
 }
+
+// yieldEvery is how many inputs a session loop takes in a row before it
+// lets other goroutines (other sessions) run.
+const yieldEvery = 32
 
 // maxPendingInputs bounds the inputs held for one invocation while its
 // instance is still being acquired (a replacement may take seconds to
@@ -255,9 +260,15 @@ func (s *Session) loop() {
 	for !s.k.Closed() {
 		select {
 		case <-s.wake:
-			for _, in := range s.drain() {
+			for i, in := range s.drain() {
 				s.apply(in)
 				s.execute()
+				if i%yieldEvery == yieldEvery-1 {
+					// A burst (a node's output, a backlog) must not hold
+					// a processor for a whole preemption slice while
+					// other sessions wait to be scheduled.
+					runtime.Gosched()
+				}
 			}
 		case <-tick.C:
 			s.k.Tick()
