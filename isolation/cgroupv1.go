@@ -172,6 +172,18 @@ func (b *v1Envelope) kill() error {
 	return killLoop(b.procs, freeze, thaw)
 }
 
+func (b *v1Envelope) cpuWeight(low bool) error {
+	d := b.dir(cgroup1.Cpu)
+	if d == "" {
+		return nil // no cpu controller: nothing to weigh
+	}
+	shares := "1024"
+	if low {
+		shares = "2" // the kernel's minimum
+	}
+	return os.WriteFile(filepath.Join(d, "cpu.shares"), []byte(shares), 0)
+}
+
 func (b *v1Envelope) remove() error {
 	var first error
 	for n := range b.root.dirs {

@@ -1,7 +1,9 @@
 package isolation
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -118,6 +120,18 @@ type v2Envelope struct {
 }
 
 func (b *v2Envelope) add(pid int) error { return b.m.AddProc(uint64(pid)) }
+
+func (b *v2Envelope) cpuWeight(low bool) error {
+	w := "100" // the default
+	if low {
+		w = "1"
+	}
+	err := os.WriteFile(filepath.Join(b.dir, "cpu.weight"), []byte(w), 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // no cpu controller delegated here
+	}
+	return err
+}
 
 func (b *v2Envelope) procs() ([]int, error) {
 	return readPids(filepath.Join(b.dir, "cgroup.procs"))

@@ -46,6 +46,9 @@ type backend interface {
 	stats() (Stats, error)
 	kill() error // SIGKILL every process, including ones forking right now
 	remove() error
+	// cpuWeight sets the group's CPU weight relative to its siblings:
+	// low while the instance starts, normal once it serves.
+	cpuWeight(low bool) error
 }
 
 // EnvelopesConfig says where envelopes live.
@@ -352,6 +355,23 @@ func (e *Envelope) Throttled() error {
 	}
 	return &LimitError{Kind: ErrCPUThrottled, Instance: e.instance, Tenant: e.tenant, Count: st.CPUThrottled,
 		Detail: fmt.Sprintf("quota %.2f cores, throttled %v", e.limits.CPUCores, time.Duration(st.CPUThrottledNanos))}
+}
+
+// Starting gives the envelope the lowest CPU weight among its siblings
+// until Serving: a plugin starting (a crash loop's restarts included) then
+// only takes CPU that serving instances leave, never theirs.
+func (e *Envelope) Starting() error { return e.weight(true) }
+
+// Serving gives the envelope the normal CPU weight again.
+func (e *Envelope) Serving() error { return e.weight(false) }
+
+func (e *Envelope) weight(low bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	return e.b.cpuWeight(low)
 }
 
 // Kill sends SIGKILL to every process in the envelope, including children

@@ -228,3 +228,53 @@ func TestSweepRemovesStaleEnvelopes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A starting instance runs at the lowest CPU weight among its siblings
+// (it takes only what serving instances leave); Serving restores it.
+func TestEnvelopeStartingRunsAtLowestCPUWeight(t *testing.T) {
+	es := openEnvelopes(t, isolation.EnvelopesConfig{})
+	env, err := es.New("weighed", "", isolation.Limits{CPUCores: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file, low, normal string
+	for _, g := range []string{"/sys/fs/cgroup/cpu*/" + env.Name(), "/sys/fs/cgroup/cpu*/*/" + env.Name(), "/sys/fs/cgroup/cpu*/*/*/" + env.Name(), "/sys/fs/cgroup/cpu*/*/*/*/" + env.Name()} {
+		if m, _ := filepath.Glob(g + "/cpu.shares"); len(m) > 0 {
+			file, low, normal = m[0], "2", "1024"
+			break
+		}
+	}
+	if file == "" {
+		if m, _ := filepath.Glob("/sys/fs/cgroup/*/" + env.Name() + "/cpu.weight"); len(m) > 0 {
+			file, low, normal = m[0], "1", "100"
+		}
+	}
+	if file == "" {
+		t.Skipf("no cpu.shares or cpu.weight for envelope %s on this machine", env.Name())
+	}
+	read := func() string {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if err := env.Starting(); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != low {
+		t.Fatalf("%s while starting = %s, want %s", file, got, low)
+	}
+	if err := env.Serving(); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != normal {
+		t.Fatalf("%s once serving = %s, want %s", file, got, normal)
+	}
+	if err := env.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Starting(); err != nil {
+		t.Fatalf("Starting after Close = %v, want nil (nothing to weigh)", err)
+	}
+}

@@ -67,6 +67,11 @@ func (l Launch) start(ctx context.Context, name string) (*externalnode.Instance,
 		if env, err = l.Envelopes.New(name, l.Tenant, l.Profile.Limits); err != nil {
 			return nil, nil, "", err
 		}
+		// A start (a crash loop's restarts too) runs at the lowest CPU
+		// weight: it takes only what serving instances leave.
+		if err := env.Starting(); err != nil && l.Logger != nil {
+			l.Logger.Warn("cannot lower a starting instance's CPU weight", "instance", name, "error", err)
+		}
 		env2 := l.Env
 		if l.Profile.ScratchRoot != "" {
 			// The sandbox makes ScratchRoot/<envelope name> and points
@@ -111,6 +116,11 @@ func (l Launch) start(ctx context.Context, name string) (*externalnode.Instance,
 			_ = os.RemoveAll(scratch)
 		}
 		return nil, nil, "", fmt.Errorf("start %s: %w", l.Binary, err)
+	}
+	if env != nil {
+		if err := env.Serving(); err != nil && l.Logger != nil {
+			l.Logger.Warn("cannot restore a started instance's CPU weight", "instance", name, "error", err)
+		}
 	}
 	return inst, env, scratch, nil
 }
