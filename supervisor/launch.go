@@ -49,7 +49,11 @@ const ScratchEnv = isolation.ScratchEnv
 // start launches the process and completes the handshake. It returns the
 // instance's scratch dir too. The envelope and scratch dir (if any) are
 // removed again when the start fails.
-func (l Launch) start(ctx context.Context, name string) (*externalnode.Instance, *isolation.Envelope, string, error) {
+// start launches one instance. A replacement (a restart after a crash)
+// starts at the lowest CPU weight: a crash loop then only takes CPU that
+// serving instances leave. First starts and upgrades start at the normal
+// weight, so they are never starved on a busy machine.
+func (l Launch) start(ctx context.Context, name string, replacement bool) (*externalnode.Instance, *isolation.Envelope, string, error) {
 	sc := externalnode.StartConfig{
 		Name: name, Binary: l.Binary, Args: l.Args, Env: l.Env, Checksum: l.Checksum,
 		SocketDir: l.SocketDir, StartTimeout: l.StartTimeout,
@@ -67,10 +71,10 @@ func (l Launch) start(ctx context.Context, name string) (*externalnode.Instance,
 		if env, err = l.Envelopes.New(name, l.Tenant, l.Profile.Limits); err != nil {
 			return nil, nil, "", err
 		}
-		// A start (a crash loop's restarts too) runs at the lowest CPU
-		// weight: it takes only what serving instances leave.
-		if err := env.Starting(); err != nil && l.Logger != nil {
-			l.Logger.Warn("cannot lower a starting instance's CPU weight", "instance", name, "error", err)
+		if replacement {
+			if err := env.Starting(); err != nil && l.Logger != nil {
+				l.Logger.Warn("cannot lower a restarting instance's CPU weight", "instance", name, "error", err)
+			}
 		}
 		env2 := l.Env
 		if l.Profile.ScratchRoot != "" {
@@ -117,7 +121,7 @@ func (l Launch) start(ctx context.Context, name string) (*externalnode.Instance,
 		}
 		return nil, nil, "", fmt.Errorf("start %s: %w", l.Binary, err)
 	}
-	if env != nil {
+	if env != nil && replacement {
 		if err := env.Serving(); err != nil && l.Logger != nil {
 			l.Logger.Warn("cannot restore a started instance's CPU weight", "instance", name, "error", err)
 		}

@@ -136,7 +136,7 @@ func StartPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		stop: make(chan struct{}), kick: make(chan struct{}, 1), closeDone: make(chan struct{}),
 	}
 	for range cfg.Warm {
-		inst, err := p.startInstance(ctx)
+		inst, err := p.startInstance(ctx, false)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -168,12 +168,12 @@ func (p *Pool) emit(ev PoolEvent) {
 
 // startInstance launches one process and configures it. A failure is a
 // *CrashError of kind handshake (or what the process died of).
-func (p *Pool) startInstance(ctx context.Context) (*Instance, error) {
+func (p *Pool) startInstance(ctx context.Context, replacement bool) (*Instance, error) {
 	p.mu.Lock()
 	p.seq++
 	name := fmt.Sprintf("%s.%d", p.cfg.Key, p.seq)
 	p.mu.Unlock()
-	node, env, scratch, err := p.cfg.Launch.start(ctx, name)
+	node, env, scratch, err := p.cfg.Launch.start(ctx, name, replacement)
 	if err != nil {
 		return nil, &CrashError{Provider: p.cfg.Provider, Instance: name, Kind: CrashHandshake, Err: err}
 	}
@@ -295,7 +295,7 @@ func (p *Pool) supervise() {
 				timer = clock.After(at.Sub(now))
 				continue
 			}
-			inst, err := p.startInstance(p.ctx)
+			inst, err := p.startInstance(p.ctx, true)
 			tr.HalfOpenResult(err)
 			if err != nil {
 				timer = clock.After(tr.HalfOpenAt().Sub(clock.Now()))
@@ -313,7 +313,7 @@ func (p *Pool) supervise() {
 			timer = clock.After(nextStart.Sub(now))
 			continue
 		}
-		inst, err := p.startInstance(p.ctx)
+		inst, err := p.startInstance(p.ctx, true)
 		if err != nil {
 			if p.ctx.Err() != nil {
 				return
