@@ -178,19 +178,23 @@ func testConfig(t testing.TB, dir string, providerExtra map[string]string, nodeE
 	for _, role := range []string{"stt", "llm", "tts"} {
 		b.WriteString("    - {id: " + role + ", provider: " + role + ", timeout: 10s" + nodeExtra + "}\n")
 	}
-	b.WriteString(`  edges:
-    - {from: ingress, to: stt}
-    - {from: stt, to: llm}
-    - {from: llm, to: tts}
-    - {from: tts, to: egress}
-vad: {threshold_db: -40, min_speech: 60ms, hangover: 300ms}
-`)
+	b.WriteString(chainEdges)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
 }
+
+// chainEdges closes a test config: the stt -> llm -> tts chain's edges and
+// the VAD settings.
+const chainEdges = `  edges:
+    - {from: ingress, to: stt}
+    - {from: stt, to: llm}
+    - {from: llm, to: tts}
+    - {from: tts, to: egress}
+vad: {threshold_db: -40, min_speech: 60ms, hangover: 300ms}
+`
 
 // shortDir is a temp dir with a path short enough for unix sockets below
 // it (t.TempDir's are not), removed when the test ends.

@@ -75,13 +75,7 @@ func tenantConfig(t testing.TB, dir, bin string, blocks map[string]string) strin
     - {id: stt, provider: stt, timeout: 10s}
     - {id: llm, provider: llm, timeout: 10s}
     - {id: tts, provider: tts, timeout: 10s}
-  edges:
-    - {from: ingress, to: stt}
-    - {from: stt, to: llm}
-    - {from: llm, to: tts}
-    - {from: tts, to: egress}
-vad: {threshold_db: -40, min_speech: 60ms, hangover: 300ms}
-`)
+` + chainEdges)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)

@@ -130,7 +130,6 @@ type Session struct {
 	opens          sync.WaitGroup                 // open goroutines
 	closing        bool                           // under inboxMu: the loop takes no more input
 	pendingDropped atomic.Int64
-	inputsRefused  atomic.Int64
 	holding        map[string]*openCall // calls with held node outputs; loop-owned
 
 	active   atomic.Value // string: active turn id
@@ -313,7 +312,10 @@ func (s *Session) apply(in input) {
 			c.held = append(c.held, in) // behind the ones already waiting
 			break
 		}
-		s.offer(c, in)
+		if !s.offer(in) {
+			c.held = append(c.held, in)
+			s.holding[in.invID] = c
+		}
 	case inTaken:
 		s.k.OnInputsTaken(in.invID, in.n)
 	case inNodeEnd:
@@ -351,13 +353,10 @@ func (s *Session) apply(in input) {
 // (bounded block: ErrQueueFull) keeps it, and everything after it from the
 // same invocation, held here and offered again as room frees; its bytes
 // stay counted against the node's budget meanwhile.
-func (s *Session) offer(c *openCall, in input) bool {
+// It reports false when the event was held back; the caller keeps it.
+func (s *Session) offer(in input) bool {
 	err := s.k.OnNodeEvent(in.invID, in.ev)
 	if errors.Is(err, kernel.ErrQueueFull) {
-		if len(c.held) == 0 {
-			s.holding[in.invID] = c
-		}
-		c.held = append([]input{in}, c.held...)
 		return false
 	}
 	in.release()
@@ -374,6 +373,8 @@ func (s *Session) retryHeld() {
 			s.dropHeld(id, c)
 			continue
 		}
+		// Cleared while offering: the held end, applied in its turn, must
+		// not queue behind itself.
 		held := c.held
 		c.held = nil
 		delete(s.holding, id)
@@ -382,8 +383,9 @@ func (s *Session) retryHeld() {
 				s.apply(in)
 				continue
 			}
-			if !s.offer(c, in) {
-				c.held = append(c.held, held[i+1:]...)
+			if !s.offer(in) {
+				c.held = held[i:] // still in order; no copy
+				s.holding[id] = c
 				break
 			}
 		}
@@ -499,7 +501,6 @@ func (s *Session) do(e kernel.Effect) {
 // OnEnd, and a queue that full means the kernel's bounds were bypassed.
 func (s *Session) send(invID string, c *openCall, ev eventabi.Event) {
 	if err := c.call.Send(ev); err != nil {
-		s.inputsRefused.Add(1)
 		s.k.OnInputsTaken(invID, 1)
 	}
 }
@@ -592,10 +593,6 @@ func (s *Session) opened(in input) {
 		}
 	}
 }
-
-// InputsRefused counts inputs a call could not even queue (dead instance,
-// or its host queue full).
-func (s *Session) InputsRefused() int64 { return s.inputsRefused.Load() }
 
 // PendingInputsDropped counts inputs dropped while an invocation waited
 // for an instance (more than maxPendingInputs held).
