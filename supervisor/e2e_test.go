@@ -82,7 +82,7 @@ func TestFiftySessionsSurviveProviderSIGKILL(t *testing.T) {
 	go func() {
 		defer close(done)
 		res = RunLoad(ctx, rt, LoadOptions{Sessions: 50, Utterances: [][]byte{tone(400 * time.Millisecond)},
-			Gap: 1500 * time.Millisecond, Turns: 4, Realtime: true, Stagger: 20 * time.Millisecond, Timeline: tl, Prefix: "s"})
+			Gap: 1500 * time.Millisecond, Turns: 4, Realtime: true, Polite: true, Stagger: 20 * time.Millisecond, Timeline: tl, Prefix: "s"})
 	}()
 	// Once turns are in flight, kill the busiest instance of any provider
 	// at a moment it has several invocations open (or the busiest seen

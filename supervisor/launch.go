@@ -46,13 +46,18 @@ type Launch struct {
 // ScratchEnv is the variable naming an instance's scratch dir.
 const ScratchEnv = isolation.ScratchEnv
 
+// lowWeightLimit bounds how long a replacement runs at the lowest CPU
+// weight: on a machine saturated by other work it would otherwise never
+// finish its handshake.
+const lowWeightLimit = 500 * time.Millisecond
+
 // start launches the process and completes the handshake. It returns the
 // instance's scratch dir too. The envelope and scratch dir (if any) are
 // removed again when the start fails.
-// start launches one instance. A replacement (a restart after a crash)
-// starts at the lowest CPU weight: a crash loop then only takes CPU that
-// serving instances leave. First starts and upgrades start at the normal
-// weight, so they are never starved on a busy machine.
+//
+// A replacement (a restart after a crash) starts at the lowest CPU weight
+// for up to lowWeightLimit: a crash loop then only takes CPU that serving
+// instances leave. First starts and upgrades start at the normal weight.
 func (l Launch) start(ctx context.Context, name string, replacement bool) (*externalnode.Instance, *isolation.Envelope, string, error) {
 	sc := externalnode.StartConfig{
 		Name: name, Binary: l.Binary, Args: l.Args, Env: l.Env, Checksum: l.Checksum,
@@ -75,6 +80,8 @@ func (l Launch) start(ctx context.Context, name string, replacement bool) (*exte
 			if err := env.Starting(); err != nil && l.Logger != nil {
 				l.Logger.Warn("cannot lower a restarting instance's CPU weight", "instance", name, "error", err)
 			}
+			restore := time.AfterFunc(lowWeightLimit, func() { l.serving(env, name) })
+			defer restore.Stop()
 		}
 		env2 := l.Env
 		if l.Profile.ScratchRoot != "" {
@@ -122,11 +129,16 @@ func (l Launch) start(ctx context.Context, name string, replacement bool) (*exte
 		return nil, nil, "", fmt.Errorf("start %s: %w", l.Binary, err)
 	}
 	if env != nil && replacement {
-		if err := env.Serving(); err != nil && l.Logger != nil {
-			l.Logger.Warn("cannot restore a started instance's CPU weight", "instance", name, "error", err)
-		}
+		l.serving(env, name)
 	}
 	return inst, env, scratch, nil
+}
+
+// serving gives a replacement's envelope the normal CPU weight again.
+func (l Launch) serving(env *isolation.Envelope, name string) {
+	if err := env.Serving(); err != nil && l.Logger != nil {
+		l.Logger.Warn("cannot restore a started instance's CPU weight", "instance", name, "error", err)
+	}
 }
 
 var unsafeScratch = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)

@@ -36,6 +36,12 @@ type LoadOptions struct {
 	// Settle bounds how long a session waits for its last turn to end
 	// after its audio stopped (default 30s).
 	Settle time.Duration
+	// Polite sessions do not speak over the agent: after an utterance and
+	// its Gap, a session keeps sending silence until its turn has ended
+	// (at most Settle) before it speaks again. Tests that require every
+	// turn to commit use it, so that a slow machine shows as latency
+	// rather than as barge-ins.
+	Polite bool
 }
 
 // LoadResult says what happened to the sessions themselves.
@@ -125,8 +131,38 @@ func runLoadSession(ctx context.Context, rt *Runtime, o LoadOptions, id string, 
 // feed plays utterances with silence between, with continuous media time.
 func feed(ctx context.Context, sess *runner.Session, o LoadOptions, idx int) error {
 	silence := make([]byte, int(o.Gap/(20*time.Millisecond))*frameBytes)
+	quiet := make([]byte, frameBytes)
 	start := time.Now()
 	var n int64 // frames sent
+	// send ingests one frame, paced like a microphone when Realtime. It
+	// returns done when ctx ended.
+	send := func(frame []byte) (done bool, err error) {
+		if ctx.Err() != nil {
+			return true, nil
+		}
+		if o.Realtime {
+			if d := time.Until(start.Add(time.Duration(n) * 20 * time.Millisecond)); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+					return true, nil
+				}
+			}
+		}
+		ev := eventabi.Event{
+			Type: eventabi.TypeAudioFrame, Lane: eventabi.LaneData, SchemaVersion: eventabi.SchemaVersion,
+			MediaNanos: n * int64(20*time.Millisecond),
+			Audio:      &eventabi.Audio{PCM: frame, SampleRate: 16000, Channels: 1},
+		}
+		n++
+		if err := sess.Ingest(ev); err != nil {
+			if errors.Is(err, runner.ErrClosed) {
+				return false, err
+			}
+			return false, fmt.Errorf("frame %d: %w", n, err)
+		}
+		return false, nil
+	}
 	for turn := 0; o.Turns == 0 || turn < o.Turns; turn++ {
 		if len(o.Utterances) == 0 {
 			return errors.New("no utterances")
@@ -136,32 +172,18 @@ func feed(ctx context.Context, sess *runner.Session, o LoadOptions, idx int) err
 			return nil
 		default:
 		}
+		if o.Polite && turn > 0 {
+			for deadline := time.Now().Add(o.Settle); sess.ActiveTurn() != "" && time.Now().Before(deadline); {
+				if done, err := send(quiet); done || err != nil {
+					return err
+				}
+			}
+		}
 		clip := o.Utterances[(idx+turn)%len(o.Utterances)]
 		for _, pcm := range [][]byte{clip, silence} {
 			for off := 0; off+frameBytes <= len(pcm); off += frameBytes {
-				if ctx.Err() != nil {
-					return nil
-				}
-				if o.Realtime {
-					if d := time.Until(start.Add(time.Duration(n) * 20 * time.Millisecond)); d > 0 {
-						select {
-						case <-time.After(d):
-						case <-ctx.Done():
-							return nil
-						}
-					}
-				}
-				ev := eventabi.Event{
-					Type: eventabi.TypeAudioFrame, Lane: eventabi.LaneData, SchemaVersion: eventabi.SchemaVersion,
-					MediaNanos: n * int64(20*time.Millisecond),
-					Audio:      &eventabi.Audio{PCM: pcm[off : off+frameBytes], SampleRate: 16000, Channels: 1},
-				}
-				n++
-				if err := sess.Ingest(ev); err != nil {
-					if errors.Is(err, runner.ErrClosed) {
-						return err
-					}
-					return fmt.Errorf("frame %d: %w", n, err)
+				if done, err := send(pcm[off : off+frameBytes]); done || err != nil {
+					return err
 				}
 			}
 		}

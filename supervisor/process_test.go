@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/runner"
 	"github.com/rspp/rspp/supervisor/config"
 	"github.com/rspp/rspp/transports/wav"
@@ -194,7 +195,7 @@ func TestHotUpgradeUnderFiftySessions(t *testing.T) {
 	done := make(chan LoadResult, 1)
 	go func() {
 		done <- RunLoad(context.Background(), rt, LoadOptions{Sessions: 50, Utterances: [][]byte{tone(400 * time.Millisecond)},
-			Gap: 2 * time.Second, Turns: 4, Realtime: true, Stagger: 20 * time.Millisecond, Timeline: tl, Prefix: "up"})
+			Gap: 2 * time.Second, Turns: 4, Realtime: true, Polite: true, Stagger: 20 * time.Millisecond, Timeline: tl, Prefix: "up"})
 	}()
 	time.Sleep(4 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -229,6 +230,7 @@ func TestHotUpgradeUnderFiftySessions(t *testing.T) {
 			}
 		}
 	}
+	logTurnTimes(t, recs, switched)
 	t.Logf("sessions %d (lost %d); turns opened %d (before switch %d, after %d), committed %d, aborted %d %v; wrong terminals %d",
 		term.Sessions, len(res.Lost), term.Opened, before, after, term.Committed, term.Aborted, term.AbortReasons, len(term.Wrong))
 	if term.Aborted > 0 || len(term.Wrong) > 0 || term.Committed != term.Opened {
@@ -274,5 +276,20 @@ func TestFailedUpgradeKeepsOldVersion(t *testing.T) {
 	}
 	if b, _ := rt.Binding("tts"); b.Pool != old {
 		t.Fatalf("binding %+v after failed upgrade", b)
+	}
+}
+
+// logTurnTimes logs each turn's open and end relative to the switch, for
+// reading a failure.
+func logTurnTimes(t *testing.T, recs []kernel.TimelineRecord, switched int64) {
+	opened := map[string]int64{}
+	for _, r := range recs {
+		k := r.SessionID + "/" + r.TurnID
+		switch r.Type {
+		case "turn_open":
+			opened[k] = r.MonoNanos
+		case "turn_commit", "turn_abort":
+			t.Logf("%s %s: opened %+.2fs from the switch, took %.2fs %s", k, r.Type, float64(opened[k]-switched)/1e9, float64(r.MonoNanos-opened[k])/1e9, r.Reason)
+		}
 	}
 }

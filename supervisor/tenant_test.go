@@ -127,7 +127,7 @@ func TestTenantCrashLoopStaysInItsOwnPool(t *testing.T) {
 	tlA, tlB := &runner.Collector{}, &runner.Collector{}
 	load := func(tenant string, tl runner.Timeline) LoadResult {
 		return RunLoad(context.Background(), rt, LoadOptions{Sessions: 2, Utterances: [][]byte{tone(400 * time.Millisecond)},
-			Gap: 1500 * time.Millisecond, Turns: 5, Realtime: true, Stagger: 50 * time.Millisecond,
+			Gap: 1500 * time.Millisecond, Turns: 5, Realtime: true, Polite: true, Stagger: 50 * time.Millisecond,
 			Tenants: []string{tenant}, Prefix: tenant, Timeline: tl})
 	}
 	var (
@@ -222,7 +222,7 @@ func TestTenantPoolsLazyIdleAndUpgraded(t *testing.T) {
 	done := make(chan LoadResult, 1)
 	go func() {
 		done <- RunLoad(context.Background(), rt, LoadOptions{Sessions: 3, Utterances: [][]byte{tone(400 * time.Millisecond)},
-			Gap: 2 * time.Second, Turns: 4, Realtime: true, Stagger: 30 * time.Millisecond,
+			Gap: 2 * time.Second, Turns: 4, Realtime: true, Polite: true, Stagger: 30 * time.Millisecond,
 			Tenants: []string{"x", "y", "x"}, Prefix: "k", Timeline: tl})
 	}()
 	// Upgrade once the tenants' pools serve turns.
