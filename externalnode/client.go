@@ -44,6 +44,8 @@ type StartConfig struct {
 	Logger       hclog.Logger
 	// Stderr receives the plugin's non-log stderr lines (default: discarded).
 	Stderr io.Writer
+	// Channel secures the connection (default ChannelPeerCred).
+	Channel Channel
 }
 
 // Instance is one running plugin process with its two streams. It owns the
@@ -84,7 +86,7 @@ type Instance struct {
 }
 
 // Start launches the plugin, negotiates the handshake (protocol version,
-// gRPC, AutoMTLS), reads its Info and opens the Data and Control streams.
+// gRPC, the Channel), reads its Info and opens the Data and Control streams.
 func Start(ctx context.Context, cfg StartConfig) (*Instance, error) {
 	if cfg.Binary == "" {
 		return nil, errors.New("externalnode: no plugin binary")
@@ -116,6 +118,10 @@ func Start(ctx context.Context, cfg StartConfig) (*Instance, error) {
 	if stderr == nil {
 		stderr = io.Discard
 	}
+	channel, err := ParseChannel(string(cfg.Channel))
+	if err != nil {
+		return nil, fmt.Errorf("externalnode: %w", err)
+	}
 	plugins := plugin.PluginSet{pluginName: &grpcPlugin{}}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: Handshake,
@@ -123,7 +129,7 @@ func Start(ctx context.Context, cfg StartConfig) (*Instance, error) {
 		// refused after Describe with an error that says what to do.
 		VersionedPlugins: map[int]plugin.PluginSet{oldestProtocolVersion: plugins, ProtocolVersion: plugins},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		AutoMTLS:         channel == ChannelMTLS,
 		SkipHostEnv:      cfg.SkipHostEnv,
 		StartTimeout:     cfg.StartTimeout,
 		Logger:           logger,
@@ -134,6 +140,9 @@ func Start(ctx context.Context, cfg StartConfig) (*Instance, error) {
 			grpc.WithContextDialer(pin.dial), // after go-plugin's own dialer: replaces it
 		},
 		RunnerFunc: func(l hclog.Logger, cmd *execCmd, dir string) (runnerT, error) {
+			// The plugin accepts connections from this uid only
+			// (ChannelPeerCred); go-plugin's own variables are in cmd.Env.
+			cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", HostUIDEnv, os.Geteuid()))
 			r, err := run(l, cmd, dir)
 			if err != nil {
 				return nil, err

@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 		serveV1()
 		os.Exit(0)
 	}
+	if path := os.Getenv(dialEnv); path != "" {
+		os.Exit(dialAndDescribe(path))
+	}
 	os.Exit(m.Run())
 }
 

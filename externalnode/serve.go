@@ -25,12 +25,20 @@ func Serve(n Node) {
 		Level:      hclog.Info,
 		JSONFormat: true, // the host parses plugin logs as JSON
 	})
+	peer, err := servePeerCheck(func(err error) { logger.Warn("connection refused", "error", err) })
+	if err != nil {
+		logger.Error("cannot serve", "error", err)
+		os.Exit(1)
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{pluginName: &grpcPlugin{impl: n}},
 		Logger:          logger,
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes))
+			if peer != nil {
+				opts = append(opts, grpc.Creds(peer))
+			}
 			return grpc.NewServer(opts...)
 		},
 	})

@@ -229,6 +229,13 @@ func (r *sandboxRunner) start(ctx context.Context) error {
 	if p.Namespaces {
 		spec.Hostname = "rspp-sandbox"
 	}
+	if p.UserNS && hasEnv(spec.Env, HostUIDEnv) {
+		// In its own user namespace the plugin cannot see the host's uid:
+		// every uid not mapped into it (the host's among them) shows as
+		// the kernel's overflow uid. The plugin's peer check then expects
+		// that one, which still refuses its own processes (uid 0 inside).
+		spec.Env = replaceEnv(spec.Env, HostUIDEnv, strconv.Itoa(overflowUID()))
+	}
 	var sealFiles []*os.File
 	if p.Seal {
 		plan, err := r.planSeal(bin, spec.Env)
@@ -494,6 +501,23 @@ func hasEnv(env []string, key string) bool {
 }
 
 // replaceEnv sets key=val in env, replacing an existing entry.
+// HostUIDEnv is externalnode.HostUIDEnv (isolation does not import it):
+// the uid the plugin accepts connections from.
+const HostUIDEnv = "RSPP_HOST_UID"
+
+// overflowUID is the uid a user namespace shows for unmapped uids.
+func overflowUID() int {
+	b, err := os.ReadFile("/proc/sys/kernel/overflowuid")
+	if err != nil {
+		return 65534
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 65534
+	}
+	return n
+}
+
 func replaceEnv(env []string, key, val string) []string {
 	out := make([]string, 0, len(env)+1)
 	for _, kv := range env {

@@ -131,6 +131,8 @@ func BenchmarkColdStart(b *testing.B) {
 		reportPercentiles(b, d)
 	}
 	b.Run("plain", func(b *testing.B) { run(b, Launch{}) })
+	// The same start with go-plugin's AutoMTLS (runtime.plugin_channel: mtls).
+	b.Run("plain-mtls", func(b *testing.B) { run(b, Launch{Channel: externalnode.ChannelMTLS}) })
 	b.Run("isolated", func(b *testing.B) {
 		envs, err := isolation.OpenEnvelopes(isolation.EnvelopesConfig{})
 		if err != nil {

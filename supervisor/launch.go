@@ -41,6 +41,7 @@ type Launch struct {
 	ScratchRoot  string
 	StartTimeout time.Duration
 	Logger       hclog.Logger
+	Channel      externalnode.Channel // default externalnode.ChannelPeerCred
 }
 
 // ScratchEnv is the variable naming an instance's scratch dir.
@@ -61,7 +62,7 @@ const lowWeightLimit = 500 * time.Millisecond
 func (l Launch) start(ctx context.Context, name string, replacement bool) (*externalnode.Instance, *isolation.Envelope, string, error) {
 	sc := externalnode.StartConfig{
 		Name: name, Binary: l.Binary, Args: l.Args, Env: l.Env, Checksum: l.Checksum,
-		SocketDir: l.SocketDir, StartTimeout: l.StartTimeout,
+		SocketDir: l.SocketDir, StartTimeout: l.StartTimeout, Channel: l.Channel,
 	}
 	if l.Logger != nil {
 		sc.Logger = pluginLogger{l.Logger}

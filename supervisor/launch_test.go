@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/isolation"
 )
 
@@ -96,4 +98,44 @@ func weightFile(t *testing.T, suffix string) string {
 		}
 	}
 	return ""
+}
+
+// runtime.plugin_channel reaches every plugin start: under the default
+// (peercred) a plugin gets no AutoMTLS certificate, under mtls it does.
+func TestPluginChannelFromConfig(t *testing.T) {
+	if externalnode.HostUIDEnv != isolation.HostUIDEnv {
+		t.Fatalf("the sandbox rewrites %s, the plugin reads %s", isolation.HostUIDEnv, externalnode.HostUIDEnv)
+	}
+	for _, c := range []struct {
+		channel  string
+		wantCert bool
+	}{{"", false}, {"mtls", true}} {
+		dir := t.TempDir()
+		cfgPath := testConfig(t, dir, nil, "")
+		if c.channel != "" {
+			raw, err := os.ReadFile(cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := strings.Replace(string(raw), "runtime:\n", "runtime:\n  plugin_channel: "+c.channel+"\n", 1)
+			if err := os.WriteFile(cfgPath, []byte(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rt := startRuntime(t, cfgPath, nil)
+		pids := rt.Pool("tts").Pids()
+		if len(pids) == 0 {
+			t.Fatal("no tts plugin running")
+		}
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pids[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hasCert := strings.Contains(string(env), "\x00PLUGIN_CLIENT_CERT=") || strings.HasPrefix(string(env), "PLUGIN_CLIENT_CERT=")
+		hostUID := strings.Contains(string(env), fmt.Sprintf("%s=%d", externalnode.HostUIDEnv, os.Geteuid()))
+		if hasCert != c.wantCert || !hostUID {
+			t.Errorf("plugin_channel %q: plugin has an AutoMTLS certificate %v (want %v), %s set %v", c.channel, hasCert, c.wantCert, externalnode.HostUIDEnv, hostUID)
+		}
+		rt.Close()
+	}
 }

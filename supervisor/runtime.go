@@ -234,6 +234,7 @@ func (rt *Runtime) startPoolOf(ctx context.Context, g *generation, sc scope) (*P
 	launch := Launch{
 		Binary: p.BinaryPath, Args: p.Args, Checksum: p.Checksum, Tenant: tenant,
 		SocketDir: rt.state.Run, ScratchRoot: rt.state.Scratch(), StartTimeout: time.Duration(p.StartTimeout), Logger: rt.log,
+		Channel: externalnode.Channel(rt.cfg.Runtime.PluginChannel),
 	}
 	if rt.envs != nil {
 		prof, err := providerProfile(p, rt.state.Scratch())

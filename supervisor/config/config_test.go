@@ -21,13 +21,14 @@ func parse(t *testing.T, extraRuntime, extraProvider string) error {
 }
 
 func TestSupervisorFields(t *testing.T) {
-	ok := "  isolation: off\n  kill_grace: 1s\n  drain_timeout: 10s\n"
+	ok := "  isolation: off\n  kill_grace: 1s\n  drain_timeout: 10s\n  plugin_channel: mtls\n"
 	okp := "    instances: 2\n    restart: {intensity: 3, period: 10s, backoff: 10ms, backoff_max: 1s, jitter: 0.5, cooldown: 5s}\n    health_interval: 1s\n    health_timeout: 500ms\n    acquire_wait: 2s\n"
 	if err := parse(t, ok, okp); err != nil {
 		t.Fatalf("valid supervisor settings: %v", err)
 	}
 	for _, c := range []struct{ rt, prov, key string }{
 		{"  isolation: maybe\n", "", "runtime.isolation"},
+		{"  plugin_channel: tls\n", "", "runtime.plugin_channel"},
 		{"  kill_grace: -1s\n", "", "runtime.kill_grace"},
 		{"", "    restart: {jitter: 2}\n", "providers.p.restart.jitter"},
 		{"", "    restart: {intensity: -1}\n", "providers.p.restart.intensity"},

@@ -131,9 +131,9 @@ func (s spawnThreadRunner) Start(ctx context.Context) error {
 	return externalnode.OnSpawnThread(func() error { return s.Runner.Start(ctx) })
 }
 
-// bareGRPC is the same process pair and transport (go-plugin, gRPC over a
-// unix socket, AutoMTLS) with none of RSPP's layers: one bidi stream that
-// echoes bytes.
+// bareGRPC is the same process pair and transport (go-plugin, plaintext
+// gRPC over a unix socket, as RSPP's default peercred channel) with none of
+// RSPP's layers: one bidi stream that echoes bytes.
 type bareGRPC struct {
 	dir       string
 	client    *plugin.Client
@@ -153,7 +153,6 @@ func startBareGRPC(ctx context.Context, self, tmp string, frame []byte) (*bareGR
 		HandshakeConfig:  bareHandshake,
 		Plugins:          plugin.PluginSet{barePluginName: bareEchoPlugin{}},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
 		StartTimeout:     startTimeout,
 		Logger:           hclog.NewNullLogger(),
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: dir},

@@ -63,7 +63,7 @@ func nodeJSNode(t *testing.T) (script, dir string) {
 
 // TestNodeJSNodeRunsUnderBothProfiles: an interpreter node (a #! script)
 // starts, is verified against its checksum, and answers a turn under
-// trusted and under the sealed tenant profile.
+// trusted and under the sealed tenant profile, on either plugin channel.
 func TestNodeJSNodeRunsUnderBothProfiles(t *testing.T) {
 	w := setup(t)
 	script, dir := nodeJSNode(t)
@@ -76,8 +76,14 @@ func TestNodeJSNodeRunsUnderBothProfiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []isolation.Profile{trusted, tenant} {
-		t.Run(p.Name, func(t *testing.T) {
+	type variant struct {
+		p       isolation.Profile
+		channel externalnode.Channel
+	}
+	// Both profiles on the default channel; the trusted one on mtls too.
+	for _, v := range []variant{{trusted, externalnode.ChannelPeerCred}, {tenant, externalnode.ChannelPeerCred}, {trusted, externalnode.ChannelMTLS}} {
+		p := v.p
+		t.Run(p.Name+"/"+string(v.channel), func(t *testing.T) {
 			env, err := w.es.New("nodejs-"+p.Name, "tenant-js", p.Limits)
 			if err != nil {
 				t.Fatal(err)
@@ -92,7 +98,7 @@ func TestNodeJSNodeRunsUnderBothProfiles(t *testing.T) {
 				Runner: p.RunnerFunc(env, isolation.Target{Binary: script,
 					Secure: &plugin.SecureConfig{Checksum: sha256File(t, script), Hash: sha256.New()}}),
 				SkipHostEnv: p.SkipHostEnv,
-				SocketDir:   w.sockets, StartTimeout: 30 * time.Second, Stderr: errw,
+				SocketDir:   w.sockets, StartTimeout: 30 * time.Second, Stderr: errw, Channel: v.channel,
 			})
 			if err != nil {
 				errw.mu.Lock()

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // An RSPP node written in JavaScript: the whole node protocol
 // (docs/node-protocol.md) without the Go SDK. It speaks go-plugin's
-// handshake with AutoMTLS (its own certificate, the host's required), serves
+// handshake (with AutoMTLS when the host asks for it), serves
 // rspp.v1.Node over gRPC on a unix socket, and echoes every text input as
 // "node.js: <text>". test/isolation runs it under the trusted and the
 // tenant (sealed) profile.
@@ -170,13 +170,21 @@ const node = {
 };
 
 function main() {
-  const clientCert = process.env.PLUGIN_CLIENT_CERT;
-  if (!clientCert) fail('no PLUGIN_CLIENT_CERT: the host must use AutoMTLS');
   const dir = process.env.PLUGIN_UNIX_SOCKET_DIR || process.env.TMPDIR || '/tmp';
   const sock = path.join(dir, `plugin-js-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
-  const { keyPem, certPem, der } = makeCert();
-  const creds = grpc.ServerCredentials.createSsl(Buffer.from(clientCert),
-    [{ private_key: Buffer.from(keyPem), cert_chain: Buffer.from(certPem) }], true);
+  // runtime.plugin_channel: mtls sends the host's certificate (AutoMTLS);
+  // the default (peercred) sends none: plaintext on the private socket,
+  // whose directory only the host can reach (grpc-js cannot read
+  // SO_PEERCRED, so this node relies on that directory alone).
+  const clientCert = process.env.PLUGIN_CLIENT_CERT;
+  let creds = grpc.ServerCredentials.createInsecure();
+  let cert = '';
+  if (clientCert) {
+    const { keyPem, certPem, der } = makeCert();
+    creds = grpc.ServerCredentials.createSsl(Buffer.from(clientCert),
+      [{ private_key: Buffer.from(keyPem), cert_chain: Buffer.from(certPem) }], true);
+    cert = der.toString('base64').replace(/=+$/, '');
+  }
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 1 << 20, 'grpc.max_send_message_length': 1 << 20 });
   server.addService(rspp.Node.service, node);
   const ctl = inlineProto('plugin.proto', pluginProto);
@@ -189,8 +197,8 @@ function main() {
   });
   server.bindAsync(`unix://${sock}`, creds, (err) => {
     if (err) fail(`listen on ${sock}: ${err.message}`);
-    // go-plugin's handshake line: core version|app version|network|address|protocol|server cert.
-    const cert = der.toString('base64').replace(/=+$/, '');
+    // go-plugin's handshake line: core version|app version|network|address|protocol|server cert
+    // (empty without AutoMTLS).
     process.stdout.write(`1|${PROTOCOL_VERSION}|unix|${sock}|grpc|${cert}\n`);
   });
   process.on('SIGTERM', () => process.exit(0));
