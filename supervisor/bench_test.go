@@ -177,10 +177,10 @@ func BenchmarkTenantNeighbour(b *testing.B) {
 	utter := [][]byte{tone(400 * time.Millisecond)}
 	runB := func(prefix string) (lat []time.Duration, aborts int) {
 		tl := &runner.Collector{}
-		// 8 sessions x 8 turns a round, 3 rounds: ~190 turns a phase, so
+		// 16 sessions x 8 turns a round, 3 rounds: ~380 turns a phase, so
 		// that p99 is not simply the slowest of a few dozen.
-		RunLoad(context.Background(), rt, LoadOptions{Sessions: 8, Utterances: utter, Gap: 700 * time.Millisecond, Turns: 8,
-			Realtime: true, Stagger: 100 * time.Millisecond, Tenants: []string{"b"}, Prefix: prefix, Timeline: tl})
+		RunLoad(context.Background(), rt, LoadOptions{Sessions: 16, Utterances: utter, Gap: 700 * time.Millisecond, Turns: 8,
+			Realtime: true, Stagger: 50 * time.Millisecond, Tenants: []string{"b"}, Prefix: prefix, Timeline: tl})
 		recs := tl.Records()
 		sttEnd := map[string]int64{}
 		for _, r := range recs {
