@@ -525,6 +525,7 @@ function draw() {
     ];
     if (last && last.state === 'abort') lines.push(`<div class="reason">${esc(last.reason)}</div>`);
     lines.push(`<div class="lat">latency ${fmtMs(server ? server.latency_ms : null)}</div>`);
+    if (t.playedSamples) lines.push(`<div class="lat">played ${fmtMs(t.playedSamples * MS_PER_SAMPLE)}</div>`);
     if (s.first_audio_ms != null) lines.push(`<div class="lat">first audio ${fmtMs(s.first_audio_ms)}</div>`);
     if (s.barge_in) lines.push(`<div class="lat">barge-in: fence ${fmtMs(s.barge_in.to_fence_ms)}, last sample ${fmtMs(s.barge_in.to_last_sample_ms)}</div>`);
     t.el.innerHTML = lines.join('');
