@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 
+	"github.com/rspp/rspp/providers/speechtest"
+	"github.com/rspp/rspp/test/testenv"
+	"github.com/rspp/rspp/transports/wav"
 	"github.com/rspp/rspp/transports/websocket/web"
 )
 
@@ -39,6 +43,7 @@ type fakeConn struct {
 	mu   sync.Mutex
 	ctl  []map[string]any // text messages from the page, in order
 	mic  int              // binary frames of 640 bytes
+	pcm  []byte           // their audio, in order
 	bad  int              // binary frames of any other size
 	wake chan struct{}
 }
@@ -86,6 +91,7 @@ func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 			if typ == websocket.MessageBinary {
 				if len(data) == 640 {
 					c.mic++
+					c.pcm = append(c.pcm, data...)
 				} else {
 					c.bad++
 				}
@@ -417,4 +423,61 @@ func lastChunkVsFence(tr *pageTurn) string {
 		return "all its samples were handed out before the fence message reached the page"
 	}
 	return "none of it was played"
+}
+
+// micPCM is the microphone audio the page sent on the latest connection.
+func (f *fakeServer) micPCM() []byte {
+	f.mu.Lock()
+	c := f.last
+	f.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), c.pcm...)
+}
+
+// TestPageCapturesSpeech: what the page sends of Chromium's fake
+// microphone playing "what time is it" (48 kHz WAV, through the browser's
+// default speech processing and the capture worklet's resampler) decodes
+// with pocketsphinx to that phrase.
+func TestPageCapturesSpeech(t *testing.T) {
+	requireChromium(t)
+	speechtest.Require(t)
+	dir := t.TempDir()
+	mic := micWAV(t, dir, segment{silence: time.Second}, segment{say: "what time is it"}, segment{silence: 60 * time.Second})
+	ctx := newBrowser(t, mic)
+	f := newFakeServer(t, func(c *fakeConn) error {
+		if err := c.await(5*time.Second, "send start", func(ctl []map[string]any, _ int) bool { return len(ctl) > 0 }); err != nil {
+			return err
+		}
+		if err := c.send(map[string]any{"type": "ready", "session": "fake-2", "protocol": 1}); err != nil {
+			return err
+		}
+		// The WAV's first 4 s hold the phrase; take 5.
+		return c.await(30*time.Second, "send 5 s of microphone", func(_ []map[string]any, mic int) bool { return mic >= 250 })
+	})
+	if err := chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+"/"), chromedp.Click(chromedp.ID("start"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-f.done; err != nil {
+		t.Fatalf("fake server script: %v (page: %+v)", err, pageState(t, ctx))
+	}
+	pcm := f.micPCM()
+	path := filepath.Join(outDir(t), "mic-sent.wav")
+	if err := wav.WriteFile(path, pcm); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("microphone audio the page sent: %s (%d ms)", path, len(pcm)/32)
+	got, err := speechtest.DecodePCM(context.Background(), pcm, filepath.Join(testenv.MustModuleRoot(t), "examples", "grammar.jsgf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "what time is it" {
+		t.Errorf("the page's microphone audio decodes as %q, want %q", got, "what time is it")
+	}
+	if sp := evaluate[[]map[string]any](t, ctx, `window.rsppTest.speech()`); len(sp) == 0 {
+		t.Errorf("the page detected no speech in its microphone")
+	}
 }
