@@ -147,7 +147,10 @@ function userSpeechBefore(at) {
   return last;
 }
 
+// turn returns the record of a turn, made on first sight. Ids are kept as
+// strings whatever JSON type the server used.
 function turn(id) {
+  id = String(id);
   let t = S.turns.get(id);
   if (!t) {
     t = new Turn(id);
@@ -287,8 +290,7 @@ function onControl(text) {
       break;
     }
     case 'audio_start':
-      S.audioTurn = m.turn;
-      turn(m.turn);
+      S.audioTurn = turn(m.turn).id;
       break;
     case 'fence':
       onFence(m);
@@ -588,7 +590,7 @@ window.rsppTest = {
   turns: () => S.order.map((id) => S.turns.get(id).summary()),
   // playedPCM: the 16 kHz s16le samples of turn handed to the audio
   // output, in order, as base64.
-  playedPCM: (id) => (S.turns.has(id) ? base64(S.turns.get(id).pcm) : ''),
+  playedPCM: (id) => (S.turns.has(String(id)) ? base64(S.turns.get(String(id)).pcm) : ''),
   fences: () => S.fences.map((f) => ({ ...f })),
   speech: () => S.speech.map((u) => ({ ...u })).concat(S.vad.on ? [{ start: S.vad.firstVoiced, end: null }] : []),
   now: () => performance.now(),
