@@ -223,8 +223,18 @@ func newLive(t *testing.T, replies string, mic ...segment) *liveSetup {
 		t.Fatal(err)
 	}
 	if replies != "" {
-		// The example pipeline with other replies for the rules provider.
-		path := filepath.Join(l.dir, "replies.yaml")
+		// The example pipeline with other replies for the rules provider,
+		// in a directory its unprivileged plugin user can read
+		// (t.TempDir's are the test user's only).
+		rdir, err := os.MkdirTemp("", "rspp-replies-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(rdir) })
+		if err := os.Chmod(rdir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(rdir, "replies.yaml")
 		if err := os.WriteFile(path, []byte(replies), 0o644); err != nil {
 			t.Fatal(err)
 		}

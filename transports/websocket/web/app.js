@@ -539,7 +539,7 @@ function draw() {
       ui.conversation.appendChild(t.convEl);
     }
     const agent = t.reply
-      ? `<div class="agent${t.fence ? ' fenced' : ''}"><span class="who">agent</span><span class="text reply">${esc(t.reply)}</span>${t.fence ? `<span class="note">interrupted (${esc(t.fence.reason)})</span>` : ''}</div>`
+      ? `<div class="agent${t.fence ? ' fenced' : ''}"><span class="who">agent</span><span class="text reply">${esc(t.reply)}</span>${t.fence ? `<span class="note">interrupted (${esc(t.fence.reason)}) after ${(t.playedSamples / RATE).toFixed(1)} s</span>` : ''}</div>`
       : '';
     t.convEl.innerHTML =
       `<div class="user"><span class="who">you</span><span class="text transcript${t.final ? '' : ' interim'}">${esc(t.transcript || '…')}</span></div>` + agent;
