@@ -481,3 +481,45 @@ func TestPageCapturesSpeech(t *testing.T) {
 		t.Errorf("the page detected no speech in its microphone")
 	}
 }
+
+// TestPageShowsServerClose: when the server rejects the session (an
+// `error` message, then a close with a code and reason), the page shows
+// the reason, says the connection closed with that code, and stops its
+// microphone and audio.
+func TestPageShowsServerClose(t *testing.T) {
+	ctx := newBrowser(t, "")
+	const reason = "start: sample_rate 8000: want 16000"
+	f := newFakeServer(t, func(c *fakeConn) error {
+		if err := c.await(5*time.Second, "send start", func(ctl []map[string]any, _ int) bool { return len(ctl) > 0 }); err != nil {
+			return err
+		}
+		if err := c.send(map[string]any{"type": "error", "reason": reason}); err != nil {
+			return err
+		}
+		return c.ws.Close(websocket.StatusUnsupportedData, reason)
+	})
+	if err := chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+"/"), chromedp.Click(chromedp.ID("start"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-f.done; err != nil {
+		t.Fatalf("fake server script: %v", err)
+	}
+	var st pageStatus
+	waitFor(t, 10*time.Second, "the page to see the close", func() bool {
+		st = pageState(t, ctx)
+		return st.Closed != nil
+	}, func() string { return fmt.Sprintf("%+v", st) })
+	if st.Closed.Code != 1003 || st.Closed.Reason != reason {
+		t.Errorf("page saw close %+v, want 1003 %q", st.Closed, reason)
+	}
+	if got := pageText(t, ctx, "#error"); !strings.Contains(got, reason) {
+		t.Errorf("the page shows error %q, want it to name %q", got, reason)
+	}
+	if got := pageText(t, ctx, "#status"); !strings.Contains(got, "1003") {
+		t.Errorf("status %q does not give the close code", got)
+	}
+	waitFor(t, 5*time.Second, "the page to stop its audio", func() bool {
+		return evaluate[bool](t, ctx, `!document.getElementById('start').disabled`)
+	}, func() string { return "the start button stayed disabled" })
+	screenshot(t, ctx, "server-close.png")
+}

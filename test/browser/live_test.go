@@ -301,10 +301,18 @@ func (l *liveSetup) decodeReply(t *testing.T, turn, name string) string {
 	return got
 }
 
-// finish stops the page and the server and checks the server's timeline:
+// finish saves the page's record of its turns, stops the page and the
+// server and checks the server's timeline:
 // every turn the page saw ended in exactly one terminal.
 func (l *liveSetup) finish(t *testing.T) {
 	t.Helper()
+	// The page's record of the session, for a person to look at.
+	raw := evaluate[[]byte](t, l.ctx, `window.rsppTest.turns()`)
+	path := filepath.Join(outDir(t), "turns.json")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the page's record of its turns: %s", path)
 	_ = chromedp.Do(l.ctx, chromedp.Click(chromedp.ID("stop")))
 	l.srv.stop(t)
 	recs, err := testenv.ReadTimeline(l.srv.timeline)
@@ -410,6 +418,9 @@ func TestLiveBargeIn(t *testing.T) {
 	}
 	if fenced.PlayedSamples == 0 {
 		t.Fatalf("the fenced turn %s played nothing before its fence: the user did not talk over the agent (turns: %s)", fenced.Turn, describeTurns(turns))
+	}
+	if n := len(fenced.States); n == 0 || fenced.States[n-1].State != "abort" || fenced.States[n-1].Reason != fenced.Fence.Reason {
+		t.Errorf("fenced turn %s ends %+v in the page, want an abort for its fence's reason %q", fenced.Turn, fenced.States, fenced.Fence.Reason)
 	}
 	if fenced.SamplesAfter != 0 {
 		t.Errorf("turn %s: %d samples handed to the output after the fence", fenced.Turn, fenced.SamplesAfter)
