@@ -488,6 +488,7 @@ function trimRecorded() {
     for (const c of t.pcm) S.recorded -= c.length;
     if (t.pcm.length) t.pcmTrimmed = true;
     t.pcm = [];
+    t.played = []; // its chunk log goes with it: a long session stays bounded
   }
 }
 
@@ -545,7 +546,16 @@ function draw() {
       `<div class="user"><span class="who">you</span><span class="text transcript${t.final ? '' : ' interim'}">${esc(t.transcript || '…')}</span></div>` + agent;
   }
   const c = S.counts;
+  let lastBarge = null;
+  let lastFirst = null;
+  for (const id of S.order) {
+    const s = S.turns.get(id).summary();
+    if (s.barge_in && s.barge_in.to_last_sample_ms != null) lastBarge = s.barge_in;
+    if (s.first_audio_ms != null) lastFirst = s.first_audio_ms;
+  }
   const rows = [
+    ['first audio (your speech end → agent audio), last turn', fmtMs(lastFirst)],
+    ['barge-in (your speech start → agent stopped), last', lastBarge ? fmtMs(lastBarge.to_last_sample_ms) : '–'],
     ['session', S.session || '–'],
     ['context rate', S.ctx ? `${S.ctx.sampleRate} Hz` : '–'],
     ['mic frames sent', c.micSent],
