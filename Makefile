@@ -31,7 +31,9 @@ build: ## build bin/rspp, bin/rspp-node and bin/providers/*
 	$(GO) build -o $(BIN)/rspp-node ./cmd/node-sdk
 	@for p in $(PROVIDERS); do $(GO) build -o $(BIN)/providers/$$p ./providers/$$p || exit 1; done
 
-test-deps: deps ## what only the tests need: Node.js and the Node.js test node's locked modules
+test-deps: deps ## what only the tests need: Chromium (browser tests), Node.js and the Node.js test node's locked modules
+	@# The browser tests drive Debian's Chromium, never a downloaded browser.
+	@command -v chromium >/dev/null || bash scripts/deps.sh chromium
 	@# This machine kind ships Node.js with npm (nodesource's nodejs, which
 	@# conflicts with Debian's npm package): install only what is missing.
 	@command -v node >/dev/null || bash scripts/deps.sh nodejs
