@@ -128,6 +128,21 @@ type SessionConfig struct {
 	TelemetryCapacity int
 	// Limits bounds event sizes at the gateway (zero: eventabi.DefaultLimits).
 	Limits eventabi.Limits
+	// AwaitPlayback is for live transports, which play a turn's audio out
+	// in real time: a turn whose invocations all ended OK does not commit
+	// yet; the kernel emits EgressDone after the turn's last EgressEvent
+	// and commits when the transport ingests control.playback_done for
+	// the turn. Until then the turn is still the agent's, so user speech
+	// is a barge-in that aborts and fences it. A transport that never
+	// reports aborts the turn with reason playback_timeout once the
+	// turn's egress audio plus PlaybackGrace has passed. Live sessions
+	// also record speech_end (the user's end of speech in the turn) and
+	// playback_done. False: a turn commits when its invocations end (the
+	// file transport).
+	AwaitPlayback bool
+	// PlaybackGrace is how long past its audio's duration a turn waits
+	// for playback_done (0: DefaultPlaybackGrace).
+	PlaybackGrace time.Duration
 	// OutstandingInputs bounds how many inputs of one invocation Ready hands
 	// out before the runner reports them taken (OnInputsTaken); later ones
 	// stay queued on their edge (0: DefaultOutstandingInputs).
@@ -190,6 +205,12 @@ type FenceEgress struct {
 	Reason string
 }
 
+// EgressDone says the turn will send no more egress: once the transport
+// has played what it holds of the turn it ingests control.playback_done
+// (SessionConfig.AwaitPlayback only). It travels on the data lane, behind
+// the turn's last EgressEvent.
+type EgressDone struct{ TurnID string }
+
 // Record is a timeline record to append.
 type Record struct{ Record TimelineRecord }
 
@@ -202,6 +223,7 @@ func (CloseInput) isEffect()       {}
 func (CancelInvocation) isEffect() {}
 func (EgressEvent) isEffect()      {}
 func (FenceEgress) isEffect()      {}
+func (EgressDone) isEffect()       {}
 func (Record) isEffect()           {}
 func (SessionClosed) isEffect()    {}
 

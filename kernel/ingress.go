@@ -37,6 +37,8 @@ func (s *Session) Ingest(ev eventabi.Event) error {
 		s.Close(reason)
 	case eventabi.TypeOutputAccepted, eventabi.TypePlaybackStarted:
 		return s.outputSignal(ev)
+	case eventabi.TypePlaybackDone:
+		return s.playbackDone(ev)
 	case eventabi.TypeCancel:
 		return s.Cancel(ev.Control.Scope, cancelTarget(ev), ev.Control.Reason)
 	default:

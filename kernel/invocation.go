@@ -158,6 +158,7 @@ func (s *Session) selects(t *turn, node, from string) bool {
 func (s *Session) routeOne(t *turn, from string, ei int, ev eventabi.Event) {
 	e := s.g.edges[ei]
 	if e.To == Egress {
+		t.egressAudio += ev.Audio.DurationNanos()
 		s.emit(queued{eff: EgressEvent{Event: ev}, edge: ei, turn: t.id})
 		return
 	}

@@ -47,7 +47,7 @@ func laneOf(e Effect) eventabi.Lane {
 		return e.Event.Lane
 	case EgressEvent:
 		return e.Event.Lane
-	case CloseInput:
+	case CloseInput, EgressDone:
 		return eventabi.LaneData
 	}
 	return eventabi.LaneControl

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/rspp/rspp/kernel/eventabi"
 )
@@ -29,6 +30,32 @@ func (f *fencedSet) add(id string) {
 }
 
 func (f *fencedSet) has(id string) bool { return f.ids[id] }
+
+// DefaultPlaybackGrace is how long past its audio's duration an
+// AwaitPlayback turn waits for playback_done before it aborts.
+const DefaultPlaybackGrace = 5 * time.Second
+
+// playbackDone is the live transport saying it played the turn's last
+// audio: a turn waiting for it commits. After the turn's fence it is
+// rejected with ErrFenced like the other output signals; for any other
+// turn, or before EgressDone, it changes nothing.
+func (s *Session) playbackDone(ev eventabi.Event) error {
+	if ev.TurnID == "" {
+		return &eventabi.ValidationError{Kind: eventabi.ErrInvalidEvent, Field: "turn_id", Type: ev.Type, Msg: "output signal without turn"}
+	}
+	if s.fenced.has(ev.TurnID) {
+		s.stats.PostFenceSignals++
+		return fmt.Errorf("%w: %s for turn %s", ErrFenced, ev.Type, ev.TurnID)
+	}
+	t := s.turn
+	if t == nil || t.id != ev.TurnID || !t.awaiting || t.played {
+		return nil
+	}
+	t.played = true
+	s.record(TimelineRecord{Type: "playback_done", TurnID: t.id})
+	s.maybeCommit(t)
+	return nil
+}
 
 // outputSignal handles the transport's output_accepted / playback_started:
 // after the turn's fence they are invalid (invariant 10) and rejected with

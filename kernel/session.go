@@ -212,6 +212,9 @@ func (s *Session) Tick() {
 		s.pending = nil
 		s.propose(p)
 	}
+	if t := s.turn; t != nil && t.awaiting && s.now >= t.playbackDeadline {
+		s.cancelTurn(t, "playback_timeout")
+	}
 	if t := s.turn; t != nil {
 		for _, pn := range t.plan.Nodes {
 			inv := t.byNode[pn.Spec.ID]

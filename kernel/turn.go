@@ -28,7 +28,13 @@ type turn struct {
 
 	egressDropped int
 	dropRecorded  bool
-	signalled     map[eventabi.Type]bool // output signals already recorded
+	// AwaitPlayback: egressAudio is the media time routed to egress;
+	// awaiting is set once every invocation ended OK (EgressDone sent),
+	// until playback_done (played) or playbackDeadline.
+	egressAudio      int64
+	awaiting, played bool
+	playbackDeadline int64
+	signalled        map[eventabi.Type]bool // output signals already recorded
 }
 
 // intent is a proposed turn waiting for (or retrying) admission.
@@ -194,6 +200,9 @@ func (s *Session) receiver(t *turn, node string) *invocation {
 // closeIngress ends the user's part of the turn.
 func (s *Session) closeIngress(t *turn) {
 	t.phase = phaseResponding
+	if s.cfg.AwaitPlayback {
+		s.record(TimelineRecord{Type: "speech_end", TurnID: t.id})
+	}
 	s.upstreamDone(t, Ingress)
 }
 
@@ -209,6 +218,20 @@ func (s *Session) maybeCommit(t *turn) {
 		if inv := t.byNode[pn.Spec.ID]; inv == nil || inv.status != invOK && inv.status != invSuperseded {
 			return
 		}
+	}
+	if s.cfg.AwaitPlayback && !t.played {
+		if !t.awaiting {
+			// Everything of the turn is produced; it is the agent's
+			// until its audio has played (barge-in stays possible).
+			t.awaiting = true
+			grace := s.cfg.PlaybackGrace
+			if grace <= 0 {
+				grace = DefaultPlaybackGrace
+			}
+			t.playbackDeadline = s.now + t.egressAudio + int64(grace)
+			s.emit(queued{eff: EgressDone{TurnID: t.id}, edge: -1, turn: t.id})
+		}
+		return
 	}
 	t.terminal = true
 	s.stats.TurnsCommitted++

@@ -345,6 +345,9 @@ type SessionOptions struct {
 	Output   runner.Output
 	Timeline runner.Timeline
 	Observe  func(nodeID string, ev eventabi.Event)
+	// AwaitPlayback: the output plays audio in real time and the session's
+	// turns end when their audio has played (kernel.SessionConfig).
+	AwaitPlayback bool
 }
 
 // OpenSession starts a kernel session bound to this runtime's pools.
@@ -369,6 +372,7 @@ func (rt *Runtime) OpenSession(o SessionOptions) (*runner.Session, error) {
 		Kernel: kernel.SessionConfig{
 			SessionID: o.ID, TenantID: o.TenantID, Epoch: 1, Graph: cfg.Graph(), Bindings: sb,
 			VAD: cfg.KernelVAD(), UnknownEventPolicy: cfg.Gateway.UnknownEvents,
+			AwaitPlayback: o.AwaitPlayback,
 		},
 		Pools: rt, Output: o.Output, Timeline: sb, Observe: o.Observe, Tick: time.Duration(cfg.Runtime.TickInterval),
 		Budgets: cfg.NodeBudget,

@@ -35,6 +35,10 @@ type ServeOptions struct {
 	Telemetry runner.Timeline
 	// Ready, if set, is called with the admin socket path once serving.
 	Ready func(adminSocket string)
+	// Listen, if set, serves the live transports instead of replaying
+	// Inputs: the page and the WebSocket endpoint, a session per
+	// connection, agent audio played out in real time.
+	Listen *ListenOptions
 }
 
 // Serve starts a runtime from cfg and serves until ctx ends. It returns
@@ -53,7 +57,7 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 		}
 		clips = append(clips, pcm)
 	}
-	if len(clips) == 0 {
+	if len(clips) == 0 && o.Listen == nil {
 		return Terminals{}, fmt.Errorf("serve: no input WAV")
 	}
 	rt, err := Start(ctx, cfg, Options{Logger: o.Logger, Timeline: o.Telemetry})
@@ -91,6 +95,27 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 		}
 	}()
 
+	if o.Listen != nil {
+		var tl runner.Timeline
+		if o.Timeline != "" {
+			jl, err := runner.CreateJSONL(o.Timeline)
+			if err != nil {
+				return Terminals{}, err
+			}
+			defer jl.Close()
+			tl = jl
+		}
+		if o.Ready != nil {
+			o.Ready(admin.Path())
+		}
+		lctx := ctx
+		if o.Duration > 0 {
+			var cancel context.CancelFunc
+			lctx, cancel = context.WithTimeout(ctx, o.Duration)
+			defer cancel()
+		}
+		return serveLive(lctx, rt, *o.Listen, tl, out)
+	}
 	col := &runner.Collector{}
 	var tl runner.Timeline = col
 	if o.Timeline != "" {

@@ -18,7 +18,8 @@ import (
 func serveCmd() *cobra.Command {
 	var (
 		cfgPath, timeline, logLevel string
-		inputs, tenants             []string
+		listen                      string
+		inputs, tenants, origins    []string
 		sessions                    int
 		gap, duration               time.Duration
 		realtime                    bool
@@ -29,16 +30,23 @@ func serveCmd() *cobra.Command {
 		Short: "Run long-lived: many concurrent sessions from WAV files, admin socket, SIGHUP reloads the config",
 		Long: `serve runs the runtime until SIGINT/SIGTERM (or --duration): the file transport
 replays the input WAVs in --sessions concurrent sessions, each looping its WAV.
+With --listen ADDR it serves live sessions instead: a browser page at / and a
+WebSocket endpoint at /ws (transports/websocket/PROTOCOL.md), one session per
+connection, agent audio played out in real time; talking over the agent
+interrupts it.
 The admin socket (runtime.admin_socket, default <state_dir>/admin.sock) answers
 rspp status and rspp upgrade; SIGHUP re-reads the config and hot-upgrades the
 providers whose binary or settings changed.`,
-		Example: "  rspp serve --config examples/voice-agent.yaml --input in.wav --sessions 8",
+		Example: "  rspp serve --config examples/voice-agent.yaml --input in.wav --sessions 8\n  rspp serve --config examples/voice-agent.yaml --listen 127.0.0.1:8080",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			if cfgPath == "" || len(inputs) == 0 {
-				return usageError{fmt.Errorf("--config and --input are required")}
+			if cfgPath == "" || len(inputs) == 0 && listen == "" {
+				return usageError{fmt.Errorf("--config and --input (or --listen) are required")}
+			}
+			if listen != "" && len(inputs) > 0 {
+				return usageError{fmt.Errorf("--listen serves live sessions: it takes no --input")}
 			}
 			if sessions < 1 {
 				return usageError{fmt.Errorf("--sessions must be >= 1")}
@@ -58,11 +66,21 @@ providers whose binary or settings changed.`,
 			}
 			defer stopTel()
 			out := cmd.OutOrStdout()
-			term, err := supervisor.Serve(ctx, cfg, supervisor.ServeOptions{
+			so := supervisor.ServeOptions{
 				Inputs: inputs, Sessions: sessions, Tenants: tenants, Gap: gap, Duration: duration, Realtime: realtime, Timeline: timeline,
 				Logger: newLogger(logLevel), Telemetry: tel,
 				Ready: func(sock string) { fmt.Fprintf(out, "serving %d sessions; admin socket %s\n", sessions, sock) },
-			}, out)
+			}
+			if listen != "" {
+				so.Ready = func(sock string) { fmt.Fprintf(out, "admin socket %s\n", sock) }
+				so.Listen = &supervisor.ListenOptions{Addr: listen, MaxSessions: sessions,
+					Listening: func(addr string) { fmt.Fprintf(out, "listening on http://%s/ (WebSocket endpoint ws://%s/ws)\n", addr, addr) }}
+				so.Listen.WebSocket.AllowedOrigins = origins
+				if !cmd.Flags().Changed("sessions") {
+					so.Listen.MaxSessions = 0
+				}
+			}
+			term, err := supervisor.Serve(ctx, cfg, so, out)
 			if err != nil {
 				return interruptedOr(ctx, err, " during start; plugins stopped")
 			}
@@ -77,7 +95,9 @@ providers whose binary or settings changed.`,
 	f := cmd.Flags()
 	f.StringVar(&cfgPath, "config", "", "runtime config (YAML)")
 	f.StringArrayVar(&inputs, "input", nil, "input WAV (16 kHz mono); repeat for several, sessions take them in turn")
-	f.IntVar(&sessions, "sessions", 1, "concurrent sessions")
+	f.IntVar(&sessions, "sessions", 1, "concurrent sessions (with --listen: the most live sessions at once, default 200)")
+	f.StringVar(&listen, "listen", "", "serve live sessions: the page at http://ADDR/ and the WebSocket endpoint at /ws (e.g. 127.0.0.1:8080)")
+	f.StringArrayVar(&origins, "allow-origin", nil, "with --listen: also accept WebSocket connections from pages of this origin host pattern (default: same host only)")
 	f.StringArrayVar(&tenants, "tenant", nil, "sessions' tenant; repeat for several, sessions take them in turn (profile tenant providers never share instances across tenants)")
 	f.DurationVar(&gap, "gap", 1500*time.Millisecond, "silence between utterances")
 	f.DurationVar(&duration, "duration", 0, "stop after this long (0: until SIGINT/SIGTERM)")

@@ -55,6 +55,9 @@ const (
 	// the turn's egress fence they are invalid and rejected.
 	TypeOutputAccepted  Type = "control.output_accepted"  // transport took the turn's first output
 	TypePlaybackStarted Type = "control.playback_started" // the user starts hearing it
+	// TypePlaybackDone: a live transport played the last of the turn's
+	// audio (after the kernel's EgressDone); the turn may commit.
+	TypePlaybackDone Type = "control.playback_done"
 
 	// Telemetry lane.
 	TypeMetric Type = "telemetry.metric"

@@ -17,7 +17,7 @@ func Known(t Type) bool {
 	switch t {
 	case TypeAudioFrame, TypeTranscriptPartial, TypeTranscriptFinal, TypeTextDelta, TypeTextFinal,
 		TypeSpeechStart, TypeSpeechEnd, TypeCancel, TypeSessionClose, TypeMetric,
-		TypeOutputAccepted, TypePlaybackStarted:
+		TypeOutputAccepted, TypePlaybackStarted, TypePlaybackDone:
 		return true
 	}
 	return false
@@ -126,7 +126,7 @@ func validateKnownPayload(ev *Event, bad badFunc) error {
 		if ev.Text == nil {
 			return bad(ErrPayloadMismatch, "text", "text event needs a text payload")
 		}
-	case TypeSpeechStart, TypeSpeechEnd, TypeSessionClose, TypeMetric, TypeOutputAccepted, TypePlaybackStarted:
+	case TypeSpeechStart, TypeSpeechEnd, TypeSessionClose, TypeMetric, TypeOutputAccepted, TypePlaybackStarted, TypePlaybackDone:
 		if ev.Audio != nil || ev.Text != nil {
 			return bad(ErrPayloadMismatch, "payload", "control/telemetry event carries media")
 		}

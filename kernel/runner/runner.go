@@ -48,6 +48,15 @@ type Output interface {
 	Fence(turnID, reason string)
 }
 
+// PlaybackOutput is an Output that plays egress out in real time
+// (kernel.SessionConfig.AwaitPlayback): EndOfTurn carries the kernel's
+// EgressDone, after the turn's last Send; once the last of the turn has
+// played it reports control.playback_done back into the session.
+type PlaybackOutput interface {
+	Output
+	EndOfTurn(turnID string)
+}
+
 // Timeline receives timeline records as they happen.
 type Timeline interface {
 	Append(rec kernel.TimelineRecord)
@@ -84,6 +93,8 @@ type input struct {
 	// inNodeEvent: the invocation's output bytes in flight, given back
 	// once the kernel has taken (or refused) the event.
 	inFlight *atomic.Int64
+	// posted: an inIngest whose verdict nobody waits for (Post).
+	posted bool
 }
 
 const (
@@ -123,6 +134,8 @@ type Session struct {
 	inbox   []input
 	wake    chan struct{}
 	dropped atomic.Int64
+
+	postRefused atomic.Int64
 
 	calls          map[string]*openCall           // by kernel invocation id; loop-owned
 	opening        map[string]*openCall           // opens in flight, even if the kernel gave up on them; loop-owned
@@ -189,6 +202,19 @@ func (s *Session) Ingest(ev eventabi.Event) error {
 		return ErrClosed
 	}
 }
+
+// Post hands a transport event to the session without waiting for the
+// kernel's verdict: for callers that must never wait on the session loop
+// (a playout reporting output_accepted / playback_started from its
+// pacer). A refused event is counted (PostRefused). It reports false when
+// the session is closed.
+func (s *Session) Post(ev eventabi.Event) bool {
+	return s.push(input{kind: inIngest, ev: ev, posted: true}, true)
+}
+
+// PostRefused counts posted events the kernel refused (e.g. an output
+// signal of a turn fenced meanwhile: kernel.ErrFenced).
+func (s *Session) PostRefused() int64 { return s.postRefused.Load() }
 
 // Close closes the session (an active turn aborts with reason) and waits
 // until its invocations are released.
@@ -302,6 +328,9 @@ func (s *Session) apply(in input) {
 	switch in.kind {
 	case inIngest:
 		err = s.k.Ingest(in.ev)
+		if err != nil && in.posted {
+			s.postRefused.Add(1)
+		}
 	case inNodeEvent:
 		c := s.calls[in.invID]
 		if c == nil {
@@ -483,6 +512,13 @@ func (s *Session) do(e kernel.Effect) {
 	case kernel.FenceEgress:
 		if s.cfg.Output != nil {
 			s.cfg.Output.Fence(e.TurnID, e.Reason)
+		}
+	case kernel.EgressDone:
+		if po, ok := s.cfg.Output.(PlaybackOutput); ok {
+			po.EndOfTurn(e.TurnID)
+		} else {
+			// Nothing plays in real time here: it has all been played.
+			_ = s.k.Ingest(eventabi.Event{Type: eventabi.TypePlaybackDone, Lane: eventabi.LaneControl, TurnID: e.TurnID})
 		}
 	case kernel.Record:
 		if e.Record.Type == "turn_close" {

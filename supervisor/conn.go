@@ -1,0 +1,252 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/kernel/eventabi"
+	"github.com/rspp/rspp/kernel/fence"
+	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/transports"
+)
+
+// Session close reasons of connections.
+const (
+	CloseSessionEnd     = "session_close"   // the input ended (end of file); the last turn finished first
+	CloseClient         = "client_close"    // the client ended the session
+	CloseConnectionLost = "connection_lost" // the connection was lost
+	CloseBadInput       = "bad_input"       // the connection was closed for bad input
+	CloseShutdown       = "shutdown"        // the runtime is stopping
+)
+
+// ConnOptions shape how a connection's session runs.
+type ConnOptions struct {
+	// Pacer, if set, makes the session live: its agent audio goes out in
+	// real time through a playout, and a turn ends only once its audio
+	// has played, so the user can barge in while it plays. Nil sends
+	// egress to the connection as the kernel emits it (the file
+	// transport).
+	Pacer *Pacer
+	// PlayoutFrames bounds a live session's buffered audio (0:
+	// DefaultPlayoutFrames).
+	PlayoutFrames int
+	// SessionID names the session when the route does not.
+	SessionID string
+	Timeline  runner.Timeline
+	// Observe also sees every node output the kernel accepted.
+	Observe func(nodeID string, ev eventabi.Event)
+	// Opened, if set, is called with the session once it is open.
+	Opened func(s *runner.Session)
+}
+
+// ConnResult is how a connection's session ended.
+type ConnResult struct {
+	SessionID string
+	// Reason is the session's session_close reason.
+	Reason string
+	// ConnErr is how the connection ended (transports.Conn.Err).
+	ConnErr error
+	// Playout are the live session's playout counters.
+	Playout PlayoutStats
+}
+
+// ServeConn runs one session on a transport connection: it opens the
+// session the route asks for, binds it to the connection, feeds it the
+// connection's inbound frames and sends its egress, fenced by the
+// session's one gate, until the connection ends:
+//   - input ended normally (end of file): the last turn finishes, then the
+//     session closes with session_close;
+//   - the client ended the session: it closes at once with client_close;
+//   - the connection was lost: an open turn aborts and the session closes
+//     with connection_lost;
+//   - ctx ended: the session closes at once with shutdown.
+//
+// Input the kernel refuses ends only this connection (Refuse) and closes
+// the session with bad_input.
+func (rt *Runtime) ServeConn(ctx context.Context, c transports.Conn, o ConnOptions) (ConnResult, error) {
+	route := c.Route()
+	id := route.SessionID
+	if id == "" {
+		id = o.SessionID
+	}
+	res := ConnResult{SessionID: id}
+	if id == "" {
+		c.Close("no session id")
+		return res, fmt.Errorf("serve conn: no session id")
+	}
+	gate := fence.NewGate(0)
+	n := &noticer{conn: c, next: o.Timeline, live: o.Pacer != nil, observe: o.Observe}
+	var (
+		out     runner.Output = gatedOutput{conn: c, gate: gate}
+		playout *Playout
+		post    postBox
+	)
+	if o.Pacer != nil {
+		playout = o.Pacer.NewPlayout(PlayoutConfig{Conn: c, Gate: gate, Post: post.post, Frames: o.PlayoutFrames})
+		out = playout
+	}
+	sess, err := rt.OpenSession(SessionOptions{ID: id, TenantID: route.TenantID, Output: out, Timeline: n, Observe: n.observeNode,
+		AwaitPlayback: playout != nil})
+	if err != nil {
+		c.Refuse(err)
+		c.Close("session refused")
+		return res, err
+	}
+	post.set(sess)
+	if err := c.Bind(transports.Binding{SessionID: id, Gate: gate}); err != nil {
+		sess.Close(CloseConnectionLost)
+		c.Close(CloseConnectionLost)
+		res.Reason = CloseConnectionLost
+		return res, err
+	}
+	if o.Opened != nil {
+		o.Opened(sess)
+	}
+	reason := ""
+	in := c.Inbound()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			reason = CloseShutdown
+			break loop
+		case ev, ok := <-in:
+			if !ok {
+				break loop
+			}
+			if err := sess.Ingest(ev); err != nil {
+				if errors.Is(err, runner.ErrClosed) {
+					break loop
+				}
+				c.Refuse(fmt.Errorf("%w: %w", transports.ErrBadInput, err))
+				reason = CloseBadInput
+				break loop
+			}
+		}
+	}
+	if reason == "" {
+		switch cerr := c.Err(); {
+		case cerr == nil:
+			reason = CloseSessionEnd
+			select {
+			case <-sess.Idle():
+			case <-ctx.Done():
+				reason = CloseShutdown
+			}
+		case errors.Is(cerr, transports.ErrClientClosed):
+			reason = CloseClient
+		case errors.Is(cerr, transports.ErrBadInput):
+			reason = CloseBadInput
+		default:
+			reason = CloseConnectionLost
+		}
+	}
+	sess.Close(reason)
+	if playout != nil {
+		playout.Close()
+		res.Playout = playout.Stats()
+	}
+	c.Close(reason)
+	res.Reason = reason
+	res.ConnErr = c.Err()
+	return res, nil
+}
+
+// gatedOutput sends egress to a connection as the kernel emits it,
+// through the session's gate (the file transport: nothing is buffered
+// here to drop at a fence).
+type gatedOutput struct {
+	conn transports.Conn
+	gate *fence.Gate
+}
+
+func (g gatedOutput) Send(ev eventabi.Event) error {
+	if err := g.gate.Admit(&ev); err != nil {
+		return err
+	}
+	return g.conn.Send(ev)
+}
+
+func (g gatedOutput) Fence(turnID, reason string) {
+	g.gate.Fence(turnID, reason)
+	g.conn.Fence(turnID, reason)
+}
+
+// postBox lets a playout created before its session post to it once
+// the session is open.
+type postBox struct {
+	s atomic.Pointer[runner.Session]
+}
+
+func (p *postBox) set(s *runner.Session) { p.s.Store(s) }
+
+func (p *postBox) post(ev eventabi.Event) bool {
+	if s := p.s.Load(); s != nil {
+		return s.Post(ev)
+	}
+	return false
+}
+
+// noticer turns a session's timeline records and node outputs into the
+// connection's notices (turn lifecycle, transcript, reply) and passes
+// records on. It runs on the session loop: Notify never blocks.
+type noticer struct {
+	conn    transports.Conn
+	next    runner.Timeline
+	live    bool
+	observe func(nodeID string, ev eventabi.Event)
+
+	mu        sync.Mutex
+	speechEnd map[string]int64 // turn -> mono ns of the user's end of speech
+}
+
+func (n *noticer) Append(rec kernel.TimelineRecord) {
+	if n.next != nil {
+		n.next.Append(rec)
+	}
+	switch rec.Type {
+	case "turn_open":
+		n.conn.Notify(transports.Notice{Kind: transports.NoticeTurn, Turn: rec.TurnID, State: "open"})
+	case "turn_active":
+		n.conn.Notify(transports.Notice{Kind: transports.NoticeTurn, Turn: rec.TurnID, State: "active"})
+	case "speech_end":
+		n.mu.Lock()
+		if n.speechEnd == nil {
+			n.speechEnd = map[string]int64{}
+		}
+		n.speechEnd[rec.TurnID] = rec.MonoNanos
+		n.mu.Unlock()
+	case "turn_commit", "turn_abort":
+		state := "commit"
+		if rec.Type == "turn_abort" {
+			state = "abort"
+		}
+		lat := int64(-1)
+		n.mu.Lock()
+		if at, ok := n.speechEnd[rec.TurnID]; ok {
+			lat = (rec.MonoNanos - at) / 1e6
+			delete(n.speechEnd, rec.TurnID)
+		}
+		n.mu.Unlock()
+		n.conn.Notify(transports.Notice{Kind: transports.NoticeTurn, Turn: rec.TurnID, State: state, Reason: rec.Reason, LatencyMs: lat})
+	}
+}
+
+func (n *noticer) observeNode(nodeID string, ev eventabi.Event) {
+	if n.observe != nil {
+		n.observe(nodeID, ev)
+	}
+	if ev.Text == nil {
+		return
+	}
+	switch ev.Type {
+	case eventabi.TypeTranscriptFinal, eventabi.TypeTranscriptPartial:
+		n.conn.Notify(transports.Notice{Kind: transports.NoticeTranscript, Turn: ev.TurnID, Text: ev.Text.Text, Final: ev.Type == eventabi.TypeTranscriptFinal})
+	case eventabi.TypeTextFinal:
+		n.conn.Notify(transports.Notice{Kind: transports.NoticeReply, Turn: ev.TurnID, Text: ev.Text.Text, Final: true})
+	}
+}

@@ -1,0 +1,230 @@
+// Package live runs the real rspp binary as `rspp serve --listen` with the
+// real provider plugins (pocketsphinx, rules, espeak) and talks to it over
+// WebSocket (transports/websocket/PROTOCOL.md) as a client would: spoken
+// turns, real-time agent audio, barge-in during playback, and bad input
+// that must end only its own connection.
+package live
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rspp/rspp/isolation"
+	"github.com/rspp/rspp/providers/speechtest"
+	"github.com/rspp/rspp/test/testenv"
+)
+
+var bins testenv.Bins
+
+func TestMain(m *testing.M) {
+	isolation.MaybeSandboxMain()
+	dir, err := os.MkdirTemp("", "rspp-live-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bins, err = testenv.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "building binaries:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if left := testenv.ProcsUnder(dir); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "processes left behind: %v\n", left)
+		code = 1
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is one `rspp serve --listen` process.
+type server struct {
+	cmd      *exec.Cmd
+	addr     string
+	timeline string
+	mu       sync.Mutex
+	stdout   bytes.Buffer
+	stderr   bytes.Buffer
+	waited   chan struct{}
+}
+
+func (s *server) url() string { return "ws://" + s.addr + "/ws" }
+
+var listenLine = regexp.MustCompile(`listening on http://([^/]+)/`)
+
+// startServer starts rspp serve --listen on a free port with the example
+// pipeline and waits until it listens.
+func startServer(t *testing.T, o testenv.ConfigOptions, extra ...string) *server {
+	t.Helper()
+	speechtest.Require(t)
+	dir := t.TempDir()
+	state, err := os.MkdirTemp("", "rs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(state) })
+	o.StateDir = state
+	cfg, err := testenv.WriteConfig(dir, bins, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{timeline: filepath.Join(dir, "timeline.jsonl"), waited: make(chan struct{})}
+	args := append([]string{"serve", "--config", cfg, "--listen", "127.0.0.1:0", "--timeline", s.timeline}, extra...)
+	s.cmd = exec.Command(bins.RSPP, args...)
+	pr, pw := io.Pipe()
+	s.cmd.Stdout = pw
+	s.cmd.Stderr = &lockedWriter{mu: &s.mu, w: &s.stderr}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = s.cmd.Wait()
+		pw.Close()
+		close(s.waited)
+	}()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			s.stdout.WriteString(line + "\n")
+			s.mu.Unlock()
+			if m := listenLine.FindStringSubmatch(line); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	t.Cleanup(func() { s.stop(t) })
+	select {
+	case s.addr = <-addr:
+	case <-s.waited:
+		t.Fatalf("rspp serve exited before listening: %s", s.output())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("rspp serve did not listen within 60s: %s", s.output())
+	}
+	return s
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (s *server) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stdout.String() + s.stderr.String()
+}
+
+// stop ends the server with SIGTERM and waits for it.
+func (s *server) stop(t *testing.T) {
+	select {
+	case <-s.waited:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.waited:
+	case <-time.After(30 * time.Second):
+		t.Errorf("rspp serve did not stop within 30s of SIGINT; killing it")
+		_ = s.cmd.Process.Kill()
+		<-s.waited
+	}
+}
+
+// records reads the server's timeline (after stop: complete).
+func (s *server) records(t *testing.T) []testenv.Record {
+	t.Helper()
+	recs, err := testenv.ReadTimeline(s.timeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+func synth(t *testing.T, text string) []byte {
+	t.Helper()
+	pcm, err := speechtest.Synthesize(context.Background(), text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pcm
+}
+
+func startMsg() map[string]any {
+	return map[string]any{"type": "start", "sample_rate": 16000, "channels": 1}
+}
+
+func turnMsg(log []msg, turn, state string) (int, bool) {
+	return find(log, func(m msg) bool { return m.Type == "turn" && m.Turn == turn && m.State == state })
+}
+
+// One spoken turn over WebSocket through real plugin processes: the
+// client gets ready, the turn's lifecycle, the transcript, the reply text
+// and the agent's audio at real time, and the turn commits once its
+// audio has played.
+func TestLiveTurnTranscriptReplyAudio(t *testing.T) {
+	s := startServer(t, testenv.ConfigOptions{})
+	cl := dial(t, s.url(), startMsg())
+	cl.talk()
+	cl.waitFor("ready", 10*time.Second, func(l []msg) bool { _, ok := find(l, func(m msg) bool { return m.Type == "ready" }); return ok })
+	cl.say(synth(t, "what time is it"))
+	log := cl.waitFor("commit", 60*time.Second, func(l []msg) bool {
+		_, ok := find(l, func(m msg) bool { return m.Type == "turn" && m.State == "commit" })
+		return ok
+	})
+	i, _ := find(log, func(m msg) bool { return m.Type == "turn" && m.State == "commit" })
+	turn := log[i].Turn
+	if _, ok := turnMsg(log, turn, "open"); !ok {
+		t.Errorf("no turn open before commit: %s", summary(log))
+	}
+	ti, ok := find(log, func(m msg) bool { return m.Type == "transcript" && m.Turn == turn })
+	if !ok || log[ti].Text != "what time is it" {
+		t.Errorf("transcript: %s", summary(log))
+	}
+	ri, ok := find(log, func(m msg) bool { return m.Type == "reply" && m.Turn == turn })
+	if !ok || log[ri].Text != "it is time to test" {
+		t.Errorf("reply: %s", summary(log))
+	}
+	var frames []msg
+	for _, m := range log[:i] {
+		if m.Type == "audio" && m.AudioTurn == turn {
+			if m.Bytes != 640 {
+				t.Fatalf("agent frame of %d bytes", m.Bytes)
+			}
+			frames = append(frames, m)
+		}
+	}
+	if len(frames) < 25 {
+		t.Fatalf("%d agent frames of the turn before its commit, want a spoken reply: %s", len(frames), summary(log))
+	}
+	span := frames[len(frames)-1].At.Sub(frames[0].At)
+	media := time.Duration(len(frames)) * 20 * time.Millisecond
+	t.Logf("turn %s: %d frames (%s of audio) arrived over %s; commit latency_ms %d", turn, len(frames), media, span.Round(time.Millisecond), *log[i].LatencyMs)
+	// Real time, not a burst: the frames after the pre-roll take at
+	// least half their media time to arrive (a generous bound on a noisy
+	// machine; an unpaced sink delivers them within milliseconds).
+	if span < media/2 {
+		t.Errorf("agent audio came in %s for %s of media: not paced", span, media)
+	}
+}
+
