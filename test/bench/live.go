@@ -56,6 +56,7 @@ type LivePhase struct {
 	FenceClient          Summary `json:"barge_in_fence_client"`
 	FenceLastFrameClient Summary `json:"barge_in_last_frame_client"`
 	EgressLateness       Summary `json:"egress_lateness_client"`
+	EgressGap            Summary `json:"egress_gap_client"`
 	// Supervisor side (the server's timeline): see supervisorFigures.
 	FirstAudioSupervisor     Summary `json:"first_audio_supervisor"`
 	FenceSupervisor          Summary `json:"barge_in_fence_supervisor"`
@@ -132,7 +133,7 @@ func livePhase(ctx context.Context, c LiveConfig, u wsload.Utterance, clients in
 	}
 	p := LivePhase{Clients: clients, Seconds: c.Phase.Seconds(),
 		FirstAudioClient: Summarize(rep.Samples.FirstAudio), FenceClient: Summarize(rep.Samples.Fence),
-		FenceLastFrameClient: Summarize(rep.Samples.FenceLastFrame), EgressLateness: Summarize(rep.Samples.Lateness),
+		FenceLastFrameClient: Summarize(rep.Samples.FenceLastFrame), EgressLateness: Summarize(rep.Samples.Lateness), EgressGap: Summarize(rep.Samples.Gap),
 		Turns: rep.Turns, Committed: rep.Committed, Fenced: rep.FencedTurns, SessionsLost: rep.Lost,
 		WrongTerminals: len(rep.WrongTerminals), FramesAfterFence: rep.FramesAfterFence}
 	if err := rep.Check(); err != nil {
@@ -262,7 +263,7 @@ func printLive(w io.Writer, l *Live) {
 		}{{"first audio, client", p.FirstAudioClient}, {"first audio, supervisor", p.FirstAudioSupervisor},
 			{"barge-in -> fence, client", p.FenceClient}, {"barge-in -> fence, supervisor", p.FenceSupervisor},
 			{"barge-in -> last frame, client", p.FenceLastFrameClient}, {"barge-in -> last frame out, supervisor", p.FenceLastFrameSupervisor},
-			{"egress frame lateness, client", p.EgressLateness}} {
+			{"egress frame lateness, client", p.EgressLateness}, {"egress inter-frame gap over 20 ms, client", p.EgressGap}} {
 			fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f\t%.1f\t%.1f\t\n", p.Clients, f.name, f.s.N, f.s.P50us/1e3, f.s.P99us/1e3, f.s.MaxUs/1e3)
 		}
 		fmt.Fprintf(tw, "%d\tturns %d, committed %d, fenced %d, lost %d, wrong terminals %d, frames after fence %d\t\t\t\t\t\n",

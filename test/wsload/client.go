@@ -112,6 +112,11 @@ type ClientResult struct {
 	// Lateness holds, for every frame k >= 1 of every audio_start run,
 	// max(0, arrival_k - (arrival_0 + 20 ms * k)).
 	Lateness []time.Duration
+	// Gaps holds, for every frame k >= 1 of a run, how much longer than
+	// 20 ms after frame k-1 it arrived (positive part): the pacing's jitter,
+	// which Lateness does not show while a pre-roll keeps the run ahead of
+	// its schedule.
+	Gaps []time.Duration
 	// Frames that arrived with no audio_start before them (protocol breach).
 	UnattributedFrames int
 	ProtocolErrors     []string
@@ -121,9 +126,9 @@ type ClientResult struct {
 // run is the current audio_start run: frames until the next audio_start or
 // fence belong to turn.
 type run struct {
-	turn string
-	k    int
-	t0   time.Time
+	turn     string
+	k        int
+	t0, prev time.Time
 }
 
 type client struct {
@@ -348,8 +353,10 @@ func (c *client) frame(b []byte, at time.Time) {
 	} else {
 		late := at.Sub(r.t0.Add(time.Duration(r.k) * FrameDuration))
 		c.res.Lateness = append(c.res.Lateness, max(late, 0))
+		c.res.Gaps = append(c.res.Gaps, max(at.Sub(r.prev)-FrameDuration, 0))
 	}
 	r.k++
+	r.prev = at
 }
 
 // sendCtrl queues m for the sender; a full queue drops it (playback

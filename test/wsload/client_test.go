@@ -105,12 +105,21 @@ func TestClientBookkeeping(t *testing.T) {
 	text(270, `{"type":"audio_start","turn":"a"}`)
 	frame(280) // a run of the fenced turn: a's, after its fence
 	text(290, `{"type":"audio_start","turn":"b"}`)
-	frame(300)
-	c.frame(make([]byte, 10), at(310)) // wrong size
+	for _, ms := range []int{300, 300, 300, 320, 340, 375} { // a pre-roll of 3, then paced, one 15 ms gap
+		frame(ms)
+	}
+	c.frame(make([]byte, 10), at(380)) // wrong size
 
-	want := []time.Duration{0, 5 * time.Millisecond, 0, 20 * time.Millisecond, 10 * time.Millisecond}
+	// b's run stays ahead of its schedule: no lateness, though a gap.
+	want := []time.Duration{0, 5 * time.Millisecond, 0, 20 * time.Millisecond, 10 * time.Millisecond, 0, 0, 0, 0, 0}
 	if !slices.Equal(c.res.Lateness, want) {
 		t.Errorf("lateness %v, want %v", c.res.Lateness, want)
+	}
+	// Gaps over 20 ms: a's first run 20, 25, 15, 40 ms apart; its second
+	// 30; b's 0, 0, 20, 20, 35.
+	wantGaps := []time.Duration{0, 5 * time.Millisecond, 0, 20 * time.Millisecond, 10 * time.Millisecond, 0, 0, 0, 0, 15 * time.Millisecond}
+	if !slices.Equal(c.res.Gaps, wantGaps) {
+		t.Errorf("gaps %v, want %v", c.res.Gaps, wantGaps)
 	}
 	a, b := c.byID["a"], c.byID["b"]
 	if a.Frames != 7 || a.FramesAfterFence != 2 || !a.Fenced || a.FenceAt != at(240) || a.LastFrame != at(230) || a.FirstFrame != at(10) {
@@ -119,7 +128,7 @@ func TestClientBookkeeping(t *testing.T) {
 	if a.Utterance != 0 || c.res.Utterances[0].Turn != "a" || b.Utterance != -1 {
 		t.Errorf("turn a should belong to utterance 0 and b to none: a %d, b %d, utterance turn %q", a.Utterance, b.Utterance, c.res.Utterances[0].Turn)
 	}
-	if a.Aborts != 1 || a.AbortReason != "barge_in" || b.Frames != 1 || b.Terminals() != 0 {
+	if a.Aborts != 1 || a.AbortReason != "barge_in" || b.Frames != 6 || b.Terminals() != 0 {
 		t.Errorf("a: %d aborts (%q); b: %d frames, %d terminals", a.Aborts, a.AbortReason, b.Frames, b.Terminals())
 	}
 	if c.res.UnattributedFrames != 1 || len(c.res.ProtocolErrors) != 1 {

@@ -56,13 +56,16 @@ type Report struct {
 	Fence          Stats `json:"barge_in_fence_ms"`
 	FenceLastFrame Stats `json:"barge_in_last_frame_ms"`
 	Lateness       Stats `json:"egress_lateness_ms"`
+	// Gap: per frame k >= 1 of a run, arrival_k - arrival_(k-1) - 20 ms,
+	// positive part.
+	Gap Stats `json:"egress_gap_ms"`
 
 	Samples Samples `json:"-"`
 }
 
 // Samples are the raw figures behind the Report's statistics.
 type Samples struct {
-	FirstAudio, Fence, FenceLastFrame, Lateness []time.Duration
+	FirstAudio, Fence, FenceLastFrame, Lateness, Gap []time.Duration
 }
 
 // Stats summarise one figure in milliseconds.
@@ -139,6 +142,7 @@ func Summarize(results []*ClientResult) *Report {
 			r.ProtocolErrors = append(r.ProtocolErrors, fmt.Sprintf("session %q: %s", cr.Session, e))
 		}
 		r.Samples.Lateness = append(r.Samples.Lateness, cr.Lateness...)
+		r.Samples.Gap = append(r.Samples.Gap, cr.Gaps...)
 		for _, u := range cr.Utterances {
 			r.Utterances++
 			if u.Late {
@@ -172,6 +176,7 @@ func Summarize(results []*ClientResult) *Report {
 	r.Fence = StatsOf(r.Samples.Fence)
 	r.FenceLastFrame = StatsOf(r.Samples.FenceLastFrame)
 	r.Lateness = StatsOf(r.Samples.Lateness)
+	r.Gap = StatsOf(r.Samples.Gap)
 	return r
 }
 
@@ -190,7 +195,7 @@ func (r *Report) Print(w io.Writer) {
 		name string
 		st   Stats
 	}{{"first audio (speech end -> first frame)", r.FirstAudio}, {"barge-in: speech start -> fence", r.Fence},
-		{"barge-in: speech start -> last frame", r.FenceLastFrame}, {"egress frame lateness", r.Lateness}} {
+		{"barge-in: speech start -> last frame", r.FenceLastFrame}, {"egress frame lateness", r.Lateness}, {"egress inter-frame gap over 20 ms", r.Gap}} {
 		fmt.Fprintf(w, "%-42s n=%-6d p50 %8.1f ms  p99 %8.1f ms  max %8.1f ms\n", s.name, s.st.N, s.st.P50, s.st.P99, s.st.Max)
 	}
 	for _, l := range [][]string{r.LostReasons, r.WrongTerminals, r.WrongOpens, r.ProtocolErrors} {
