@@ -57,7 +57,15 @@ type LivePhase struct {
 	FenceLastFrameClient Summary `json:"barge_in_last_frame_client"`
 	EgressLateness       Summary `json:"egress_lateness_client"`
 	EgressGap            Summary `json:"egress_gap_client"`
-	// Supervisor side (the server's timeline): see supervisorFigures.
+	// Supervisor side (the server's timeline, its own clock; see
+	// supervisorFigures): first audio = the VAD's end-of-speech decision
+	// (speech_end, i.e. after its hangover) -> the playout's first frame of
+	// the turn (playback_started); fence = the VAD's speech-start decision
+	// that barged in -> the kernel's fence; last frame = -> the playout's
+	// last frame of the fenced turn (playout_end). The client's first audio
+	// starts at its last voiced frame, so it also holds the VAD hangover
+	// (400 ms): client/supervisor compares what a user waits with what the
+	// runtime adds after it decided.
 	FirstAudioSupervisor     Summary `json:"first_audio_supervisor"`
 	FenceSupervisor          Summary `json:"barge_in_fence_supervisor"`
 	FenceLastFrameSupervisor Summary `json:"barge_in_last_frame_supervisor"`
@@ -75,6 +83,15 @@ type LivePhase struct {
 // (lost session, wrong terminal, audio after a fence) is an error: its
 // figures would not mean what they say.
 func MeasureLive(ctx context.Context, c LiveConfig) (*Live, error) {
+	// The config the server gets lives in a temp dir: relative paths would
+	// resolve against it.
+	var err error
+	if c.BinDir, err = filepath.Abs(c.BinDir); err != nil {
+		return nil, err
+	}
+	if c.Replies, err = filepath.Abs(c.Replies); err != nil {
+		return nil, err
+	}
 	s, err := synth.NewSynth("", "", "", 0)
 	if err != nil {
 		return nil, fmt.Errorf("live: %w", err)
@@ -94,7 +111,11 @@ func MeasureLive(ctx context.Context, c LiveConfig) (*Live, error) {
 			return nil, fmt.Errorf("live, %d clients: %w", n, err)
 		}
 		l.Phases = append(l.Phases, p)
-		l.Notes = append(l.Notes, notes...)
+		for _, n := range notes {
+			if !slices.Contains(l.Notes, n) {
+				l.Notes = append(l.Notes, n)
+			}
+		}
 	}
 	one, many := l.Phases[0], l.Phases[1]
 	l.Ratios["first_audio_client loaded/single"] = RatioOf(many.FirstAudioClient, one.FirstAudioClient)
@@ -266,10 +287,12 @@ func printLive(w io.Writer, l *Live) {
 			{"egress frame lateness, client", p.EgressLateness}, {"egress inter-frame gap over 20 ms, client", p.EgressGap}} {
 			fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f\t%.1f\t%.1f\t\n", p.Clients, f.name, f.s.N, f.s.P50us/1e3, f.s.P99us/1e3, f.s.MaxUs/1e3)
 		}
-		fmt.Fprintf(tw, "%d\tturns %d, committed %d, fenced %d, lost %d, wrong terminals %d, frames after fence %d\t\t\t\t\t\n",
-			p.Clients, p.Turns, p.Committed, p.Fenced, p.SessionsLost, p.WrongTerminals, p.FramesAfterFence)
 	}
 	_ = tw.Flush()
+	for _, p := range l.Phases {
+		fmt.Fprintf(w, "%d clients: turns %d, committed %d, fenced %d, sessions lost %d, wrong terminals %d, frames after a fence %d\n",
+			p.Clients, p.Turns, p.Committed, p.Fenced, p.SessionsLost, p.WrongTerminals, p.FramesAfterFence)
+	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "ratio\tp50\tp99\t")
 	for _, k := range slices.Sorted(mapKeys(l.Ratios)) {
