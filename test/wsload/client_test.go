@@ -277,3 +277,20 @@ func TestUnreachableServerIsALostSession(t *testing.T) {
 		t.Fatalf("lost %d, err %v", rep.Lost, results[0].Err)
 	}
 }
+
+// A server whose playout falls behind real time (a frame every 30 ms) shows
+// as lateness that grows along each run: the load test's lateness check
+// can fail.
+func TestSlowPacingShowsAsLateness(t *testing.T) {
+	url := startFakeServer(t, &fakeServer{FramePeriod: 30 * time.Millisecond})
+	rep, _ := Run(context.Background(), Config{URL: url, Clients: 1, Utterances: []Utterance{testUtterance(t)},
+		Duration: 3 * time.Second, Gap: 100 * time.Millisecond})
+	if err := rep.Check(); err != nil {
+		t.Fatal(err)
+	}
+	// 40 frames 10 ms behind each: the last is ~390 ms late, the median
+	// ~200 ms; far above 20 ms whatever the machine's noise.
+	if rep.Lateness.N == 0 || rep.Lateness.P99 < 100 || rep.Gap.P50 < 5 {
+		t.Fatalf("lateness %+v, gap %+v: slow pacing not seen", rep.Lateness, rep.Gap)
+	}
+}

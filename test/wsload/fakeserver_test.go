@@ -1,6 +1,7 @@
 package wsload
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,6 +26,7 @@ type fakeServer struct {
 	FramesAfterFence int           // frames of the fenced turn sent after its fence
 	DoubleCommit     bool          // every commit is sent twice
 	DropAfter        time.Duration // close the connection abruptly this long after ready
+	FramePeriod      time.Duration // agent audio pacing (default 20 ms; longer: a server falling behind)
 
 	srv *httptest.Server
 	wg  sync.WaitGroup
@@ -98,7 +100,7 @@ func (f *fakeServer) serve(conn *websocket.Conn) {
 		listening      string // turn the user speaks into
 		playing        string // turn whose audio is going out
 		left           int    // its frames still to send
-		tick           = time.NewTicker(FrameDuration)
+		tick           = time.NewTicker(cmp.Or(f.FramePeriod, FrameDuration))
 	)
 	defer tick.Stop()
 	for {
