@@ -106,7 +106,9 @@ func TestLiveBadInputOnlyThatConnection(t *testing.T) {
 		send  func(ctx context.Context, c *cws.Conn)
 		code  cws.StatusCode
 	}{
-		{"non-audio binary frame", true, func(ctx context.Context, c *cws.Conn) { _ = c.Write(ctx, cws.MessageBinary, []byte("GIF89a not audio")) }, cws.StatusUnsupportedData},
+		{"non-audio binary frame", true, func(ctx context.Context, c *cws.Conn) {
+			_ = c.Write(ctx, cws.MessageBinary, []byte("GIF89a not audio"))
+		}, cws.StatusUnsupportedData},
 		{"10 MB frame", true, func(ctx context.Context, c *cws.Conn) { _ = c.Write(ctx, cws.MessageBinary, make([]byte, 10<<20)) }, cws.StatusMessageTooBig},
 		{"invalid JSON", true, func(ctx context.Context, c *cws.Conn) { _ = c.Write(ctx, cws.MessageText, []byte("{not json")) }, cws.StatusPolicyViolation},
 		{"wrong sample rate", false, func(ctx context.Context, c *cws.Conn) {

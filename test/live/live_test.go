@@ -228,7 +228,6 @@ func TestLiveTurnTranscriptReplyAudio(t *testing.T) {
 	}
 }
 
-
 // Barge-in during playback, end to end: while the agent's reply plays,
 // the user speaks again. The client gets a fence for that turn before
 // any later audio and not one frame of the turn after it; the turn
