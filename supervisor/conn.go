@@ -98,10 +98,19 @@ func (rt *Runtime) ServeConn(ctx context.Context, c transports.Conn, o ConnOptio
 	}
 	post.set(sess)
 	if err := c.Bind(transports.Binding{SessionID: id, Gate: gate}); err != nil {
-		sess.Close(CloseConnectionLost)
-		c.Close(CloseConnectionLost)
-		res.Reason = CloseConnectionLost
-		return res, err
+		// The connection ended before its session was bound (bad input
+		// or loss right after start).
+		res.Reason = closeReason(c.Err())
+		if res.Reason == CloseSessionEnd {
+			res.Reason = CloseConnectionLost
+		}
+		sess.Close(res.Reason)
+		if playout != nil {
+			playout.Close()
+		}
+		c.Close(res.Reason)
+		res.ConnErr = c.Err()
+		return res, nil
 	}
 	if o.Opened != nil {
 		o.Opened(sess)
@@ -129,20 +138,13 @@ loop:
 		}
 	}
 	if reason == "" {
-		switch cerr := c.Err(); {
-		case cerr == nil:
-			reason = CloseSessionEnd
+		reason = closeReason(c.Err())
+		if reason == CloseSessionEnd {
 			select {
 			case <-sess.Idle():
 			case <-ctx.Done():
 				reason = CloseShutdown
 			}
-		case errors.Is(cerr, transports.ErrClientClosed):
-			reason = CloseClient
-		case errors.Is(cerr, transports.ErrBadInput):
-			reason = CloseBadInput
-		default:
-			reason = CloseConnectionLost
 		}
 	}
 	sess.Close(reason)
@@ -154,6 +156,20 @@ loop:
 	res.Reason = reason
 	res.ConnErr = c.Err()
 	return res, nil
+}
+
+// closeReason is the session_close reason for how a connection ended.
+func closeReason(connErr error) string {
+	switch {
+	case connErr == nil:
+		return CloseSessionEnd
+	case errors.Is(connErr, transports.ErrClientClosed):
+		return CloseClient
+	case errors.Is(connErr, transports.ErrBadInput):
+		return CloseBadInput
+	default:
+		return CloseConnectionLost
+	}
 }
 
 // gatedOutput sends egress to a connection as the kernel emits it,
