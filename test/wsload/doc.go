@@ -8,7 +8,10 @@
 // utterance's speech -> first agent frame of its turn), barge-in fence
 // latency (speech start -> fence of the interrupted turn, and -> that
 // turn's last frame received), egress frame lateness (for the frames of one
-// audio_start run, arrival_k - (arrival_0 + 20 ms * k), positive part),
+// audio_start run, arrival_k - (arrival_0 + 20 ms * k), positive part:
+// how late a frame is for a client that plays from the run's first frame;
+// a server pre-roll keeps it at 0 until the pacing slips by more than the
+// pre-roll, so the inter-frame gap over 20 ms is reported beside it),
 // frames of a fenced turn received after its fence (must be none), and the
 // terminals of every turn from the `turn` messages (exactly one commit xor
 // abort each).
