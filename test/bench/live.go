@@ -252,7 +252,11 @@ func supervisorFigures(recs []kernel.TimelineRecord) (supervisorSamples, []strin
 	var notes []string
 	for _, typ := range []string{recSpeechEnd, recPlaybackStarted, recPlayoutEnd} {
 		if !seen[typ] {
-			notes = append(notes, fmt.Sprintf("live: the server's timeline has no %s record: the supervisor-side figures that need it are empty", typ))
+			n := fmt.Sprintf("live: the server's timeline has no %s record: the supervisor-side figures that need it are empty", typ)
+			if typ == recPlayoutEnd {
+				n += "; barge_in_fence_supervisor (speech-start decision -> fence, when the one gate closes and no frame of the turn can be written) bounds the last frame out from above"
+			}
+			notes = append(notes, n)
 		}
 	}
 	return s, notes
