@@ -39,6 +39,9 @@ type ConnOptions struct {
 	Timeline  runner.Timeline
 	// Observe also sees every node output the kernel accepted.
 	Observe func(nodeID string, ev eventabi.Event)
+	// ShutdownReason is the session_close reason when ctx ends first
+	// ("": CloseShutdown).
+	ShutdownReason string
 	// Opened, if set, is called with the session once it is open.
 	Opened func(s *runner.Session)
 }
@@ -116,12 +119,16 @@ func (rt *Runtime) ServeConn(ctx context.Context, c transports.Conn, o ConnOptio
 		o.Opened(sess)
 	}
 	reason := ""
+	shutdown := o.ShutdownReason
+	if shutdown == "" {
+		shutdown = CloseShutdown
+	}
 	in := c.Inbound()
 loop:
 	for {
 		select {
 		case <-ctx.Done():
-			reason = CloseShutdown
+			reason = shutdown
 			break loop
 		case ev, ok := <-in:
 			if !ok {
@@ -143,7 +150,7 @@ loop:
 			select {
 			case <-sess.Idle():
 			case <-ctx.Done():
-				reason = CloseShutdown
+				reason = shutdown
 			}
 		}
 	}
