@@ -13,8 +13,9 @@ APT_PKGS   := protobuf-compiler espeak-ng pocketsphinx pocketsphinx-en-us sox
 NODE_TEST_NODE := test/nodejs/echo-node
 DEMO_DIR   := demo-out
 DEMO_PHRASE ?= what time is it
+WEB_ADDR   ?= 127.0.0.1:8080
 
-.PHONY: help build deps test-deps test test-short proto proto-check bench demo clean tools
+.PHONY: help build deps test-deps test test-short proto proto-check bench demo web clean tools
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -56,6 +57,10 @@ proto-check: proto ## fail if the committed generated code differs from the .pro
 
 demo: deps build ## synthesise an utterance, run it through rspp, show the result
 	@bash scripts/demo.sh "$(DEMO_PHRASE)" $(DEMO_DIR)
+
+web: deps build ## serve the browser page and WebSocket endpoint on the example pipeline; prints the URL (Ctrl-C stops)
+	@echo "open http://$(WEB_ADDR)/ in a browser and talk to the agent (phrases: examples/grammar.jsgf)"
+	$(BIN)/rspp serve --config examples/voice-agent.yaml --listen $(WEB_ADDR)
 
 clean: ## remove build outputs
 	rm -rf $(BIN) $(DEMO_DIR)

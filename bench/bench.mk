@@ -7,8 +7,10 @@
 #   1. the Go benchmarks of the packages below -> bench/gobench.txt
 #      (-v so that a skip says why, e.g. "needs root");
 #   2. bin/rspp-bench: the frame round trip real path vs bare go-plugin gRPC
-#      vs raw unix socket, interleaved, plus step 1 parsed, ->
-#      bench/results.json and a summary on stdout.
+#      vs raw unix socket, interleaved; the live path (rspp serve --listen
+#      driven by test/wsload clients: first-audio and barge-in fence
+#      latency, client and supervisor side, 1 client vs BENCH_LIVE_CLIENTS);
+#      plus step 1 parsed, -> bench/results.json and a summary on stdout.
 # A failing Go benchmark still gets its results.json written; the target
 # then exits non-zero.
 
@@ -22,10 +24,14 @@ BENCH_TIMEOUT ?= 4m
 # Round trips per path for the driver.
 BENCH_N       ?= 5000
 BENCH_GO      ?= go
+# Live path: clients of the loaded phase, length of each phase (0s: skip).
+BENCH_LIVE_CLIENTS ?= 20
+BENCH_LIVE_PHASE   ?= 25s
 
 .PHONY: bench
 bench: build
 	$(BENCH_GO) build -o bin/rspp-bench ./test/bench/cmd/rspp-bench
+	$(BENCH_GO) build -o bin/bench/energystt ./test/wsload/testdata/nodes/energystt
 	@status=0; \
 	if [ -n "$(BENCH_PKGS)" ]; then \
 		echo "go test -bench . $(BENCH_PKGS) > bench/gobench.txt"; \
@@ -38,5 +44,6 @@ bench: build
 		echo "go benchmarks failed (exit $$status); end of bench/gobench.txt:"; \
 		tail -n 30 bench/gobench.txt; \
 	fi; \
-	bin/rspp-bench -gobench bench/gobench.txt -out bench/results.json -n $(BENCH_N) || status=$$?; \
+	bin/rspp-bench -gobench bench/gobench.txt -out bench/results.json -n $(BENCH_N) \
+		-live-bin bin -live-clients $(BENCH_LIVE_CLIENTS) -live-phase $(BENCH_LIVE_PHASE) || status=$$?; \
 	exit $$status

@@ -39,6 +39,9 @@ type ConnOptions struct {
 	Timeline  runner.Timeline
 	// Observe also sees every node output the kernel accepted.
 	Observe func(nodeID string, ev eventabi.Event)
+	// ShutdownReason is the session_close reason when ctx ends first
+	// ("": CloseShutdown).
+	ShutdownReason string
 	// Opened, if set, is called with the session once it is open.
 	Opened func(s *runner.Session)
 }
@@ -98,21 +101,34 @@ func (rt *Runtime) ServeConn(ctx context.Context, c transports.Conn, o ConnOptio
 	}
 	post.set(sess)
 	if err := c.Bind(transports.Binding{SessionID: id, Gate: gate}); err != nil {
-		sess.Close(CloseConnectionLost)
-		c.Close(CloseConnectionLost)
-		res.Reason = CloseConnectionLost
-		return res, err
+		// The connection ended before its session was bound (bad input
+		// or loss right after start).
+		res.Reason = closeReason(c.Err())
+		if res.Reason == CloseSessionEnd {
+			res.Reason = CloseConnectionLost
+		}
+		sess.Close(res.Reason)
+		if playout != nil {
+			playout.Close()
+		}
+		c.Close(res.Reason)
+		res.ConnErr = c.Err()
+		return res, nil
 	}
 	if o.Opened != nil {
 		o.Opened(sess)
 	}
 	reason := ""
+	shutdown := o.ShutdownReason
+	if shutdown == "" {
+		shutdown = CloseShutdown
+	}
 	in := c.Inbound()
 loop:
 	for {
 		select {
 		case <-ctx.Done():
-			reason = CloseShutdown
+			reason = shutdown
 			break loop
 		case ev, ok := <-in:
 			if !ok {
@@ -129,20 +145,13 @@ loop:
 		}
 	}
 	if reason == "" {
-		switch cerr := c.Err(); {
-		case cerr == nil:
-			reason = CloseSessionEnd
+		reason = closeReason(c.Err())
+		if reason == CloseSessionEnd {
 			select {
 			case <-sess.Idle():
 			case <-ctx.Done():
-				reason = CloseShutdown
+				reason = shutdown
 			}
-		case errors.Is(cerr, transports.ErrClientClosed):
-			reason = CloseClient
-		case errors.Is(cerr, transports.ErrBadInput):
-			reason = CloseBadInput
-		default:
-			reason = CloseConnectionLost
 		}
 	}
 	sess.Close(reason)
@@ -154,6 +163,20 @@ loop:
 	res.Reason = reason
 	res.ConnErr = c.Err()
 	return res, nil
+}
+
+// closeReason is the session_close reason for how a connection ended.
+func closeReason(connErr error) string {
+	switch {
+	case connErr == nil:
+		return CloseSessionEnd
+	case errors.Is(connErr, transports.ErrClientClosed):
+		return CloseClient
+	case errors.Is(connErr, transports.ErrBadInput):
+		return CloseBadInput
+	default:
+		return CloseConnectionLost
+	}
 }
 
 // gatedOutput sends egress to a connection as the kernel emits it,

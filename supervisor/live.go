@@ -82,7 +82,10 @@ func serveLive(ctx context.Context, rt *Runtime, o ListenOptions, tl runner.Time
 			res, err := rt.ServeConn(ctx, c, ConnOptions{Pacer: pacer, PlayoutFrames: o.PlayoutFrames, Timeline: next})
 			if err != nil {
 				rt.log.Warn("live session", "session", res.SessionID, "error", err)
+				return
 			}
+			rt.log.Info("live session closed", "session", res.SessionID, "reason", res.Reason, "connection", fmt.Sprint(res.ConnErr),
+				"frames_out", res.Playout.Sent, "fenced_out", res.Playout.FencedOut, "playout_full", res.Playout.Full)
 		}()
 	}
 	wg.Wait()

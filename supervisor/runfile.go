@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/transports"
 	"github.com/rspp/rspp/transports/file"
 )
 
@@ -78,26 +78,19 @@ func RunFile(ctx context.Context, rt *Runtime, fr FileRun) (Summary, error) {
 		defer jl.Close()
 		tl = jl
 	}
-	sess, err := rt.OpenSession(SessionOptions{ID: fr.SessionID, TenantID: fr.TenantID, Output: sink, Timeline: tl, Observe: counter.observe})
+	conn := file.NewConn(transports.Route{SessionID: fr.SessionID, TenantID: fr.TenantID}, file.Source{PCM: pcm, Realtime: fr.Realtime}, sink)
+	res, err := rt.ServeConn(ctx, conn, ConnOptions{Timeline: tl, Observe: counter.observe, ShutdownReason: CloseSessionEnd})
 	if err != nil {
 		return sum, err
 	}
-	playErr := file.Source{PCM: pcm, Realtime: fr.Realtime}.Play(ctx, sess)
-	if playErr == nil {
-		select {
-		case <-sess.Idle():
-		case <-ctx.Done():
-		}
-	}
-	sess.Close("session_close")
 	sum.OutputFrames, _ = sink.Frames()
 	counter.mu.Lock()
 	defer counter.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return sum, err
 	}
-	if playErr != nil && !errors.Is(playErr, runner.ErrClosed) {
-		return sum, playErr
+	if res.ConnErr != nil {
+		return sum, res.ConnErr
 	}
 	return sum, nil
 }

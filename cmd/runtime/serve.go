@@ -74,7 +74,9 @@ providers whose binary or settings changed.`,
 			if listen != "" {
 				so.Ready = func(sock string) { fmt.Fprintf(out, "admin socket %s\n", sock) }
 				so.Listen = &supervisor.ListenOptions{Addr: listen, MaxSessions: sessions,
-					Listening: func(addr string) { fmt.Fprintf(out, "listening on http://%s/ (WebSocket endpoint ws://%s/ws)\n", addr, addr) }}
+					Listening: func(addr string) {
+						fmt.Fprintf(out, "listening on http://%s/ (WebSocket endpoint ws://%s/ws)\n", addr, addr)
+					}}
 				so.Listen.WebSocket.AllowedOrigins = origins
 				if !cmd.Flags().Changed("sessions") {
 					so.Listen.MaxSessions = 0

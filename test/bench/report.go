@@ -21,6 +21,7 @@ type Results struct {
 	Machine        Machine               `json:"machine"`
 	FrameRoundTrip *RoundTrips           `json:"frame_roundtrip"`
 	FloodRSS       *FloodRSS             `json:"supervisor_rss_under_flood,omitempty"`
+	Live           *Live                 `json:"live,omitempty"`
 	GoBenchmarks   map[string]*GoPackage `json:"go_benchmarks"` // by package import path
 	Notes          []string              `json:"notes,omitempty"`
 }
@@ -136,6 +137,9 @@ func PrintSummary(w io.Writer, r *Results) {
 		fmt.Fprintf(w, "\nsupervisor RSS, %.0f s echoing vs %.0f s under a node flooding 60 KiB events (default output budget)\n", f.PhaseSeconds, f.PhaseSeconds)
 		fmt.Fprintf(w, "  baseline peak %d KiB, flood peak %d KiB: growth %d KiB, ratio %.2f; %d invocations, %d ended by the budget, %.1f MiB accepted\n",
 			f.BaselinePeakKiB, f.FloodPeakKiB, f.GrowthKiB, f.PeakRatio, f.Invocations, f.BudgetFailures, float64(f.BytesAccepted)/(1<<20))
+	}
+	if l := r.Live; l != nil {
+		printLive(w, l)
 	}
 	if len(r.GoBenchmarks) > 0 {
 		fmt.Fprintln(w, "\ngo benchmarks")

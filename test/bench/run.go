@@ -27,6 +27,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&cfg.FrameBytes, "frame", 640, "frame size in bytes")
 	fl.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "limit for the round-trip measurement")
 	floodPhase := fl.Duration("flood", 5*time.Second, "length of each phase of the supervisor-RSS-under-flood measurement (0: skip)")
+	live := LiveConfig{Phrase: "what time is it", TempDir: os.TempDir()}
+	fl.StringVar(&live.BinDir, "live-bin", "bin", "`dir` with rspp, providers/ and bench/energystt for the live-path measurement")
+	fl.StringVar(&live.Replies, "live-replies", "examples/replies.yaml", "the rules provider's replies for the live-path measurement")
+	fl.IntVar(&live.Clients, "live-clients", 20, "WebSocket clients of the live-path measurement's loaded phase")
+	fl.DurationVar(&live.Phase, "live-phase", 25*time.Second, "length of each phase of the live-path measurement (0: skip)")
+	fl.IntVar(&live.BargeIns, "live-barge-in-every", 2, "every Nth utterance of the live-path measurement barges in")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -61,12 +67,25 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("supervisor RSS under flood: %w", err)
 		}
 	}
+	// A failed live measurement still gets the other results written; the
+	// driver then exits non-zero.
+	var liveErr error
+	if live.Phase > 0 {
+		if missing := live.missing(); missing != "" {
+			res.Notes = append(res.Notes, "live path not measured: "+missing)
+		} else if res.Live, liveErr = MeasureLive(ctx, live); liveErr != nil {
+			liveErr = fmt.Errorf("live path: %w", liveErr)
+			res.Notes = append(res.Notes, liveErr.Error())
+		} else {
+			res.Notes = append(res.Notes, res.Live.Notes...)
+		}
+	}
 	if err := WriteJSON(*out, res); err != nil {
 		return err
 	}
 	PrintSummary(stdout, res)
 	fmt.Fprintf(stdout, "\nwrote %s\n", *out)
-	return nil
+	return liveErr
 }
 
 // readGoBench parses the file; a missing file is a note, not an error (the

@@ -228,3 +228,128 @@ func TestLiveTurnTranscriptReplyAudio(t *testing.T) {
 	}
 }
 
+// Barge-in during playback, end to end: while the agent's reply plays,
+// the user speaks again. The client gets a fence for that turn before
+// any later audio and not one frame of the turn after it; the turn
+// aborts with barge_in; the new utterance gets its own reply, played.
+func TestLiveBargeInDuringPlayback(t *testing.T) {
+	s := startServer(t, testenv.ConfigOptions{})
+	cl := dial(t, s.url(), startMsg())
+	cl.talk()
+	cl.say(synth(t, "what is the weather like"))
+	log := cl.waitFor("the first reply's audio", 60*time.Second, func(l []msg) bool {
+		n := 0
+		for _, m := range l {
+			if m.Type == "audio" {
+				n++
+			}
+		}
+		return n >= 15
+	})
+	i, _ := find(log, func(m msg) bool { return m.Type == "audio" })
+	first := log[i].AudioTurn
+	if _, committed := turnMsg(log, first, "commit"); committed {
+		t.Fatalf("turn %s committed while its audio plays: %s", first, summary(log))
+	}
+	spokeAt := time.Now()
+	cl.say(synth(t, "hello there"))
+	log = cl.waitFor("the second turn's commit", 90*time.Second, func(l []msg) bool {
+		for _, m := range l {
+			if m.Type == "turn" && m.State == "commit" && m.Turn != first {
+				return true
+			}
+		}
+		return false
+	})
+	fi, fenced := find(log, func(m msg) bool { return m.Type == "fence" && m.Turn == first })
+	if !fenced || log[fi].Reason != "barge_in" {
+		t.Fatalf("no barge_in fence for %s: %s", first, summary(log))
+	}
+	if ai, ok := turnMsg(log, first, "abort"); !ok || log[ai].Reason != "barge_in" {
+		t.Fatalf("turn %s did not abort with barge_in: %s", first, summary(log))
+	}
+	if _, ok := turnMsg(log, first, "commit"); ok {
+		t.Fatalf("fenced turn committed: %s", summary(log))
+	}
+	heard, after := 0, 0
+	lastOfFirst := log[0].At
+	for j, m := range log {
+		if m.Type != "audio" || m.AudioTurn != first {
+			continue
+		}
+		lastOfFirst = m.At
+		if j > fi {
+			after++
+		} else {
+			heard++
+		}
+	}
+	if after != 0 {
+		t.Fatalf("%d frames of fenced turn %s after its fence", after, first)
+	}
+	ci, _ := find(log, func(m msg) bool { return m.Type == "turn" && m.State == "commit" && m.Turn != first })
+	second := log[ci].Turn
+	if ri, ok := find(log, func(m msg) bool { return m.Type == "reply" && m.Turn == second }); !ok || log[ri].Text != "hello how can i help you" {
+		t.Fatalf("second reply: %s", summary(log))
+	}
+	played := 0
+	for _, m := range log {
+		if m.Type == "audio" && m.AudioTurn == second {
+			played++
+		}
+	}
+	if played < 25 {
+		t.Fatalf("second turn played %d frames: %s", played, summary(log))
+	}
+	t.Logf("fenced turn %s: %d frames heard before the fence, 0 after; fence %s after the client started speaking again (last frame of it %s after); next turn %d frames",
+		first, heard, log[fi].At.Sub(spokeAt).Round(time.Millisecond), lastOfFirst.Sub(spokeAt).Round(time.Millisecond), played)
+	cl.sendJSON(map[string]any{"type": "stop"})
+	cl.waitFor("close after stop", 10*time.Second, func([]msg) bool { return cl.closedWith() != nil })
+	s.stop(t)
+	recs := s.records(t)
+	if err := testenv.CheckTerminals(recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Type == "session_close" && r.Reason != "client_close" {
+			t.Fatalf("session_close reason %q, want client_close", r.Reason)
+		}
+	}
+}
+
+// Connection loss mid-turn: the open turn ends with one abort and the
+// session with session_close connection_lost.
+func TestLiveConnectionLostMidTurn(t *testing.T) {
+	s := startServer(t, testenv.ConfigOptions{})
+	cl := dial(t, s.url(), startMsg())
+	cl.talk()
+	cl.say(synth(t, "tell me a joke"))
+	cl.waitFor("agent audio", 60*time.Second, func(l []msg) bool {
+		_, ok := find(l, func(m msg) bool { return m.Type == "audio" })
+		return ok
+	})
+	_ = cl.c.CloseNow() // the network goes away mid-playback
+	cl.stop()
+	cl.wg.Wait()
+	s.stop(t)
+	recs := s.records(t)
+	if err := testenv.CheckTerminals(recs); err != nil {
+		t.Fatal(err)
+	}
+	turns := testenv.Turns(recs)
+	if len(turns) != 1 || turns[0].Aborts != 1 || turns[0].AbortReasons[0] != "session_close" {
+		t.Fatalf("turns %+v", turns)
+	}
+	closes := 0
+	for _, r := range recs {
+		if r.Type == "session_close" {
+			closes++
+			if r.Reason != "connection_lost" {
+				t.Fatalf("session_close reason %q", r.Reason)
+			}
+		}
+	}
+	if closes != 1 {
+		t.Fatalf("%d session_close records", closes)
+	}
+}
