@@ -89,7 +89,7 @@ func (rt *Runtime) ServeConn(ctx context.Context, c transports.Conn, o ConnOptio
 		post    postBox
 	)
 	if o.Pacer != nil {
-		playout = o.Pacer.NewPlayout(PlayoutConfig{Conn: c, Gate: gate, Post: post.post, Frames: o.PlayoutFrames})
+		playout = o.Pacer.NewPlayout(PlayoutConfig{Conn: c, Gate: gate, Post: post.post, Played: post.played, Frames: o.PlayoutFrames})
 		out = playout
 	}
 	sess, err := rt.OpenSession(SessionOptions{ID: id, TenantID: route.TenantID, Output: out, Timeline: n, Observe: n.observeNode,
@@ -206,6 +206,12 @@ type postBox struct {
 }
 
 func (p *postBox) set(s *runner.Session) { p.s.Store(s) }
+
+func (p *postBox) played(turn string, n int) {
+	if s := p.s.Load(); s != nil {
+		s.EgressPlayed(turn, n)
+	}
+}
 
 func (p *postBox) post(ev eventabi.Event) bool {
 	if s := p.s.Load(); s != nil {

@@ -128,6 +128,9 @@ type PlayoutConfig struct {
 	// Post hands an output signal back to the session without waiting
 	// (runner.Session.Post).
 	Post func(ev eventabi.Event) bool
+	// Played, if set, reports egress events of a turn played or dropped
+	// here (runner.Session.EgressPlayed): the kernel's egress credit.
+	Played func(turn string, n int)
 	// Frames bounds buffered audio (0: DefaultPlayoutFrames).
 	Frames int
 	// PreRoll frames go out at once at the start of a run (0:
@@ -145,9 +148,12 @@ type PlayoutConfig struct {
 // writer admits against the same gate, so nothing of the turn goes out
 // afterwards.
 //
-// A full buffer refuses the frame with ErrPlayoutFull and counts it; the
-// kernel's egress bound (see kernel SessionConfig) keeps a session within
-// it.
+// Every frame sent on (or dropped) is reported played (Played): the
+// kernel keeps egress counted against its edge until then
+// (kernel.SessionConfig.AwaitPlayback), so a burst of agent audio waits
+// in the runner, held back with ErrQueueFull, instead of piling up here.
+// The buffer bound (DefaultPlayoutFrames) is above the egress edge's
+// capacity; a frame past it is refused with ErrPlayoutFull and counted.
 type Playout struct {
 	cfg   PlayoutConfig
 	pacer *Pacer
@@ -193,6 +199,7 @@ func (pl *Playout) Send(ev eventabi.Event) error {
 		return err
 	}
 	if ev.Type != eventabi.TypeAudioFrame || ev.Audio == nil {
+		pl.played(ev.TurnID, 1)
 		return pl.cfg.Conn.Send(ev)
 	}
 	pl.mu.Lock()
@@ -203,6 +210,7 @@ func (pl *Playout) Send(ev eventabi.Event) error {
 	if len(pl.buf)-pl.head >= pl.cfg.Frames {
 		pl.full++
 		pl.mu.Unlock()
+		pl.played(ev.TurnID, 1) // dropped: its credit is not owed
 		return ErrPlayoutFull
 	}
 	if pl.head > 0 && pl.head == len(pl.buf) {
@@ -277,6 +285,7 @@ func (pl *Playout) holds(turn string) bool {
 // pump sends the frames due at now; it reports whether nothing is left.
 func (pl *Playout) pump(now time.Time) (idle bool) {
 	var startedTurn string
+	sent := map[string]int{}
 	pl.mu.Lock()
 	for pl.head < len(pl.buf) && !pl.closed {
 		ev := pl.buf[pl.head]
@@ -306,6 +315,7 @@ func (pl *Playout) pump(now time.Time) (idle bool) {
 		pl.head++
 		pl.runSent++
 		pl.sent++
+		sent[ev.TurnID]++
 		if pl.started != ev.TurnID {
 			pl.started = ev.TurnID
 			startedTurn = ev.TurnID
@@ -326,6 +336,9 @@ func (pl *Playout) pump(now time.Time) (idle bool) {
 		idle = true
 	}
 	pl.mu.Unlock()
+	for turn, n := range sent {
+		pl.played(turn, n)
+	}
 	if startedTurn != "" {
 		pl.signal(eventabi.TypePlaybackStarted, startedTurn)
 	}
@@ -339,6 +352,12 @@ func (pl *Playout) idle() bool {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	return pl.head == len(pl.buf) || pl.closed
+}
+
+func (pl *Playout) played(turn string, n int) {
+	if pl.cfg.Played != nil && n > 0 {
+		pl.cfg.Played(turn, n)
+	}
 }
 
 // signal posts an output signal of turn to the session.

@@ -296,3 +296,32 @@ func TestPacerCloseStopsGoroutine(t *testing.T) {
 		t.Fatal("pacer goroutine still running after Close")
 	}
 }
+
+// Every frame sent on, or refused as over the bound, is reported played
+// (the kernel's egress credit); buffered ones are not, yet.
+func TestPlayoutReportsPlayedCredit(t *testing.T) {
+	r := newPlayoutRig(6)
+	var mu sync.Mutex
+	played := map[string]int{}
+	r.pl.cfg.Played = func(turn string, n int) { mu.Lock(); played[turn] += n; mu.Unlock() }
+	for range 7 { // the 7th is over the bound
+		r.pl.Send(agentFrame("t1"))
+	}
+	mu.Lock()
+	if played["t1"] != 1 {
+		t.Fatalf("before any tick: %v", played)
+	}
+	mu.Unlock()
+	r.at(0)
+	mu.Lock()
+	if played["t1"] != 1+DefaultPreRoll+1 {
+		t.Fatalf("after the first tick: %v", played)
+	}
+	mu.Unlock()
+	r.at(2 * FrameDuration)
+	mu.Lock()
+	defer mu.Unlock()
+	if played["t1"] != 7 {
+		t.Fatalf("after drain: %v", played)
+	}
+}
