@@ -161,6 +161,22 @@ func (s *server) records(t *testing.T) []testenv.Record {
 	return recs
 }
 
+// waitRecord waits until the timeline holds a record of typ.
+func (s *server) waitRecord(t *testing.T, typ string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		recs, _ := testenv.ReadTimeline(s.timeline)
+		for _, r := range recs {
+			if r.Type == typ {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no %s record within %s", typ, limit)
+}
+
 func synth(t *testing.T, text string) []byte {
 	t.Helper()
 	pcm, err := speechtest.Synthesize(context.Background(), text)
@@ -331,6 +347,9 @@ func TestLiveConnectionLostMidTurn(t *testing.T) {
 	_ = cl.c.CloseNow() // the network goes away mid-playback
 	cl.stop()
 	cl.wg.Wait()
+	// The timeline is written as it happens: wait for the session's end
+	// before stopping the server (whose shutdown would close it too).
+	s.waitRecord(t, "session_close", 30*time.Second)
 	s.stop(t)
 	recs := s.records(t)
 	if err := testenv.CheckTerminals(recs); err != nil {
