@@ -294,7 +294,10 @@ func (pl *Playout) pump(now time.Time) (idle bool) {
 			// ran dry (the client's buffer ran dry too).
 			pl.runTurn, pl.runStart, pl.runSent = ev.TurnID, now, 0
 		}
-		due := pl.cfg.PreRoll + 1 + int(now.Sub(pl.runStart)/pl.pacer.frame)
+		// Rounded, not floored: a tick that fires a little before its
+		// slot (ticker jitter) must still send that slot's frame, or it
+		// goes out a whole tick late.
+		due := pl.cfg.PreRoll + 1 + int((now.Sub(pl.runStart)+pl.pacer.frame/2)/pl.pacer.frame)
 		if pl.runSent >= due {
 			break
 		}

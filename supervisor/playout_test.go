@@ -119,10 +119,16 @@ func TestPlayoutPacesFramesAfterPreRoll(t *testing.T) {
 	if got := r.conn.frames("t1"); got != want {
 		t.Fatalf("at start: %d frames out, want %d", got, want)
 	}
-	r.at(10 * time.Millisecond) // a tick early: nothing more is due
+	r.at(9 * time.Millisecond) // before the next slot: nothing more is due
 	if got := r.conn.frames("t1"); got != want {
-		t.Fatalf("at 10ms: %d frames out, want %d", got, want)
+		t.Fatalf("at 9ms: %d frames out, want %d", got, want)
 	}
+	r.at(19 * time.Millisecond) // a jittery tick just before its slot sends it
+	want++
+	if got := r.conn.frames("t1"); got != want {
+		t.Fatalf("at 19ms: %d frames out, want %d", got, want)
+	}
+	want--
 	for k := 1; k <= 6; k++ {
 		r.at(time.Duration(k) * FrameDuration)
 		if got := r.conn.frames("t1"); got != want+k {

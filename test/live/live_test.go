@@ -386,3 +386,37 @@ func TestLiveConnectionLostMidTurn(t *testing.T) {
 		t.Fatalf("%d session_close records", closes)
 	}
 }
+
+// A session per connection: three clients speak at once, each hears only
+// its own reply, and each session's turn commits.
+func TestLiveSessionPerConnection(t *testing.T) {
+	s := startServer(t, testenv.ConfigOptions{})
+	phrases := map[string]string{"hello there": "hello how can i help you", "goodbye": "goodbye and see you soon", "tell me a joke": "the computer went to sleep"}
+	type run struct {
+		cl     *wsClient
+		phrase string
+	}
+	var runs []run
+	for p := range phrases {
+		cl := dial(t, s.url(), startMsg())
+		cl.talk()
+		cl.say(synth(t, p))
+		runs = append(runs, run{cl, p})
+	}
+	sessions := map[string]bool{}
+	for _, r := range runs {
+		log := r.cl.waitFor("commit of "+r.phrase, 90*time.Second, func(l []msg) bool {
+			_, ok := find(l, func(m msg) bool { return m.Type == "turn" && m.State == "commit" })
+			return ok
+		})
+		ri, ok := find(log, func(m msg) bool { return m.Type == "reply" })
+		if !ok || log[ri].Text != phrases[r.phrase] {
+			t.Fatalf("%q got %s", r.phrase, summary(log))
+		}
+		ready, _ := find(log, func(m msg) bool { return m.Type == "ready" })
+		if sessions[log[ready].Session] {
+			t.Fatalf("session %s shared", log[ready].Session)
+		}
+		sessions[log[ready].Session] = true
+	}
+}
