@@ -96,7 +96,8 @@ func (rt *Runtime) ServeConn(ctx context.Context, c transports.Conn, o ConnOptio
 		post    postBox
 	)
 	if o.Pacer != nil {
-		playout = o.Pacer.NewPlayout(PlayoutConfig{Conn: c, Gate: gate, Post: post.post, Played: post.played, Frames: o.PlayoutFrames})
+		playout = o.Pacer.NewPlayout(PlayoutConfig{Conn: c, Gate: gate, Post: post.post, Played: post.played, Frames: o.PlayoutFrames,
+			Timeline: o.Timeline, SessionID: id})
 		out = playout
 	}
 	sess, err := rt.OpenSession(SessionOptions{ID: id, TenantID: route.TenantID, Output: out, Timeline: n, Observe: n.observeNode,

@@ -2,12 +2,15 @@ package supervisor
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/fence"
+	"github.com/rspp/rspp/kernel/runner"
 	"github.com/rspp/rspp/transports"
 )
 
@@ -131,6 +134,14 @@ type PlayoutConfig struct {
 	// Played, if set, reports egress events of a turn played or dropped
 	// here (runner.Session.EgressPlayed): the kernel's egress credit.
 	Played func(turn string, n int)
+	// Timeline, if set, gets a playout_end record when a turn is fenced
+	// (reason fenced, attr frames: how many of its frames went out), at
+	// the time its last frame went to the connection, on Clock (the
+	// kernel's: runner.ProcessClock by default). Fence runs on the session
+	// loop, which writes the kernel's records too.
+	Timeline  runner.Timeline
+	SessionID string
+	Clock     kernel.Clock
 	// Frames bounds buffered audio (0: DefaultPlayoutFrames).
 	Frames int
 	// PreRoll frames go out at once at the start of a run (0:
@@ -167,6 +178,9 @@ type Playout struct {
 	accepted  string          // last turn output_accepted was reported for
 	started   string          // last turn playback_started was reported for
 	ended     map[string]bool // turns whose egress is complete (EndOfTurn), frames still buffered
+	lastTurn  string          // turn of the last frame sent on
+	lastAt    int64           // Clock reading when it went
+	lastN     int             // frames of lastTurn sent
 	closed    bool
 	full      uint64 // frames refused: buffer full
 	fencedOut uint64 // frames dropped by a fence
@@ -187,6 +201,9 @@ func (p *Pacer) NewPlayout(cfg PlayoutConfig) *Playout {
 	}
 	if cfg.Gate == nil {
 		cfg.Gate = fence.NewGate(0)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = runner.ProcessClock{}
 	}
 	return &Playout{cfg: cfg, pacer: p}
 }
@@ -247,8 +264,16 @@ func (pl *Playout) Fence(turnID, reason string) {
 		pl.runTurn = ""
 	}
 	delete(pl.ended, turnID)
+	rec := kernel.TimelineRecord{SessionID: pl.cfg.SessionID, TurnID: turnID, Type: "playout_end", Reason: "fenced",
+		MonoNanos: pl.cfg.Clock.Now(), Attrs: map[string]string{"frames": "0", "source": "playout"}}
+	if pl.lastTurn == turnID {
+		rec.MonoNanos, rec.Attrs["frames"] = pl.lastAt, strconv.Itoa(pl.lastN)
+	}
 	pl.mu.Unlock()
 	pl.cfg.Conn.Fence(turnID, reason)
+	if pl.cfg.Timeline != nil {
+		pl.cfg.Timeline.Append(rec)
+	}
 }
 
 // EndOfTurn takes the kernel's EgressDone: once the last buffered frame
@@ -319,6 +344,11 @@ func (pl *Playout) pump(now time.Time) (idle bool) {
 		pl.runSent++
 		pl.sent++
 		sent[ev.TurnID]++
+		if pl.lastTurn != ev.TurnID {
+			pl.lastTurn, pl.lastN = ev.TurnID, 0
+		}
+		pl.lastN++
+		pl.lastAt = pl.cfg.Clock.Now()
 		if pl.started != ev.TurnID {
 			pl.started = ev.TurnID
 			startedTurn = ev.TurnID

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/fence"
+	"github.com/rspp/rspp/kernel/runner"
 	"github.com/rspp/rspp/transports"
 )
 
@@ -58,6 +60,11 @@ func (f *fakeConn) frames(turn string) int {
 	}
 	return n
 }
+
+// fakeMono is a settable kernel clock.
+type fakeMono struct{ ns int64 }
+
+func (f *fakeMono) Now() int64 { return f.ns }
 
 // fakePosts records what a playout posts back to its session.
 type fakePosts struct {
@@ -152,12 +159,21 @@ func TestPlayoutPacesFramesAfterPreRoll(t *testing.T) {
 // its last frame of the turn; the next turn's audio plays.
 func TestPlayoutFenceDropsTurnAtOnce(t *testing.T) {
 	r := newPlayoutRig(0)
+	tl := &runner.Collector{}
+	clk := &fakeMono{ns: 5}
+	r.pl.cfg.Timeline, r.pl.cfg.SessionID, r.pl.cfg.Clock = tl, "s", clk
 	for range 20 {
 		r.pl.Send(agentFrame("t1"))
 	}
 	r.at(0)
 	before := r.conn.frames("t1")
+	clk.ns = 99
 	r.pl.Fence("t1", "barge_in")
+	recs := tl.Records()
+	if len(recs) != 1 || recs[0].Type != "playout_end" || recs[0].Reason != "fenced" || recs[0].TurnID != "t1" ||
+		recs[0].MonoNanos != 5 || recs[0].Attrs["frames"] != strconv.Itoa(before) {
+		t.Fatalf("playout_end: %+v (sent %d)", recs, before)
+	}
 	if st := r.pl.Stats(); st.Buffered != 0 || st.FencedOut != uint64(20-before) {
 		t.Fatalf("after fence: %+v (sent %d before)", st, before)
 	}

@@ -340,11 +340,31 @@ func TestLiveBargeInDuringPlayback(t *testing.T) {
 	if err := testenv.CheckTerminals(recs); err != nil {
 		t.Fatal(err)
 	}
+	var cancelAt, fenceAt, endAt int64
 	for _, r := range recs {
 		if r.Type == "session_close" && r.Reason != "client_close" {
 			t.Fatalf("session_close reason %q, want client_close", r.Reason)
 		}
+		if r.TurnID != first {
+			continue
+		}
+		switch r.Type {
+		case "cancel":
+			cancelAt = r.MonoNanos
+		case "fence":
+			fenceAt = r.MonoNanos
+		case "playout_end":
+			if r.Reason != "fenced" || r.Attrs["frames"] == "0" {
+				t.Fatalf("playout_end %+v", r)
+			}
+			endAt = r.MonoNanos
+		}
 	}
+	if cancelAt == 0 || fenceAt == 0 || endAt == 0 || endAt > fenceAt {
+		t.Fatalf("supervisor timeline of %s: cancel %d, fence %d, playout_end %d (last frame must precede the fence)", first, cancelAt, fenceAt, endAt)
+	}
+	t.Logf("supervisor: barge-in decision -> fence %s; last frame out %s before the fence",
+		time.Duration(fenceAt-cancelAt), time.Duration(fenceAt-endAt).Round(time.Microsecond))
 }
 
 // Connection loss mid-turn: the open turn ends with one abort and the
