@@ -16,9 +16,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	cws "github.com/coder/websocket"
 
 	"github.com/rspp/rspp/isolation"
 	"github.com/rspp/rspp/providers/speechtest"
@@ -68,6 +71,13 @@ var listenLine = regexp.MustCompile(`listening on http://([^/]+)/`)
 // pipeline and waits until it listens.
 func startServer(t *testing.T, o testenv.ConfigOptions, extra ...string) *server {
 	t.Helper()
+	return startServerCfg(t, o, "", append([]string{"--listen", "127.0.0.1:0"}, extra...)...)
+}
+
+// startServerCfg appends cfgTail to the config and starts rspp serve
+// with args.
+func startServerCfg(t *testing.T, o testenv.ConfigOptions, cfgTail string, extra ...string) *server {
+	t.Helper()
 	speechtest.Require(t)
 	dir := t.TempDir()
 	state, err := os.MkdirTemp("", "rs")
@@ -80,8 +90,19 @@ func startServer(t *testing.T, o testenv.ConfigOptions, extra ...string) *server
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfgTail != "" {
+		f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.WriteString(cfgTail)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	s := &server{timeline: filepath.Join(dir, "timeline.jsonl"), waited: make(chan struct{})}
-	args := append([]string{"serve", "--config", cfg, "--listen", "127.0.0.1:0", "--timeline", s.timeline}, extra...)
+	args := append([]string{"serve", "--config", cfg, "--timeline", s.timeline}, extra...)
 	s.cmd = exec.Command(bins.RSPP, args...)
 	pr, pw := io.Pipe()
 	s.cmd.Stdout = pw
@@ -438,5 +459,20 @@ func TestLiveSessionPerConnection(t *testing.T) {
 			t.Fatalf("session %s shared", log[ready].Session)
 		}
 		sessions[log[ready].Session] = true
+	}
+}
+
+// The config's transports block serves live sessions without --listen,
+// with its settings (here a 1 KiB message limit: a 2 KiB text message
+// closes with 1009).
+func TestLiveConfigTransportsBlock(t *testing.T) {
+	s := startServerCfg(t, testenv.ConfigOptions{}, "transports:\n  websocket: {listen: \"127.0.0.1:0\", max_message_bytes: 1KiB}\n")
+	cl := dial(t, s.url(), startMsg())
+	cl.waitFor("ready", 10*time.Second, func(l []msg) bool { _, ok := find(l, func(m msg) bool { return m.Type == "ready" }); return ok })
+	reason, code := badClose(t, s.url(), true, func(ctx context.Context, c *cws.Conn) {
+		_ = c.Write(ctx, cws.MessageText, []byte(`{"type":"playback","turn":"`+strings.Repeat("x", 2048)+`","event":"done"}`))
+	})
+	if code != cws.StatusMessageTooBig || !strings.Contains(reason, "1024") {
+		t.Fatalf("close %d %q, want 1009 naming the configured limit", code, reason)
 	}
 }
