@@ -140,6 +140,14 @@ type SessionConfig struct {
 	// playback_done. False: a turn commits when its invocations end (the
 	// file transport).
 	AwaitPlayback bool
+	//
+	// Egress is credit-based then: an egress event handed out keeps its
+	// slot on its edge until the transport reports it played or dropped
+	// (OnEgressPlayed), so the edge's capacity bounds what the transport
+	// holds unplayed, and a full edge holds the producing node back
+	// (ErrQueueFull, the runner retries) for up to the edge's BlockFor
+	// (default DefaultEgressBlock) before it sheds.
+	//
 	// PlaybackGrace is how long past its audio's duration a turn waits
 	// for playback_done (0: DefaultPlaybackGrace).
 	PlaybackGrace time.Duration

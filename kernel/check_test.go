@@ -108,6 +108,14 @@ func checkBounds(s *Session) error {
 				}
 			}
 		}
+		// Live egress the transport has not reported played (AwaitPlayback).
+		if t := s.turn; t != nil {
+			for _, ei := range t.egressOut {
+				if ei == i {
+					n++
+				}
+			}
+		}
 		if n != es.depth {
 			return fmt.Errorf("edge %s depth %d but %d queued or outstanding", edgeName(s.edges[i].Spec), es.depth, n)
 		}

@@ -77,6 +77,7 @@ func runFuzzTrace(t *testing.T, data []byte) {
 		c.VAD.Disabled = mode&0x10 != 0
 		c.TelemetryCapacity = 4
 		c.RetryBuffer = 8
+		c.AwaitPlayback = mode&0x40 != 0 // a live transport's session
 		if mode&0x20 != 0 {
 			c.Admission = AdmitterFunc(func(in TurnIntent) Decision {
 				n++
@@ -180,9 +181,15 @@ func runFuzzTrace(t *testing.T, data []byte) {
 				if len(fenced) > 0 && arg&4 != 0 {
 					turn = fenced[int(arg>>3)%len(fenced)]
 				}
-				err := h.s.Ingest(eventabi.Event{Type: eventabi.TypePlaybackStarted, TurnID: turn})
+				typ := eventabi.TypePlaybackStarted
+				if arg%4 == 3 {
+					// A live transport: frames played, then its playback end.
+					h.s.OnEgressPlayed(turn, int(arg>>5)+1)
+					typ = eventabi.TypePlaybackDone
+				}
+				err := h.s.Ingest(eventabi.Event{Type: typ, TurnID: turn})
 				if turn != "" && slices.Contains(fenced, turn) && !h.s.Closed() && !errors.Is(err, ErrFenced) {
-					t.Fatalf("playback_started accepted for fenced turn %s: %v", turn, err)
+					t.Fatalf("%s accepted for fenced turn %s: %v", typ, turn, err)
 				}
 			}
 		}

@@ -226,11 +226,18 @@ func (s *Session) purgeList(list []queued, drop func(queued) bool) ([]queued, in
 
 // handOut is called by Ready for each data effect it hands the runner.
 // An egress event leaves its edge's bound at once (the transport has its
-// own). An input for a node stays counted until the runner reports it
+// own), except under AwaitPlayback, where it stays counted until the
+// transport reports it played (OnEgressPlayed) or its turn ends. An input for a node stays counted until the runner reports it
 // taken (OnInputsTaken: sent within the plugin's window, or dropped), so
 // an edge's bound holds across Ready batches and a node that stops
 // reading fills its edges and meets their overflow policy.
 func (s *Session) handOut(q queued) {
+	if _, ok := q.eff.(EgressEvent); ok && s.cfg.AwaitPlayback && q.edge >= 0 {
+		if t := s.turn; t != nil && t.id == q.turn {
+			t.egressOut = append(t.egressOut, q.edge)
+			return
+		}
+	}
 	if _, ok := q.eff.(DeliverInput); ok {
 		if inv := s.invs[q.inv]; inv != nil && inv.status == invOpen {
 			inv.outstanding = append(inv.outstanding, q.edge)

@@ -31,6 +31,34 @@ func (f *fencedSet) add(id string) {
 
 func (f *fencedSet) has(id string) bool { return f.ids[id] }
 
+// DefaultEgressBlock is an AwaitPlayback egress edge's default BlockFor:
+// how long agent output may wait for the playout to make room in one
+// pressure episode before the edge sheds.
+const DefaultEgressBlock = 30 * time.Second
+
+// OnEgressPlayed reports that the transport played (or dropped) the next
+// n egress events of turnID it was handed (AwaitPlayback): their edge
+// slots are free again. Reports for a turn that is no longer the active
+// one are ignored (its slots were freed when it ended).
+func (s *Session) OnEgressPlayed(turnID string, n int) {
+	if s.closed || n <= 0 {
+		return
+	}
+	s.now = s.cfg.Clock.Now()
+	t := s.turn
+	if t == nil || t.id != turnID {
+		return
+	}
+	n = min(n, len(t.egressOut))
+	for _, ei := range t.egressOut[:n] {
+		s.edgeTaken(ei)
+	}
+	t.egressOut = t.egressOut[n:]
+	if len(t.egressOut) == 0 {
+		t.egressOut = nil
+	}
+}
+
 // DefaultPlaybackGrace is how long past its audio's duration an
 // AwaitPlayback turn waits for playback_done before it aborts.
 const DefaultPlaybackGrace = 5 * time.Second

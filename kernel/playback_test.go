@@ -180,3 +180,71 @@ func TestAwaitPlaybackNoAudio(t *testing.T) {
 		t.Fatal("no commit")
 	}
 }
+
+func smallEgress(c *SessionConfig) {
+	c.AwaitPlayback = true
+	for i := range c.Graph.Edges {
+		if c.Graph.Edges[i].To == Egress {
+			c.Graph.Edges[i].Capacity = 4
+		}
+	}
+}
+
+// Live egress is credit-based: what the transport holds unplayed counts
+// against the egress edge, so a burst beyond it holds the producer back
+// (ErrQueueFull) instead of being shed; played frames give the room back;
+// the turn's end (here a fence) frees what it still held.
+func TestAwaitPlaybackEgressCredit(t *testing.T) {
+	h := newHarness(t, smallEgress)
+	h.utterance(10)
+	turn := h.s.ActiveTurn()
+	tts := h.inv("tts")
+	for i := range 4 {
+		if err := h.emitOut(tts, loud()); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+	if err := h.emitOut(tts, loud()); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("5th frame with 4 unplayed: %v", err)
+	}
+	h.s.OnEgressPlayed(turn, 2)
+	for i := range 2 {
+		if err := h.emitOut(tts, loud()); err != nil {
+			t.Fatalf("after 2 played, frame %d: %v", i, err)
+		}
+	}
+	if err := h.emitOut(tts, loud()); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("full again: %v", err)
+	}
+	if n := count[EgressEvent](h.effects, nil); n != 6 || h.s.Stats().Shed != 0 {
+		t.Fatalf("%d egress events, %d shed", n, h.s.Stats().Shed)
+	}
+	h.frames(5, loud) // barge-in: the fence frees the turn's credit
+	next := h.s.ActiveTurn()
+	if next == turn || next == "" {
+		t.Fatalf("no new turn: %v", h.recordTypes())
+	}
+	h.s.OnEgressPlayed(turn, 4) // late report of the fenced turn: ignored
+	h.frames(15, quiet)
+	tts2 := h.inv("tts")
+	for i := range 4 {
+		if err := h.emitOut(tts2, loud()); err != nil {
+			t.Fatalf("next turn frame %d: %v", i, err)
+		}
+	}
+}
+
+// Without AwaitPlayback the egress edge frees at hand-out, as before.
+func TestEgressWithoutAwaitPlaybackNeverHolds(t *testing.T) {
+	h := newHarness(t, func(c *SessionConfig) {
+		smallEgress(c)
+		c.AwaitPlayback = false
+	})
+	h.utterance(10)
+	tts := h.inv("tts")
+	for i := range 20 {
+		if err := h.emitOut(tts, loud()); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+}

@@ -86,6 +86,15 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	}
 	s := &Session{cfg: cfg, g: g, invs: map[string]*invocation{}}
 	s.edges = plannedEdges(g)
+	if cfg.AwaitPlayback {
+		// A live transport plays egress at real time: a burst of agent
+		// audio waits (bounded) for the playout instead of being shed.
+		for i := range s.edges {
+			if pe := &s.edges[i]; pe.Spec.To == Egress && pe.BlockFor == 0 {
+				pe.BlockFor = DefaultEgressBlock
+			}
+		}
+	}
 	s.outstandingCap = cfg.OutstandingInputs
 	if s.outstandingCap <= 0 {
 		s.outstandingCap = DefaultOutstandingInputs

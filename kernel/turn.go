@@ -34,7 +34,9 @@ type turn struct {
 	egressAudio      int64
 	awaiting, played bool
 	playbackDeadline int64
-	signalled        map[eventabi.Type]bool // output signals already recorded
+	egressOut        []int // edges of egress events handed out, not yet played
+
+	signalled map[eventabi.Type]bool // output signals already recorded
 }
 
 // intent is a proposed turn waiting for (or retrying) admission.
@@ -271,6 +273,12 @@ func (s *Session) fence(t *turn, reason string) {
 }
 
 func (s *Session) closeTurn(t *turn) {
+	// What the transport still holds of the turn is played or fenced:
+	// either way its slots are no longer owed.
+	for _, ei := range t.egressOut {
+		s.edgeTaken(ei)
+	}
+	t.egressOut = nil
 	s.record(TimelineRecord{Type: "turn_close", TurnID: t.id})
 	if s.turn == t {
 		s.turn = nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
@@ -39,6 +40,9 @@ type ConnOptions struct {
 	Timeline  runner.Timeline
 	// Observe also sees every node output the kernel accepted.
 	Observe func(nodeID string, ev eventabi.Event)
+	// Settle bounds the wait for the last turn after the input ended
+	// normally (0: until it ends or ctx does).
+	Settle time.Duration
 	// ShutdownReason is the session_close reason when ctx ends first
 	// ("": CloseShutdown).
 	ShutdownReason string
@@ -55,6 +59,9 @@ type ConnResult struct {
 	ConnErr error
 	// Playout are the live session's playout counters.
 	Playout PlayoutStats
+	// EndedItself: the session closed on its own (a session-scope cancel),
+	// not because the connection or the runtime ended it.
+	EndedItself bool
 }
 
 // ServeConn runs one session on a transport connection: it opens the
@@ -89,7 +96,8 @@ func (rt *Runtime) ServeConn(ctx context.Context, c transports.Conn, o ConnOptio
 		post    postBox
 	)
 	if o.Pacer != nil {
-		playout = o.Pacer.NewPlayout(PlayoutConfig{Conn: c, Gate: gate, Post: post.post, Frames: o.PlayoutFrames})
+		playout = o.Pacer.NewPlayout(PlayoutConfig{Conn: c, Gate: gate, Post: post.post, Played: post.played, Frames: o.PlayoutFrames,
+			Timeline: o.Timeline, SessionID: id})
 		out = playout
 	}
 	sess, err := rt.OpenSession(SessionOptions{ID: id, TenantID: route.TenantID, Output: out, Timeline: n, Observe: n.observeNode,
@@ -136,6 +144,9 @@ loop:
 			}
 			if err := sess.Ingest(ev); err != nil {
 				if errors.Is(err, runner.ErrClosed) {
+					res.EndedItself = true
+					c.Refuse(fmt.Errorf("%w: session %s", kernel.ErrSessionClosed, id))
+					reason = "session_closed"
 					break loop
 				}
 				c.Refuse(fmt.Errorf("%w: %w", transports.ErrBadInput, err))
@@ -147,8 +158,15 @@ loop:
 	if reason == "" {
 		reason = closeReason(c.Err())
 		if reason == CloseSessionEnd {
+			var settle <-chan time.Time
+			if o.Settle > 0 {
+				t := time.NewTimer(o.Settle)
+				defer t.Stop()
+				settle = t.C
+			}
 			select {
 			case <-sess.Idle():
+			case <-settle:
 			case <-ctx.Done():
 				reason = shutdown
 			}
@@ -206,6 +224,12 @@ type postBox struct {
 }
 
 func (p *postBox) set(s *runner.Session) { p.s.Store(s) }
+
+func (p *postBox) played(turn string, n int) {
+	if s := p.s.Load(); s != nil {
+		s.EgressPlayed(turn, n)
+	}
+}
 
 func (p *postBox) post(ev eventabi.Event) bool {
 	if s := p.s.Load(); s != nil {

@@ -16,6 +16,14 @@
 // serves the admin socket (status, upgrade, reload). RunLoad and RunChaos
 // drive many concurrent scripted sessions, with faults for chaos.
 //
+// Every transport reaches a session through ServeConn (one
+// transports.Conn, one session): the file transport of rspp run, the
+// load's scripted connections of rspp serve --input, and the WebSocket
+// connections of rspp serve --listen. A live connection's agent audio is
+// played out in real time by a Playout, paced for all sessions by one
+// Pacer, behind the session's one fence gate; its turns end when their
+// audio has played (kernel AwaitPlayback), so the user can barge in.
+//
 // It never decides what a failure means for a turn: it reports typed
 // failures and the kernel's policy decides. It never leaves a process
 // behind: plugins die with the runtime (Pdeathsig from the locked spawn

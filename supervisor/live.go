@@ -12,6 +12,7 @@ import (
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/config"
 	"github.com/rspp/rspp/transports"
 	"github.com/rspp/rspp/transports/websocket"
 )
@@ -33,6 +34,19 @@ type ListenOptions struct {
 	PlayoutFrames int
 	// Listening, if set, is called with the address served.
 	Listening func(addr string)
+}
+
+// ListenFromConfig is the live transports' options of a config's
+// transports.websocket block (zero values: the transport's defaults).
+func ListenFromConfig(ws config.WebSocket) ListenOptions {
+	return ListenOptions{
+		Addr:        ws.Listen,
+		MaxSessions: ws.MaxSessions,
+		WebSocket: websocket.Options{
+			AllowedOrigins: ws.AllowedOrigins, MaxMessageBytes: int64(ws.MaxMessageBytes),
+			IdleTimeout: time.Duration(ws.IdleTimeout), PingInterval: time.Duration(ws.PingInterval), SendQueue: ws.SendQueue,
+		},
+	}
 }
 
 // serveLive serves the page and the WebSocket endpoint on o.Addr until

@@ -11,6 +11,7 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/transports"
 )
 
 // LoadOptions drive many concurrent sessions of scripted audio: each
@@ -92,44 +93,153 @@ func RunLoad(ctx context.Context, rt *Runtime, o LoadOptions) LoadResult {
 }
 
 func runLoadSession(ctx context.Context, rt *Runtime, o LoadOptions, id string, idx int) (int64, error) {
-	out := &countingOutput{}
 	tenant := ""
 	if len(o.Tenants) > 0 {
 		tenant = o.Tenants[idx%len(o.Tenants)]
 	}
-	sess, err := rt.OpenSession(SessionOptions{ID: id, TenantID: tenant, Output: out, Timeline: o.Timeline})
+	c := newLoadConn(ctx, transports.Route{SessionID: id, TenantID: tenant}, o, idx)
+	res, err := rt.ServeConn(ctx, c, ConnOptions{Timeline: o.Timeline, Settle: o.Settle, ShutdownReason: CloseSessionEnd, Opened: c.opened})
 	if err != nil {
 		return 0, err
 	}
-	var feedErr error
-	select {
-	case <-time.After(time.Duration(idx) * o.Stagger):
-		feedErr = feed(ctx, sess, o, idx)
-	case <-ctx.Done():
-	case <-o.Stop:
+	if res.EndedItself {
+		return c.out.frames(), fmt.Errorf("session ended on its own")
 	}
-	if feedErr == nil && ctx.Err() == nil {
-		select {
-		case <-sess.Idle():
-		case <-time.After(o.Settle):
-		case <-ctx.Done():
-		}
+	if res.ConnErr != nil && ctx.Err() == nil {
+		return c.out.frames(), res.ConnErr
 	}
-	select {
-	case <-sess.Done():
-		// Nobody closed it: the session ended by itself.
-		return out.frames(), fmt.Errorf("session ended on its own")
-	default:
-	}
-	sess.Close("session_close")
-	if feedErr != nil && ctx.Err() == nil {
-		return out.frames(), feedErr
-	}
-	return out.frames(), nil
+	return c.out.frames(), nil
 }
 
+// loadConn is the load's scripted transport (transports.Conn): its
+// inbound frames are the utterances with gaps, fed in real time when
+// Realtime; agent audio is only counted. Its input ends normally after
+// its utterances (or Stop), so the last turn may settle.
+type loadConn struct {
+	ctx   context.Context
+	route transports.Route
+	o     LoadOptions
+	idx   int
+	out   countingOutput
+
+	in      chan eventabi.Event
+	sess    chan *runner.Session // the opened session, once
+	stop    chan struct{}
+	once    sync.Once
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error
+	started bool
+}
+
+func newLoadConn(ctx context.Context, route transports.Route, o LoadOptions, idx int) *loadConn {
+	return &loadConn{ctx: ctx, route: route, o: o, idx: idx, in: make(chan eventabi.Event), sess: make(chan *runner.Session, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (c *loadConn) opened(s *runner.Session) { c.sess <- s }
+
+func (c *loadConn) Route() transports.Route        { return c.route }
+func (c *loadConn) Inbound() <-chan eventabi.Event { return c.in }
+func (c *loadConn) Send(ev eventabi.Event) error   { return c.out.Send(ev) }
+func (c *loadConn) Fence(string, string)           {}
+func (c *loadConn) Notify(transports.Notice)       {}
+
+func (c *loadConn) Bind(transports.Binding) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.started {
+		c.started = true
+		go c.play()
+	}
+	return nil
+}
+
+func (c *loadConn) play() {
+	defer close(c.done)
+	defer close(c.in)
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var sess *runner.Session
+	select {
+	case sess = <-c.sess:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-time.After(time.Duration(c.idx) * c.o.Stagger):
+	case <-ctx.Done():
+		return
+	case <-c.o.Stop:
+		return
+	}
+	err := feed(ctx, loadTarget{ctx: ctx, ch: c.in, sess: sess}, c.o, c.idx)
+	if err != nil && ctx.Err() == nil {
+		c.setErr(err)
+	}
+}
+
+func (c *loadConn) Refuse(err error) { c.setErr(err); c.halt() }
+
+func (c *loadConn) Close(string) {
+	c.halt()
+	c.mu.Lock()
+	started := c.started
+	c.mu.Unlock()
+	if started {
+		<-c.done
+	}
+}
+
+func (c *loadConn) halt() { c.once.Do(func() { close(c.stop) }) }
+
+func (c *loadConn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *loadConn) setErr(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// feedTarget is where feed sends frames, and whose turn it watches.
+type feedTarget interface {
+	Ingest(ev eventabi.Event) error
+	ActiveTurn() string
+}
+
+// loadTarget hands frames to a loadConn's inbound channel.
+type loadTarget struct {
+	ctx  context.Context
+	ch   chan<- eventabi.Event
+	sess *runner.Session
+}
+
+func (t loadTarget) Ingest(ev eventabi.Event) error {
+	select {
+	case t.ch <- ev:
+		return nil
+	case <-t.ctx.Done():
+		return t.ctx.Err()
+	}
+}
+
+func (t loadTarget) ActiveTurn() string { return t.sess.ActiveTurn() }
+
 // feed plays utterances with silence between, with continuous media time.
-func feed(ctx context.Context, sess *runner.Session, o LoadOptions, idx int) error {
+func feed(ctx context.Context, sess feedTarget, o LoadOptions, idx int) error {
 	silence := make([]byte, int(o.Gap/(20*time.Millisecond))*frameBytes)
 	quiet := make([]byte, frameBytes)
 	start := time.Now()

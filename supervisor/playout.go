@@ -2,12 +2,15 @@ package supervisor
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/fence"
+	"github.com/rspp/rspp/kernel/runner"
 	"github.com/rspp/rspp/transports"
 )
 
@@ -128,6 +131,17 @@ type PlayoutConfig struct {
 	// Post hands an output signal back to the session without waiting
 	// (runner.Session.Post).
 	Post func(ev eventabi.Event) bool
+	// Played, if set, reports egress events of a turn played or dropped
+	// here (runner.Session.EgressPlayed): the kernel's egress credit.
+	Played func(turn string, n int)
+	// Timeline, if set, gets a playout_end record when a turn is fenced
+	// (reason fenced, attr frames: how many of its frames went out), at
+	// the time its last frame went to the connection, on Clock (the
+	// kernel's: runner.ProcessClock by default). Fence runs on the session
+	// loop, which writes the kernel's records too.
+	Timeline  runner.Timeline
+	SessionID string
+	Clock     kernel.Clock
 	// Frames bounds buffered audio (0: DefaultPlayoutFrames).
 	Frames int
 	// PreRoll frames go out at once at the start of a run (0:
@@ -145,9 +159,12 @@ type PlayoutConfig struct {
 // writer admits against the same gate, so nothing of the turn goes out
 // afterwards.
 //
-// A full buffer refuses the frame with ErrPlayoutFull and counts it; the
-// kernel's egress bound (see kernel SessionConfig) keeps a session within
-// it.
+// Every frame sent on (or dropped) is reported played (Played): the
+// kernel keeps egress counted against its edge until then
+// (kernel.SessionConfig.AwaitPlayback), so a burst of agent audio waits
+// in the runner, held back with ErrQueueFull, instead of piling up here.
+// The buffer bound (DefaultPlayoutFrames) is above the egress edge's
+// capacity; a frame past it is refused with ErrPlayoutFull and counted.
 type Playout struct {
 	cfg   PlayoutConfig
 	pacer *Pacer
@@ -161,6 +178,9 @@ type Playout struct {
 	accepted  string          // last turn output_accepted was reported for
 	started   string          // last turn playback_started was reported for
 	ended     map[string]bool // turns whose egress is complete (EndOfTurn), frames still buffered
+	lastTurn  string          // turn of the last frame sent on
+	lastAt    int64           // Clock reading when it went
+	lastN     int             // frames of lastTurn sent
 	closed    bool
 	full      uint64 // frames refused: buffer full
 	fencedOut uint64 // frames dropped by a fence
@@ -182,6 +202,9 @@ func (p *Pacer) NewPlayout(cfg PlayoutConfig) *Playout {
 	if cfg.Gate == nil {
 		cfg.Gate = fence.NewGate(0)
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = runner.ProcessClock{}
+	}
 	return &Playout{cfg: cfg, pacer: p}
 }
 
@@ -193,6 +216,7 @@ func (pl *Playout) Send(ev eventabi.Event) error {
 		return err
 	}
 	if ev.Type != eventabi.TypeAudioFrame || ev.Audio == nil {
+		pl.played(ev.TurnID, 1)
 		return pl.cfg.Conn.Send(ev)
 	}
 	pl.mu.Lock()
@@ -203,6 +227,7 @@ func (pl *Playout) Send(ev eventabi.Event) error {
 	if len(pl.buf)-pl.head >= pl.cfg.Frames {
 		pl.full++
 		pl.mu.Unlock()
+		pl.played(ev.TurnID, 1) // dropped: its credit is not owed
 		return ErrPlayoutFull
 	}
 	if pl.head > 0 && pl.head == len(pl.buf) {
@@ -239,8 +264,16 @@ func (pl *Playout) Fence(turnID, reason string) {
 		pl.runTurn = ""
 	}
 	delete(pl.ended, turnID)
+	rec := kernel.TimelineRecord{SessionID: pl.cfg.SessionID, TurnID: turnID, Type: "playout_end", Reason: "fenced",
+		MonoNanos: pl.cfg.Clock.Now(), Attrs: map[string]string{"frames": "0", "source": "playout"}}
+	if pl.lastTurn == turnID {
+		rec.MonoNanos, rec.Attrs["frames"] = pl.lastAt, strconv.Itoa(pl.lastN)
+	}
 	pl.mu.Unlock()
 	pl.cfg.Conn.Fence(turnID, reason)
+	if pl.cfg.Timeline != nil {
+		pl.cfg.Timeline.Append(rec)
+	}
 }
 
 // EndOfTurn takes the kernel's EgressDone: once the last buffered frame
@@ -277,6 +310,7 @@ func (pl *Playout) holds(turn string) bool {
 // pump sends the frames due at now; it reports whether nothing is left.
 func (pl *Playout) pump(now time.Time) (idle bool) {
 	var startedTurn string
+	sent := map[string]int{}
 	pl.mu.Lock()
 	for pl.head < len(pl.buf) && !pl.closed {
 		ev := pl.buf[pl.head]
@@ -285,7 +319,10 @@ func (pl *Playout) pump(now time.Time) (idle bool) {
 			// ran dry (the client's buffer ran dry too).
 			pl.runTurn, pl.runStart, pl.runSent = ev.TurnID, now, 0
 		}
-		due := pl.cfg.PreRoll + 1 + int(now.Sub(pl.runStart)/pl.pacer.frame)
+		// Rounded, not floored: a tick that fires a little before its
+		// slot (ticker jitter) must still send that slot's frame, or it
+		// goes out a whole tick late.
+		due := pl.cfg.PreRoll + 1 + int((now.Sub(pl.runStart)+pl.pacer.frame/2)/pl.pacer.frame)
 		if pl.runSent >= due {
 			break
 		}
@@ -306,6 +343,12 @@ func (pl *Playout) pump(now time.Time) (idle bool) {
 		pl.head++
 		pl.runSent++
 		pl.sent++
+		sent[ev.TurnID]++
+		if pl.lastTurn != ev.TurnID {
+			pl.lastTurn, pl.lastN = ev.TurnID, 0
+		}
+		pl.lastN++
+		pl.lastAt = pl.cfg.Clock.Now()
 		if pl.started != ev.TurnID {
 			pl.started = ev.TurnID
 			startedTurn = ev.TurnID
@@ -326,6 +369,9 @@ func (pl *Playout) pump(now time.Time) (idle bool) {
 		idle = true
 	}
 	pl.mu.Unlock()
+	for turn, n := range sent {
+		pl.played(turn, n)
+	}
 	if startedTurn != "" {
 		pl.signal(eventabi.TypePlaybackStarted, startedTurn)
 	}
@@ -339,6 +385,12 @@ func (pl *Playout) idle() bool {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	return pl.head == len(pl.buf) || pl.closed
+}
+
+func (pl *Playout) played(turn string, n int) {
+	if pl.cfg.Played != nil && n > 0 {
+		pl.cfg.Played(turn, n)
+	}
 }
 
 // signal posts an output signal of turn to the session.

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/fence"
+	"github.com/rspp/rspp/kernel/runner"
 	"github.com/rspp/rspp/transports"
 )
 
@@ -58,6 +60,11 @@ func (f *fakeConn) frames(turn string) int {
 	}
 	return n
 }
+
+// fakeMono is a settable kernel clock.
+type fakeMono struct{ ns int64 }
+
+func (f *fakeMono) Now() int64 { return f.ns }
 
 // fakePosts records what a playout posts back to its session.
 type fakePosts struct {
@@ -119,10 +126,16 @@ func TestPlayoutPacesFramesAfterPreRoll(t *testing.T) {
 	if got := r.conn.frames("t1"); got != want {
 		t.Fatalf("at start: %d frames out, want %d", got, want)
 	}
-	r.at(10 * time.Millisecond) // a tick early: nothing more is due
+	r.at(9 * time.Millisecond) // before the next slot: nothing more is due
 	if got := r.conn.frames("t1"); got != want {
-		t.Fatalf("at 10ms: %d frames out, want %d", got, want)
+		t.Fatalf("at 9ms: %d frames out, want %d", got, want)
 	}
+	r.at(19 * time.Millisecond) // a jittery tick just before its slot sends it
+	want++
+	if got := r.conn.frames("t1"); got != want {
+		t.Fatalf("at 19ms: %d frames out, want %d", got, want)
+	}
+	want--
 	for k := 1; k <= 6; k++ {
 		r.at(time.Duration(k) * FrameDuration)
 		if got := r.conn.frames("t1"); got != want+k {
@@ -146,12 +159,21 @@ func TestPlayoutPacesFramesAfterPreRoll(t *testing.T) {
 // its last frame of the turn; the next turn's audio plays.
 func TestPlayoutFenceDropsTurnAtOnce(t *testing.T) {
 	r := newPlayoutRig(0)
+	tl := &runner.Collector{}
+	clk := &fakeMono{ns: 5}
+	r.pl.cfg.Timeline, r.pl.cfg.SessionID, r.pl.cfg.Clock = tl, "s", clk
 	for range 20 {
 		r.pl.Send(agentFrame("t1"))
 	}
 	r.at(0)
 	before := r.conn.frames("t1")
+	clk.ns = 99
 	r.pl.Fence("t1", "barge_in")
+	recs := tl.Records()
+	if len(recs) != 1 || recs[0].Type != "playout_end" || recs[0].Reason != "fenced" || recs[0].TurnID != "t1" ||
+		recs[0].MonoNanos != 5 || recs[0].Attrs["frames"] != strconv.Itoa(before) {
+		t.Fatalf("playout_end: %+v (sent %d)", recs, before)
+	}
 	if st := r.pl.Stats(); st.Buffered != 0 || st.FencedOut != uint64(20-before) {
 		t.Fatalf("after fence: %+v (sent %d before)", st, before)
 	}
@@ -294,5 +316,34 @@ func TestPacerCloseStopsGoroutine(t *testing.T) {
 	case <-p.done:
 	default:
 		t.Fatal("pacer goroutine still running after Close")
+	}
+}
+
+// Every frame sent on, or refused as over the bound, is reported played
+// (the kernel's egress credit); buffered ones are not, yet.
+func TestPlayoutReportsPlayedCredit(t *testing.T) {
+	r := newPlayoutRig(6)
+	var mu sync.Mutex
+	played := map[string]int{}
+	r.pl.cfg.Played = func(turn string, n int) { mu.Lock(); played[turn] += n; mu.Unlock() }
+	for range 7 { // the 7th is over the bound
+		r.pl.Send(agentFrame("t1"))
+	}
+	mu.Lock()
+	if played["t1"] != 1 {
+		t.Fatalf("before any tick: %v", played)
+	}
+	mu.Unlock()
+	r.at(0)
+	mu.Lock()
+	if played["t1"] != 1+DefaultPreRoll+1 {
+		t.Fatalf("after the first tick: %v", played)
+	}
+	mu.Unlock()
+	r.at(2 * FrameDuration)
+	mu.Lock()
+	defer mu.Unlock()
+	if played["t1"] != 7 {
+		t.Fatalf("after drain: %v", played)
 	}
 }

@@ -42,8 +42,8 @@ providers whose binary or settings changed.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			if cfgPath == "" || len(inputs) == 0 && listen == "" {
-				return usageError{fmt.Errorf("--config and --input (or --listen) are required")}
+			if cfgPath == "" {
+				return usageError{fmt.Errorf("--config is required")}
 			}
 			if listen != "" && len(inputs) > 0 {
 				return usageError{fmt.Errorf("--listen serves live sessions: it takes no --input")}
@@ -60,6 +60,12 @@ providers whose binary or settings changed.`,
 			if err != nil {
 				return err
 			}
+			if listen == "" && len(inputs) == 0 {
+				listen = cfg.Transports.WebSocket.Listen
+			}
+			if listen == "" && len(inputs) == 0 {
+				return usageError{fmt.Errorf("--input, --listen or transports.websocket.listen in the config is required")}
+			}
 			tel, stopTel, err := tf.start(cfg)
 			if err != nil {
 				return err
@@ -73,14 +79,18 @@ providers whose binary or settings changed.`,
 			}
 			if listen != "" {
 				so.Ready = func(sock string) { fmt.Fprintf(out, "admin socket %s\n", sock) }
-				so.Listen = &supervisor.ListenOptions{Addr: listen, MaxSessions: sessions,
-					Listening: func(addr string) {
-						fmt.Fprintf(out, "listening on http://%s/ (WebSocket endpoint ws://%s/ws)\n", addr, addr)
-					}}
-				so.Listen.WebSocket.AllowedOrigins = origins
-				if !cmd.Flags().Changed("sessions") {
-					so.Listen.MaxSessions = 0
+				lo := supervisor.ListenFromConfig(cfg.Transports.WebSocket)
+				lo.Addr = listen
+				lo.Listening = func(addr string) {
+					fmt.Fprintf(out, "listening on http://%s/ (WebSocket endpoint ws://%s/ws)\n", addr, addr)
 				}
+				if len(origins) > 0 {
+					lo.WebSocket.AllowedOrigins = origins
+				}
+				if cmd.Flags().Changed("sessions") {
+					lo.MaxSessions = sessions
+				}
+				so.Listen = &lo
 			}
 			term, err := supervisor.Serve(ctx, cfg, so, out)
 			if err != nil {
@@ -98,7 +108,7 @@ providers whose binary or settings changed.`,
 	f.StringVar(&cfgPath, "config", "", "runtime config (YAML)")
 	f.StringArrayVar(&inputs, "input", nil, "input WAV (16 kHz mono); repeat for several, sessions take them in turn")
 	f.IntVar(&sessions, "sessions", 1, "concurrent sessions (with --listen: the most live sessions at once, default 200)")
-	f.StringVar(&listen, "listen", "", "serve live sessions: the page at http://ADDR/ and the WebSocket endpoint at /ws (e.g. 127.0.0.1:8080)")
+	f.StringVar(&listen, "listen", "", "serve live sessions: the page at http://ADDR/ and the WebSocket endpoint at /ws (e.g. 127.0.0.1:8080; default transports.websocket.listen of the config)")
 	f.StringArrayVar(&origins, "allow-origin", nil, "with --listen: also accept WebSocket connections from pages of this origin host pattern (default: same host only)")
 	f.StringArrayVar(&tenants, "tenant", nil, "sessions' tenant; repeat for several, sessions take them in turn (profile tenant providers never share instances across tenants)")
 	f.DurationVar(&gap, "gap", 1500*time.Millisecond, "silence between utterances")

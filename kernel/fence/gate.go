@@ -4,6 +4,12 @@
 // text, no output_accepted or playback_started. It also drops output
 // stamped with a stale authority epoch. It does no I/O and is safe for
 // concurrent use (the runner fences, the transport's writer admits).
+//
+// It is the one egress fence of a session: supervisor.ServeConn makes a
+// Gate per session and hands it to the playout (which fences it on the
+// kernel's FenceEgress and admits each frame before pacing it out) and to
+// the connection (transports.Binding.Gate: its writer admits each frame
+// right before it goes on the wire).
 package fence
 
 import (

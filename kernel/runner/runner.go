@@ -104,6 +104,7 @@ const (
 	inClose
 	inOpened // an asynchronous Pools.Open finished
 	inTaken  // the plugin's window took n more inputs of an invocation
+	inPlayed // the transport played n egress events of turn ev.TurnID
 )
 
 // release gives a node event's bytes back to its invocation's budget.
@@ -210,6 +211,13 @@ func (s *Session) Ingest(ev eventabi.Event) error {
 // the session is closed.
 func (s *Session) Post(ev eventabi.Event) bool {
 	return s.push(input{kind: inIngest, ev: ev, posted: true}, true)
+}
+
+// EgressPlayed reports, without waiting, that the transport played (or
+// dropped) the next n egress events of turn (kernel AwaitPlayback
+// credit).
+func (s *Session) EgressPlayed(turn string, n int) {
+	s.push(input{kind: inPlayed, ev: eventabi.Event{TurnID: turn}, n: n}, true)
 }
 
 // PostRefused counts posted events the kernel refused (e.g. an output
@@ -347,6 +355,8 @@ func (s *Session) apply(in input) {
 		}
 	case inTaken:
 		s.k.OnInputsTaken(in.invID, in.n)
+	case inPlayed:
+		s.k.OnEgressPlayed(in.ev.TurnID, in.n)
 	case inNodeEnd:
 		c := s.calls[in.invID]
 		if c == nil {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -68,6 +69,8 @@ type Config struct {
 	Pipeline  Pipeline             `yaml:"pipeline"`
 	VAD       VAD                  `yaml:"vad"`
 	Gateway   Gateway              `yaml:"gateway"`
+	// Transports configures the live transports of `rspp serve`.
+	Transports Transports `yaml:"transports"`
 
 	// Path is the file it was loaded from; Dir its directory (relative
 	// paths in the file are relative to Dir).
@@ -246,6 +249,28 @@ type Gateway struct {
 	UnknownEvents string `yaml:"unknown_events"`
 }
 
+// Transports are the live transports `rspp serve` starts.
+type Transports struct {
+	WebSocket WebSocket `yaml:"websocket"`
+}
+
+// WebSocket is the WebSocket transport (transports/websocket). Zero
+// values take the transport's defaults.
+type WebSocket struct {
+	// Listen is host:port of the page (/) and endpoint (/ws); "" is off
+	// (the --listen flag overrides it).
+	Listen string `yaml:"listen"`
+	// AllowedOrigins are origin host patterns accepted besides the
+	// server's own host.
+	AllowedOrigins  []string `yaml:"allowed_origins"`
+	MaxSessions     int      `yaml:"max_sessions"`
+	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
+	IdleTimeout     Duration `yaml:"idle_timeout"`
+	PingInterval    Duration `yaml:"ping_interval"`
+	// SendQueue bounds queued agent audio frames per connection.
+	SendQueue int `yaml:"send_queue"`
+}
+
 // Load reads, parses and validates a config file.
 func Load(path string) (*Config, error) {
 	raw, err := os.ReadFile(path)
@@ -323,6 +348,28 @@ func (c *Config) validate() error {
 	}
 	if c.Runtime.DrainTimeout < 0 {
 		return c.errf("runtime.drain_timeout", "must be positive")
+	}
+	return c.validateWebSocket()
+}
+
+func (c *Config) validateWebSocket() error {
+	ws := c.Transports.WebSocket
+	if ws.Listen != "" {
+		if _, port, err := net.SplitHostPort(ws.Listen); err != nil || port == "" {
+			return c.errf("transports.websocket.listen", "must be host:port, got %q", ws.Listen)
+		}
+	}
+	switch {
+	case ws.MaxSessions < 0:
+		return c.errf("transports.websocket.max_sessions", "must be positive")
+	case ws.MaxMessageBytes < 0 || ws.MaxMessageBytes > 0 && ws.MaxMessageBytes < 1024:
+		return c.errf("transports.websocket.max_message_bytes", "must be at least 1KiB (an audio frame is 640 bytes), got %d", ws.MaxMessageBytes)
+	case ws.IdleTimeout < 0:
+		return c.errf("transports.websocket.idle_timeout", "must be positive")
+	case ws.PingInterval < 0:
+		return c.errf("transports.websocket.ping_interval", "must be positive")
+	case ws.SendQueue < 0:
+		return c.errf("transports.websocket.send_queue", "must be positive")
 	}
 	return nil
 }

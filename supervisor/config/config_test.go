@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func parse(t *testing.T, extraRuntime, extraProvider string) error {
@@ -184,5 +185,38 @@ func TestIsolationFields(t *testing.T) {
 	}
 	if got := c.Providers["p"].ReadPaths; len(got) != 1 || got[0] != filepath.Join(cfgDir, "models") {
 		t.Fatalf("relative read path resolved to %v", got)
+	}
+}
+
+// The transports block: a valid websocket block parses; each bad value
+// is refused naming its key; unknown keys are refused.
+func TestTransportsBlock(t *testing.T) {
+	self, _ := os.Executable()
+	load := func(block string) (*Config, error) {
+		y := "version: 1\nproviders:\n  p:\n    kind: tts\n    binary: " + self + "\n" +
+			"pipeline:\n  nodes:\n    - {id: n, provider: p}\n  edges:\n    - {from: ingress, to: n}\n    - {from: n, to: egress}\n" + block
+		return Parse([]byte(y), filepath.Join(t.TempDir(), "c.yaml"))
+	}
+	c, err := load("transports:\n  websocket: {listen: \"127.0.0.1:8080\", allowed_origins: [\"localhost:*\"], max_sessions: 50, max_message_bytes: 32KiB, idle_timeout: 1m, ping_interval: 5s, send_queue: 100}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := c.Transports.WebSocket
+	if ws.Listen != "127.0.0.1:8080" || ws.MaxSessions != 50 || ws.MaxMessageBytes != 32<<10 || ws.IdleTimeout != Duration(time.Minute) || ws.SendQueue != 100 || len(ws.AllowedOrigins) != 1 {
+		t.Fatalf("parsed %+v", ws)
+	}
+	for block, key := range map[string]string{
+		"transports:\n  websocket: {listen: nowhere}\n":        "transports.websocket.listen",
+		"transports:\n  websocket: {max_sessions: -1}\n":       "transports.websocket.max_sessions",
+		"transports:\n  websocket: {max_message_bytes: 100}\n": "transports.websocket.max_message_bytes",
+		"transports:\n  websocket: {idle_timeout: -1s}\n":      "transports.websocket.idle_timeout",
+		"transports:\n  websocket: {send_queue: -3}\n":         "transports.websocket.send_queue",
+		"transports:\n  websocket: {bogus: 1}\n":               "",
+	} {
+		_, err := load(block)
+		var ce *Error
+		if !errors.As(err, &ce) || key != "" && ce.Key != key || key == "" && !strings.Contains(err.Error(), "bogus") {
+			t.Errorf("%q: %v, want a *config.Error naming %q", block, err, key)
+		}
 	}
 }

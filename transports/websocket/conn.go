@@ -428,42 +428,59 @@ func (c *Conn) audioIn(data []byte) *eventabi.Event {
 	}
 }
 
-// controlIn handles one text message.
-func (c *Conn) controlIn(data []byte) *eventabi.Event {
+// badInput is why a client message closes its connection.
+type badInput struct {
+	code   cws.StatusCode
+	reason string
+}
+
+// parseControl decodes and checks one client text message (PROTOCOL.md);
+// started says whether the session's start came already.
+func parseControl(data []byte, started bool) (clientMsg, *badInput) {
 	var m clientMsg
 	if err := json.Unmarshal(data, &m); err != nil {
-		c.fail(cws.StatusPolicyViolation, "invalid JSON: "+err.Error(), transports.ErrBadInput)
+		return m, &badInput{cws.StatusPolicyViolation, "invalid JSON: " + err.Error()}
+	}
+	switch m.Type {
+	case "start":
+		switch {
+		case started:
+			return m, &badInput{cws.StatusPolicyViolation, "second start"}
+		case m.SampleRate == nil || *m.SampleRate != SampleRate:
+			return m, &badInput{cws.StatusUnsupportedData, fmt.Sprintf("start: sample_rate %s: want %d", optInt(m.SampleRate), SampleRate)}
+		case m.Channels == nil || *m.Channels != Channels:
+			return m, &badInput{cws.StatusUnsupportedData, fmt.Sprintf("start: channels %s: want %d", optInt(m.Channels), Channels)}
+		}
+	case "playback":
+		switch {
+		case !started:
+			return m, &badInput{cws.StatusPolicyViolation, "playback before start"}
+		case m.Turn == "":
+			return m, &badInput{cws.StatusPolicyViolation, "playback: no turn"}
+		case m.Event != "started" && m.Event != "position" && m.Event != "done":
+			return m, &badInput{cws.StatusPolicyViolation, fmt.Sprintf("playback: event %q: want started, position or done", truncate(m.Event, 40))}
+		}
+	case "stop":
+	case "":
+		return m, &badInput{cws.StatusPolicyViolation, "message without type"}
+	default:
+		return m, &badInput{cws.StatusPolicyViolation, fmt.Sprintf("unknown type %q", truncate(m.Type, 40))}
+	}
+	return m, nil
+}
+
+// controlIn handles one text message.
+func (c *Conn) controlIn(data []byte) *eventabi.Event {
+	m, bad := parseControl(data, c.isStarted())
+	if bad != nil {
+		c.fail(bad.code, bad.reason, transports.ErrBadInput)
 		return nil
 	}
 	switch m.Type {
 	case "start":
-		if c.isStarted() {
-			c.fail(cws.StatusPolicyViolation, "second start", transports.ErrBadInput)
-			return nil
-		}
-		if m.SampleRate == nil || *m.SampleRate != SampleRate {
-			c.fail(cws.StatusUnsupportedData, fmt.Sprintf("start: sample_rate %s: want %d", optInt(m.SampleRate), SampleRate), transports.ErrBadInput)
-			return nil
-		}
-		if m.Channels == nil || *m.Channels != Channels {
-			c.fail(cws.StatusUnsupportedData, fmt.Sprintf("start: channels %s: want %d", optInt(m.Channels), Channels), transports.ErrBadInput)
-			return nil
-		}
 		c.route = transports.Route{SessionID: c.id, TenantID: m.Tenant}
 		close(c.started)
 	case "playback":
-		if !c.isStarted() {
-			c.fail(cws.StatusPolicyViolation, "playback before start", transports.ErrBadInput)
-			return nil
-		}
-		switch {
-		case m.Turn == "":
-			c.fail(cws.StatusPolicyViolation, "playback: no turn", transports.ErrBadInput)
-			return nil
-		case m.Event != "started" && m.Event != "position" && m.Event != "done":
-			c.fail(cws.StatusPolicyViolation, fmt.Sprintf("playback: event %q: want started, position or done", m.Event), transports.ErrBadInput)
-			return nil
-		}
 		c.statsMu.Lock()
 		c.stats.PlaybackReports++
 		if len(c.playback) < 64 || c.playback[m.Turn] != 0 {
@@ -477,10 +494,6 @@ func (c *Conn) controlIn(data []byte) *eventabi.Event {
 		}
 		c.mu.Unlock()
 		c.closeWith(cws.StatusNormalClosure, "stop", nil)
-	case "":
-		c.fail(cws.StatusPolicyViolation, "message without type", transports.ErrBadInput)
-	default:
-		c.fail(cws.StatusPolicyViolation, fmt.Sprintf("unknown type %q", truncate(m.Type, 40)), transports.ErrBadInput)
 	}
 	return nil
 }
