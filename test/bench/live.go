@@ -215,6 +215,7 @@ func supervisorFigures(recs []kernel.TimelineRecord) (supervisorSamples, []strin
 	var s supervisorSamples
 	type key struct{ session, turn string }
 	speechEnd, bargeAt := map[key]int64{}, map[key]int64{}
+	fenced, lastOut := map[key]bool{}, map[key]bool{}
 	lastSpeechStart := map[string]int64{}
 	seen := map[string]bool{}
 	for _, r := range recs {
@@ -234,8 +235,9 @@ func supervisorFigures(recs []kernel.TimelineRecord) (supervisorSamples, []strin
 				bargeAt[k] = at
 			}
 		case recFence:
-			if at, ok := bargeAt[k]; ok {
+			if at, ok := bargeAt[k]; ok && !fenced[k] {
 				s.fence = append(s.fence, time.Duration(r.MonoNanos-at))
+				fenced[k] = true
 			}
 		case recPlaybackStarted:
 			if at, ok := speechEnd[k]; ok {
@@ -243,9 +245,11 @@ func supervisorFigures(recs []kernel.TimelineRecord) (supervisorSamples, []strin
 				delete(speechEnd, k)
 			}
 		case recPlayoutEnd:
-			if at, ok := bargeAt[k]; ok && r.Reason == "fenced" {
+			// The playout writes its record between the kernel's cancel
+			// and fence records of the turn: both are read from bargeAt.
+			if at, ok := bargeAt[k]; ok && r.Reason == "fenced" && !lastOut[k] {
 				s.lastFrame = append(s.lastFrame, time.Duration(max(r.MonoNanos-at, 0)))
-				delete(bargeAt, k)
+				lastOut[k] = true
 			}
 		}
 	}

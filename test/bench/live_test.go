@@ -33,10 +33,12 @@ func TestSupervisorFiguresFromTimeline(t *testing.T) {
 		rec("a", "t1", "cancel", "barge_in", ms(2001)),
 		rec("a", "t1", "fence", "barge_in", ms(2001)),
 		rec("a", "t1", "playout_end", "fenced", ms(2030)),
-		// b: a barge-in without a speech_start record: the cancel's time.
+		// b: a barge-in without a speech_start record: the cancel's time;
+		// the playout's record comes between the kernel's cancel and fence
+		// (the order rspp serve writes them in).
 		rec("b", "u1", "cancel", "barge_in", ms(3000)),
-		rec("b", "u1", "fence", "barge_in", ms(3002)),
 		rec("b", "u1", "playout_end", "fenced", ms(3010)),
+		rec("b", "u1", "fence", "barge_in", ms(3002)),
 		// a cancel for another reason is no barge-in.
 		rec("a", "t2", "cancel", "timeout", ms(4000)),
 		rec("a", "t2", "fence", "timeout", ms(4000)),
