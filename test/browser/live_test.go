@@ -1,19 +1,14 @@
 package browser
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -93,107 +88,22 @@ func micWAV(t *testing.T, dir string, segs ...segment) string {
 	return out
 }
 
-// server is a running `rspp serve --listen`.
-type server struct {
-	url      string
-	timeline string
-	cmd      *exec.Cmd
-	out      *syncBuffer
-	exited   chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var urlRE = regexp.MustCompile(`http://127\.0\.0\.1:\d+`)
-
 // startServe starts `rspp serve --listen 127.0.0.1:0` on the config and
-// waits until it serves the page; it is stopped (SIGINT, then killed) and
-// reaped when the test ends.
-func startServe(t *testing.T, rspp, cfg, dir string) *server {
+// waits until it serves the page; it is stopped (SIGINT, then killed after
+// 30 s) and reaped when the test ends.
+func startServe(t *testing.T, rspp, cfg, dir string) *testenv.Serve {
 	t.Helper()
-	s := &server{timeline: filepath.Join(dir, "timeline.jsonl"), out: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(rspp, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--timeline", s.timeline)
-	pr, pw := io.Pipe()
-	s.cmd.Stdout = io.MultiWriter(s.out, pw)
-	s.cmd.Stderr = s.out
-	if err := s.cmd.Start(); err != nil {
+	s, err := testenv.StartServe(rspp, cfg, dir, "--listen", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		_ = s.cmd.Wait()
-		pw.Close()
-		close(s.exited)
-	}()
-	t.Cleanup(func() { s.stop(t) })
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if u := urlRE.FindString(sc.Text()); u != "" {
-				select {
-				case found <- u:
-				default:
-				}
-			}
+	t.Cleanup(func() {
+		if err := s.Stop(30 * time.Second); err != nil {
+			t.Error(err)
 		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	select {
-	case s.url = <-found:
-	case <-s.exited:
-		t.Fatalf("rspp serve exited before serving: %s", s.out.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("rspp serve printed no http://127.0.0.1:PORT address in 60 s: %s", s.out.String())
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(s.url + "/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s/ did not answer 200: %v; output: %s", s.url, err, s.out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("rspp serve at %s", s.url)
+	})
+	t.Logf("rspp serve at %s", s.URL())
 	return s
-}
-
-// stop ends rspp with SIGINT (as a person would) and waits; it kills it
-// after 30 s.
-func (s *server) stop(t *testing.T) {
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-		t.Errorf("rspp serve did not stop within 30 s of SIGINT; killed")
-	}
 }
 
 // liveSetup is the shared part of the live tests: binaries, a config of the
@@ -201,7 +111,7 @@ func (s *server) stop(t *testing.T) {
 // server and a browser whose microphone speaks mic.
 type liveSetup struct {
 	dir  string
-	srv  *server
+	srv  *testenv.Serve
 	ctx  context.Context
 	root string
 }
@@ -253,7 +163,7 @@ func newLive(t *testing.T, replies string, mic ...segment) *liveSetup {
 	wavPath := micWAV(t, l.dir, mic...)
 	l.srv = startServe(t, b.RSPP, cfg, l.dir)
 	l.ctx = newBrowser(t, wavPath)
-	if err := chromedp.Do(l.ctx, chromedp.Navigate(l.srv.url+"/"), chromedp.Click(chromedp.ID("start"))); err != nil {
+	if err := chromedp.Do(l.ctx, chromedp.Navigate(l.srv.URL()+"/"), chromedp.Click(chromedp.ID("start"))); err != nil {
 		t.Fatal(err)
 	}
 	return l
@@ -267,7 +177,7 @@ func (l *liveSetup) waitTurns(t *testing.T, limit time.Duration, what string, co
 		turns = pageTurns(t, l.ctx)
 		return cond(turns)
 	}, func() string {
-		return fmt.Sprintf("page %+v; turns %s; server output:\n%s", pageState(t, l.ctx), describeTurns(turns), l.srv.out.String())
+		return fmt.Sprintf("page %+v; turns %s; server output:\n%s", pageState(t, l.ctx), describeTurns(turns), l.srv.Output())
 	})
 	return turns
 }
@@ -314,8 +224,10 @@ func (l *liveSetup) finish(t *testing.T) {
 	}
 	t.Logf("the page's record of its turns: %s", path)
 	_ = chromedp.Do(l.ctx, chromedp.Click(chromedp.ID("stop")))
-	l.srv.stop(t)
-	recs, err := testenv.ReadTimeline(l.srv.timeline)
+	if err := l.srv.Stop(30 * time.Second); err != nil {
+		t.Error(err)
+	}
+	recs, err := testenv.ReadTimeline(l.srv.Timeline)
 	if err != nil {
 		t.Fatalf("timeline: %v", err)
 	}

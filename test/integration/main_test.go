@@ -7,7 +7,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,24 +28,7 @@ func TestMain(m *testing.M) {
 	// Tests that run the runtime in-process start plugins through the
 	// sandbox entry point, which re-executes this binary.
 	isolation.MaybeSandboxMain()
-	dir, err := os.MkdirTemp("", "rspp-integration-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err = testenv.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "building binaries:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if left := testenv.ProcsUnder(dir); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "processes left behind: %v\n", left)
-		code = 1
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testenv.RunWithBins(m, "rspp-integration-bin-", &bins))
 }
 
 // run is one rspp invocation.

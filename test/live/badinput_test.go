@@ -71,7 +71,7 @@ func badClose(t *testing.T, url string, start bool, send func(ctx context.Contex
 // at a bounded send queue; the supervisor's memory stays bounded.
 func TestLiveBadInputOnlyThatConnection(t *testing.T) {
 	s := startServer(t, testenv.ConfigOptions{}, "--log-level", "info")
-	pid := s.cmd.Process.Pid
+	pid := s.Pid()
 	rss0 := rssKB(t, pid)
 	by := dial(t, s.url(), startMsg())
 	by.talk()

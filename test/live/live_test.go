@@ -6,18 +6,10 @@
 package live
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,40 +24,13 @@ var bins testenv.Bins
 
 func TestMain(m *testing.M) {
 	isolation.MaybeSandboxMain()
-	dir, err := os.MkdirTemp("", "rspp-live-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err = testenv.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "building binaries:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if left := testenv.ProcsUnder(dir); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "processes left behind: %v\n", left)
-		code = 1
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testenv.RunWithBins(m, "rspp-live-bin-", &bins))
 }
 
 // server is one `rspp serve --listen` process.
-type server struct {
-	cmd      *exec.Cmd
-	addr     string
-	timeline string
-	mu       sync.Mutex
-	stdout   bytes.Buffer
-	stderr   bytes.Buffer
-	waited   chan struct{}
-}
+type server struct{ *testenv.Serve }
 
-func (s *server) url() string { return "ws://" + s.addr + "/ws" }
-
-var listenLine = regexp.MustCompile(`listening on http://([^/]+)/`)
+func (s *server) url() string { return s.WSURL() }
 
 // startServer starts rspp serve --listen on a free port with the example
 // pipeline and waits until it listens.
@@ -101,82 +66,28 @@ func startServerCfg(t *testing.T, o testenv.ConfigOptions, cfgTail string, extra
 			t.Fatal(err)
 		}
 	}
-	s := &server{timeline: filepath.Join(dir, "timeline.jsonl"), waited: make(chan struct{})}
-	args := append([]string{"serve", "--config", cfg, "--timeline", s.timeline}, extra...)
-	s.cmd = exec.Command(bins.RSPP, args...)
-	pr, pw := io.Pipe()
-	s.cmd.Stdout = pw
-	s.cmd.Stderr = &lockedWriter{mu: &s.mu, w: &s.stderr}
-	if err := s.cmd.Start(); err != nil {
+	srv, err := testenv.StartServe(bins.RSPP, cfg, dir, extra...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		_ = s.cmd.Wait()
-		pw.Close()
-		close(s.waited)
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			line := sc.Text()
-			s.mu.Lock()
-			s.stdout.WriteString(line + "\n")
-			s.mu.Unlock()
-			if m := listenLine.FindStringSubmatch(line); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
+	s := &server{srv}
 	t.Cleanup(func() { s.stop(t) })
-	select {
-	case s.addr = <-addr:
-	case <-s.waited:
-		t.Fatalf("rspp serve exited before listening: %s", s.output())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("rspp serve did not listen within 60s: %s", s.output())
-	}
 	return s
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
+func (s *server) output() string { return s.Output() }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (s *server) output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stdout.String() + s.stderr.String()
-}
-
-// stop ends the server with SIGTERM and waits for it.
+// stop ends the server with SIGINT and waits for it (30 s, then kills it).
 func (s *server) stop(t *testing.T) {
-	select {
-	case <-s.waited:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.waited:
-	case <-time.After(30 * time.Second):
-		t.Errorf("rspp serve did not stop within 30s of SIGINT; killing it")
-		_ = s.cmd.Process.Kill()
-		<-s.waited
+	if err := s.Stop(30 * time.Second); err != nil {
+		t.Errorf("%v", err)
 	}
 }
 
 // records reads the server's timeline (after stop: complete).
 func (s *server) records(t *testing.T) []testenv.Record {
 	t.Helper()
-	recs, err := testenv.ReadTimeline(s.timeline)
+	recs, err := testenv.ReadTimeline(s.Timeline)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +99,7 @@ func (s *server) waitRecord(t *testing.T, typ string, limit time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		recs, _ := testenv.ReadTimeline(s.timeline)
+		recs, _ := testenv.ReadTimeline(s.Timeline)
 		for _, r := range recs {
 			if r.Type == typ {
 				return

@@ -261,3 +261,27 @@ func ProcOf(exe string) (int, bool) {
 	}
 	return 0, false
 }
+
+// RunWithBins is a test package's TestMain body for tests of the built
+// binaries: it builds rspp and the providers into a fresh temp dir named
+// after prefix, sets *bins, runs the tests, fails the run if a process of
+// those binaries is left behind, and removes the dir. It returns the exit
+// code for os.Exit.
+func RunWithBins(m *testing.M, prefix string, bins *Bins) int {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bins, err = Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "building binaries:", err)
+		return 1
+	}
+	code := m.Run()
+	if left := ProcsUnder(dir); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "processes left behind: %v\n", left)
+		code = 1
+	}
+	return code
+}
