@@ -116,102 +116,46 @@ func runLoadSession(ctx context.Context, rt *Runtime, o LoadOptions, id string, 
 // Realtime; agent audio is only counted. Its input ends normally after
 // its utterances (or Stop), so the last turn may settle.
 type loadConn struct {
+	*transports.Feed
 	ctx   context.Context
 	route transports.Route
 	o     LoadOptions
 	idx   int
 	out   countingOutput
-
-	in      chan eventabi.Event
-	sess    chan *runner.Session // the opened session, once
-	stop    chan struct{}
-	once    sync.Once
-	done    chan struct{}
-	mu      sync.Mutex
-	err     error
-	started bool
+	sess  chan *runner.Session // the opened session, once
 }
 
 func newLoadConn(ctx context.Context, route transports.Route, o LoadOptions, idx int) *loadConn {
-	return &loadConn{ctx: ctx, route: route, o: o, idx: idx, in: make(chan eventabi.Event), sess: make(chan *runner.Session, 1),
-		stop: make(chan struct{}), done: make(chan struct{})}
+	return &loadConn{Feed: transports.NewFeed(), ctx: ctx, route: route, o: o, idx: idx, sess: make(chan *runner.Session, 1)}
 }
 
 func (c *loadConn) opened(s *runner.Session) { c.sess <- s }
 
-func (c *loadConn) Route() transports.Route        { return c.route }
-func (c *loadConn) Inbound() <-chan eventabi.Event { return c.in }
-func (c *loadConn) Send(ev eventabi.Event) error   { return c.out.Send(ev) }
-func (c *loadConn) Fence(string, string)           {}
-func (c *loadConn) Notify(transports.Notice)       {}
+func (c *loadConn) Route() transports.Route      { return c.route }
+func (c *loadConn) Send(ev eventabi.Event) error { return c.out.Send(ev) }
+func (c *loadConn) Fence(string, string)         {}
+func (c *loadConn) Notify(transports.Notice)     {}
 
+// Bind starts the script once the session is open, after the session's
+// stagger.
 func (c *loadConn) Bind(transports.Binding) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.started {
-		c.started = true
-		go c.play()
-	}
-	return nil
-}
-
-func (c *loadConn) play() {
-	defer close(c.done)
-	defer close(c.in)
-	ctx, cancel := context.WithCancel(c.ctx)
-	defer cancel()
-	go func() {
+	c.Start(c.ctx, func(ctx context.Context, emit func(eventabi.Event) error) error {
+		var sess *runner.Session
 		select {
-		case <-c.stop:
-			cancel()
+		case sess = <-c.sess:
 		case <-ctx.Done():
+			return nil
 		}
-	}()
-	var sess *runner.Session
-	select {
-	case sess = <-c.sess:
-	case <-ctx.Done():
-		return
-	}
-	select {
-	case <-time.After(time.Duration(c.idx) * c.o.Stagger):
-	case <-ctx.Done():
-		return
-	case <-c.o.Stop:
-		return
-	}
-	err := feed(ctx, loadTarget{ctx: ctx, ch: c.in, sess: sess}, c.o, c.idx)
-	if err != nil && ctx.Err() == nil {
-		c.setErr(err)
-	}
-}
-
-func (c *loadConn) Refuse(err error) { c.setErr(err); c.halt() }
-
-func (c *loadConn) Close(string) {
-	c.halt()
-	c.mu.Lock()
-	started := c.started
-	c.mu.Unlock()
-	if started {
-		<-c.done
-	}
-}
-
-func (c *loadConn) halt() { c.once.Do(func() { close(c.stop) }) }
-
-func (c *loadConn) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
-}
-
-func (c *loadConn) setErr(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
-		c.err = err
-	}
+		select {
+		case <-time.After(time.Duration(c.idx) * c.o.Stagger):
+		case <-ctx.Done():
+			return nil
+		case <-c.o.Stop:
+			return nil
+		}
+		return feed(ctx, loadTarget{emit: emit, sess: sess}, c.o, c.idx)
+	})
+	return nil
 }
 
 // feedTarget is where feed sends frames, and whose turn it watches.
@@ -220,21 +164,13 @@ type feedTarget interface {
 	ActiveTurn() string
 }
 
-// loadTarget hands frames to a loadConn's inbound channel.
+// loadTarget hands frames to a loadConn's feed.
 type loadTarget struct {
-	ctx  context.Context
-	ch   chan<- eventabi.Event
+	emit func(eventabi.Event) error
 	sess *runner.Session
 }
 
-func (t loadTarget) Ingest(ev eventabi.Event) error {
-	select {
-	case t.ch <- ev:
-		return nil
-	case <-t.ctx.Done():
-		return t.ctx.Err()
-	}
-}
+func (t loadTarget) Ingest(ev eventabi.Event) error { return t.emit(ev) }
 
 func (t loadTarget) ActiveTurn() string { return t.sess.ActiveTurn() }
 
