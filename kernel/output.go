@@ -68,16 +68,9 @@ const DefaultPlaybackGrace = 5 * time.Second
 // rejected with ErrFenced like the other output signals; for any other
 // turn, or before EgressDone, it changes nothing.
 func (s *Session) playbackDone(ev eventabi.Event) error {
-	if ev.TurnID == "" {
-		return &eventabi.ValidationError{Kind: eventabi.ErrInvalidEvent, Field: "turn_id", Type: ev.Type, Msg: "output signal without turn"}
-	}
-	if s.fenced.has(ev.TurnID) {
-		s.stats.PostFenceSignals++
-		return fmt.Errorf("%w: %s for turn %s", ErrFenced, ev.Type, ev.TurnID)
-	}
-	t := s.turn
-	if t == nil || t.id != ev.TurnID || !t.awaiting || t.played {
-		return nil
+	t, err := s.signalledTurn(ev)
+	if t == nil || !t.awaiting || t.played {
+		return err
 	}
 	t.played = true
 	s.record(TimelineRecord{Type: "playback_done", TurnID: t.id})
@@ -85,20 +78,31 @@ func (s *Session) playbackDone(ev eventabi.Event) error {
 	return nil
 }
 
+// signalledTurn checks a transport's output signal: one without a turn
+// is invalid, one for a fenced turn is rejected with ErrFenced (invariant
+// 10). It returns the active turn the signal is for, or nil when it is
+// for no active turn (late, or for another turn), which changes nothing.
+func (s *Session) signalledTurn(ev eventabi.Event) (*turn, error) {
+	if ev.TurnID == "" {
+		return nil, &eventabi.ValidationError{Kind: eventabi.ErrInvalidEvent, Field: "turn_id", Type: ev.Type, Msg: "output signal without turn"}
+	}
+	if s.fenced.has(ev.TurnID) {
+		s.stats.PostFenceSignals++
+		return nil, fmt.Errorf("%w: %s for turn %s", ErrFenced, ev.Type, ev.TurnID)
+	}
+	if t := s.turn; t != nil && t.id == ev.TurnID {
+		return t, nil
+	}
+	return nil, nil
+}
+
 // outputSignal handles the transport's output_accepted / playback_started:
 // after the turn's fence they are invalid (invariant 10) and rejected with
 // ErrFenced; for the active turn the first of each kind is recorded.
 func (s *Session) outputSignal(ev eventabi.Event) error {
-	if ev.TurnID == "" {
-		return &eventabi.ValidationError{Kind: eventabi.ErrInvalidEvent, Field: "turn_id", Type: ev.Type, Msg: "output signal without turn"}
-	}
-	if s.fenced.has(ev.TurnID) {
-		s.stats.PostFenceSignals++
-		return fmt.Errorf("%w: %s for turn %s", ErrFenced, ev.Type, ev.TurnID)
-	}
-	t := s.turn
-	if t == nil || t.id != ev.TurnID || t.signalled[ev.Type] {
-		return nil
+	t, err := s.signalledTurn(ev)
+	if t == nil || t.signalled[ev.Type] {
+		return err
 	}
 	if t.signalled == nil {
 		t.signalled = map[eventabi.Type]bool{}
