@@ -46,6 +46,7 @@ type Pacer struct {
 	once    sync.Once
 	running bool // run was started (NewPacer)
 	ticks   atomic.Uint64
+	list    []*Playout // step's snapshot of active, reused every tick
 }
 
 // NewPacer starts the pacing goroutine; Close stops it.
@@ -79,11 +80,12 @@ func (p *Pacer) run() {
 func (p *Pacer) step(now time.Time) {
 	p.ticks.Add(1)
 	p.mu.Lock()
-	list := make([]*Playout, 0, len(p.active))
+	list := p.list[:0]
 	for pl := range p.active {
 		list = append(list, pl)
 	}
 	p.mu.Unlock()
+	defer func() { clear(list); p.list = list[:0] }()
 	for _, pl := range list {
 		if idle := pl.pump(now); idle {
 			p.mu.Lock()
