@@ -17,7 +17,8 @@ import (
 // Zero fields take DefaultOutputBudget's.
 type OutputBudget struct {
 	// BytesPerSecond and EventsPerSecond are sustained rates; a burst of
-	// one second's worth is allowed.
+	// BudgetBurst's worth is allowed (bytes: at least one MaxEventBytes
+	// event).
 	BytesPerSecond  float64
 	EventsPerSecond float64
 	// MaxEventBytes bounds one event (EventBytes).
@@ -98,6 +99,14 @@ func EventBytes(ev eventabi.Event) int {
 	return n
 }
 
+// BudgetBurst is how much of a rate an invocation may spend at once. A
+// fifth of a second's worth still takes a whole spoken reply emitted as
+// fast as it is synthesised (at the default rate 1,000 events, 20 s of
+// 20 ms frames), while a flooding node gets that much into its session
+// before it fails, not a whole second's worth: what it is let in is what
+// it costs the supervisor, and every session on it shares that.
+const BudgetBurst = 200 * time.Millisecond
+
 // budgetState is one invocation's budget, used by the reader goroutine only.
 type budgetState struct {
 	node   string
@@ -109,10 +118,13 @@ type budgetState struct {
 func newBudgetState(node string, b OutputBudget) *budgetState {
 	b = b.WithDefaults()
 	return &budgetState{node: node, b: b,
-		bytes:  rate.NewLimiter(rate.Limit(b.BytesPerSecond), max(int(b.BytesPerSecond), b.MaxEventBytes)),
-		events: rate.NewLimiter(rate.Limit(b.EventsPerSecond), max(int(b.EventsPerSecond), 1)),
+		bytes:  rate.NewLimiter(rate.Limit(b.BytesPerSecond), max(burst(b.BytesPerSecond), b.MaxEventBytes)),
+		events: rate.NewLimiter(rate.Limit(b.EventsPerSecond), max(burst(b.EventsPerSecond), 1)),
 	}
 }
+
+// burst is BudgetBurst's worth of a per-second rate.
+func burst(perSecond float64) int { return int(perSecond * BudgetBurst.Seconds()) }
 
 // admit charges one event of n bytes; inFlight already includes it.
 func (s *budgetState) admit(now time.Time, n int, inFlight int64) error {
