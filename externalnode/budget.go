@@ -123,6 +123,37 @@ func newBudgetState(node string, b OutputBudget) *budgetState {
 	}
 }
 
+// FloodKillFrames bounds what the host reads of an invocation after it
+// failed its output budget. A node that honours the cancel stops within
+// a round trip (a few dozen frames were seen in flight); one that goes on
+// emitting would keep the supervisor decoding until the kill grace, so
+// past this many frames (or FloodKillBytes) the host stops reading the
+// instance and it is killed (FloodError).
+const (
+	FloodKillFrames = 1024
+	FloodKillBytes  = 16 << 20
+)
+
+// FloodError: an instance went on emitting for an invocation after that
+// invocation failed its output budget and was cancelled. The host stopped
+// reading it; every call on it ends with this error and the supervisor
+// kills it. It is a resource limit failure, like the budget it ignored.
+type FloodError struct {
+	Instance   string
+	Pid        int
+	Invocation string
+	Frames     int64
+	Bytes      int64
+	Budget     error // the budget failure it ignored
+}
+
+func (e *FloodError) Error() string {
+	return fmt.Sprintf("%s (pid %d) kept emitting after invocation %q failed its output budget and was cancelled (%d more frames, %d bytes; %v): the host stopped reading it",
+		e.Instance, e.Pid, e.Invocation, e.Frames, e.Bytes, e.Budget)
+}
+
+func (e *FloodError) Unwrap() []error { return []error{ErrOutputBudget, kernel.ErrResourceLimit} }
+
 // burst is BudgetBurst's worth of a per-second rate.
 func burst(perSecond float64) int { return int(perSecond * BudgetBurst.Seconds()) }
 

@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	case "v1":
 		serveV1()
 		os.Exit(0)
+	case "deafflood":
+		serveDeafFlood()
+		os.Exit(0)
 	}
 	if path := os.Getenv(dialEnv); path != "" {
 		os.Exit(dialAndDescribe(path))

@@ -72,6 +72,7 @@ type HostCall struct {
 	budget               *budgetState
 	lastBudgetRejection  error
 	budgetRejectedFrames atomic.Int64
+	budgetRejectedBytes  atomic.Int64
 
 	// Writer state, under inst.wmu.
 	out       []*rsppv1.DataFrame // OPEN first, then EVENTs and CLOSE_INPUT
@@ -380,11 +381,23 @@ func (i *Instance) readData() {
 	}
 }
 
+// stopFlooding gives up on an instance that ignores a budget cancel: it
+// stops reading its streams and ends every call on it with a FloodError;
+// its owner kills the process (Done, Err).
+func (i *Instance) stopFlooding(c *HostCall, frames, bytes int64) {
+	i.markDead(&FloodError{Instance: i.name, Pid: i.Pid(), Invocation: c.id, Frames: frames, Bytes: bytes, Budget: c.lastBudgetRejection})
+	i.streamCancel()
+}
+
 // onEvent routes one output of c after the ownership and budget checks.
 func (i *Instance) onEvent(c *HostCall, ev eventabi.Event) {
 	if c.gone.Load() {
 		if c.lastBudgetRejection != nil {
-			c.budgetRejectedFrames.Add(1)
+			frames := c.budgetRejectedFrames.Add(1)
+			bytes := c.budgetRejectedBytes.Add(int64(EventBytes(ev)))
+			if frames >= FloodKillFrames || bytes >= FloodKillBytes {
+				i.stopFlooding(c, frames, bytes)
+			}
 		}
 		return
 	}

@@ -22,6 +22,7 @@ const (
 	CrashHung      CrashKind = "hung"      // it did not stop within the kill grace (or failed health checks) and was killed
 	CrashOOM       CrashKind = "oom"       // its envelope's memory limit OOM-killed it
 	CrashPids      CrashKind = "pids"      // it hit its envelope's pids limit
+	CrashFlood     CrashKind = "flood"     // it went on emitting after an output budget failure and its cancel (externalnode.FloodError)
 )
 
 // ErrHung: the supervisor killed an instance that stopped answering.
@@ -52,7 +53,7 @@ func (k CrashKind) kernelKind() error {
 	switch k {
 	case CrashProtocol:
 		return kernel.ErrProtocol
-	case CrashOOM, CrashPids:
+	case CrashOOM, CrashPids, CrashFlood:
 		return kernel.ErrResourceLimit
 	case CrashHandshake:
 		return kernel.ErrNodeUnavailable
@@ -74,7 +75,10 @@ func classify(cause, limit error, hung bool) (CrashKind, error) {
 	}
 	var ee *externalnode.ExitError
 	var pe *externalnode.ProtocolError
+	var fe *externalnode.FloodError
 	switch {
+	case errors.As(cause, &fe):
+		return CrashFlood, cause
 	case errors.As(cause, &ee) && ee.Signal != "":
 		return CrashSignal, cause
 	case errors.As(cause, &ee):

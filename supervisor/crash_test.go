@@ -28,6 +28,7 @@ func TestClassifyCrashes(t *testing.T) {
 		{"hung", killed, nil, true, CrashHung, kernel.ErrNodeCrashed},
 		{"oom", killed, oom, false, CrashOOM, kernel.ErrResourceLimit},
 		{"pids", killed, pids, false, CrashPids, kernel.ErrResourceLimit},
+		{"flood", &externalnode.FloodError{Instance: "tts#1.1", Invocation: "i1", Frames: 1024}, nil, false, CrashFlood, kernel.ErrResourceLimit},
 	} {
 		kind, err := classify(c.cause, c.limit, c.hung)
 		ce := &CrashError{Instance: "tts#1.1", Kind: kind, Err: err}

@@ -234,6 +234,9 @@ func (p *Pool) watch(inst *Instance) {
 		p.crashes[c.Kind]++
 	}
 	p.mu.Unlock()
+	if c != nil && c.Kind == CrashFlood {
+		inst.kill() // it ignores cancels: no graceful stop
+	}
 	if c != nil {
 		p.log.Warn("instance crashed", "instance", inst.name, "kind", c.Kind, "error", c.Err)
 		p.emit(PoolEvent{Type: "crashed", Instance: inst.name, Pid: c.Pid, Crash: c})
