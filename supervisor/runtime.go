@@ -376,7 +376,7 @@ func (rt *Runtime) OpenSession(o SessionOptions) (*runner.Session, error) {
 			AwaitPlayback: o.AwaitPlayback,
 		},
 		Pools: rt, Output: o.Output, Timeline: sb, Observe: o.Observe, Tick: time.Duration(cfg.Runtime.TickInterval),
-		Budgets: cfg.NodeBudget,
+		Budgets: cfg.NodeBudget, Recording: cfg.Recording(),
 	})
 	if err != nil {
 		rt.forget(sb)
