@@ -38,6 +38,8 @@ type PlaybackOptions struct {
 	// IdleWait bounds how long playback waits for a turn to end before it
 	// feeds the next utterance (default 30s).
 	IdleWait time.Duration
+	// Timeline, if set, receives the played sessions' records.
+	Timeline runner.Timeline
 }
 
 // TurnDiff is one turn whose decisions or outputs changed.
@@ -165,21 +167,46 @@ func liveConfig(cfg *config.Config, live map[string]bool) (*config.Config, error
 	return &lc, nil
 }
 
-// turnSummary is what a turn decided and produced.
+// turnSummary is what a turn decided and produced. Decisions are kept
+// per node, in order (the order between nodes failing at about the same
+// time is timing, not a decision), and the turn's terminal.
 type turnSummary struct {
-	decisions []string
+	decisions map[string][]string // node -> its failure decisions
+	terminal  string
 	outputs   map[string][]string // node -> outputs (text, or audio as frames/bytes)
 }
 
-func newTurn() *turnSummary { return &turnSummary{outputs: map[string][]string{}} }
+func newTurn() *turnSummary {
+	return &turnSummary{decisions: map[string][]string{}, outputs: map[string][]string{}}
+}
 
 func (t *turnSummary) decide(r kernel.TimelineRecord) {
 	switch r.Type {
-	case "turn_commit", "turn_abort", "invocation_retry", "provider_switch", "branch_fallback":
-		t.decisions = append(t.decisions, r.Type+" "+r.NodeID+" "+r.Reason)
+	case "turn_commit", "turn_abort":
+		t.terminal = r.Type + " " + r.Reason
 	case "invocation_fail":
-		t.decisions = append(t.decisions, r.Type+" "+r.NodeID+" "+r.Attrs["decision"]+" ("+r.Attrs["kind"]+")")
+		t.decisions[r.NodeID] = append(t.decisions[r.NodeID], r.Attrs["decision"]+" ("+r.Attrs["kind"]+")")
+	case "provider_switch":
+		t.decisions[r.NodeID] = append(t.decisions[r.NodeID], "switch "+r.Attrs["from"]+" -> "+r.Attrs["to"])
+	case "branch_fallback":
+		t.decisions[r.NodeID] = append(t.decisions[r.NodeID], "branch "+r.Attrs["branch"])
 	}
+}
+
+func (t turnSummary) decisionLine() string {
+	nodes := make([]string, 0, len(t.decisions))
+	for n := range t.decisions {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	parts := make([]string, 0, len(nodes)+1)
+	for _, n := range nodes {
+		parts = append(parts, n+": "+strings.Join(t.decisions[n], ", "))
+	}
+	if t.terminal != "" {
+		parts = append(parts, t.terminal)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (t *turnSummary) output(node string, ev eventabi.Event) {
@@ -200,7 +227,7 @@ func (t *turnSummary) output(node string, ev eventabi.Event) {
 
 func (t turnSummary) diff(o turnSummary) []string {
 	var lines []string
-	if a, b := strings.Join(t.decisions, "; "), strings.Join(o.decisions, "; "); a != b {
+	if a, b := t.decisionLine(), o.decisionLine(); a != b {
 		lines = append(lines, "decisions: - "+orNone(a), "decisions: + "+orNone(b))
 	}
 	nodes := map[string]bool{}
@@ -233,9 +260,18 @@ func orNone(s string) string {
 // recordedInv is one recorded invocation: what its provider produced and
 // how it ended.
 type recordedInv struct {
+	turn    int
+	node    string
 	outputs []eventabi.Event
-	end     *kernel.RecordedError
-	ended   bool
+	// after[i]: how many of its inputs the invocation had taken when it
+	// produced outputs[i]; endAfter likewise for its end. Playback gives
+	// each output once the call has had as many inputs (or its input
+	// closed): the recorded causality, not the recorded timing.
+	after    []int
+	end      *kernel.RecordedError
+	ended    bool
+	endAfter int
+	taken    int // while indexing
 }
 
 type invKey struct {
@@ -248,8 +284,9 @@ type invKey struct {
 // session had finished a turn since the previous one (playback waits for
 // its own turn to end there).
 type ingress struct {
-	ev      eventabi.Event
-	barrier bool
+	ev     eventabi.Event
+	closed  int // turns the recorded session had closed before it
+	outputs int // node outputs it had accepted before it
 }
 
 type recording struct {
@@ -269,7 +306,7 @@ func index(s *Session) *recording {
 	turnNo := map[string]int{}
 	byInv := map[string]*recordedInv{}
 	var cur *turnSummary
-	closed := false
+	closed, outputs := 0, 0
 	for _, l := range s.Lines {
 		r := l.Rec
 		if in := r.Input; in != nil {
@@ -296,15 +333,22 @@ func index(s *Session) *recording {
 				case eventabi.TypePlaybackDone, eventabi.TypeOutputAccepted, eventabi.TypePlaybackStarted:
 					continue // the transport's own signals: playback's transport makes its own
 				}
-				rec.ingress = append(rec.ingress, ingress{ev: *in.Event, barrier: closed})
-				closed = false
+				rec.ingress = append(rec.ingress, ingress{ev: *in.Event, closed: closed, outputs: outputs})
 			case kernel.InputNodeEvent:
+				if in.Verdict == "" {
+					outputs++
+				}
 				if ri := byInv[in.Inv]; ri != nil && in.Event != nil && in.Verdict != kernel.ErrQueueFull.Error() {
 					ri.outputs = append(ri.outputs, *in.Event)
+					ri.after = append(ri.after, ri.taken)
 				}
 			case kernel.InputNodeEnd:
 				if ri := byInv[in.Inv]; ri != nil && !ri.ended {
-					ri.ended, ri.end = true, in.Err
+					ri.ended, ri.end, ri.endAfter = true, in.Err, ri.taken
+				}
+			case kernel.InputTaken:
+				if ri := byInv[in.Inv]; ri != nil {
+					ri.taken += in.Count
 				}
 			}
 			continue
@@ -320,11 +364,11 @@ func index(s *Session) *recording {
 			turnNo[r.TurnID] = len(rec.turns)
 		case "invocation_start":
 			attempt, _ := strconv.Atoi(r.Attrs["attempt"])
-			ri := &recordedInv{}
+			ri := &recordedInv{turn: turnNo[r.TurnID], node: r.NodeID}
 			byInv[r.InvocationID] = ri
 			rec.invs[invKey{turnNo[r.TurnID], r.NodeID, attempt}] = ri
 		case "turn_close":
-			closed = true
+			closed++
 		}
 		if n := turnNo[r.TurnID]; n > 0 {
 			rec.turns[n-1].decide(r)
@@ -337,8 +381,8 @@ func index(s *Session) *recording {
 		if in == nil || in.Kind != kernel.InputNodeEvent || in.Verdict != "" || in.Event == nil {
 			continue
 		}
-		if n := turnNo[in.Event.TurnID]; n > 0 {
-			rec.turns[n-1].output(in.Event.NodeID, *in.Event)
+		if ri := byInv[in.Inv]; ri != nil && ri.turn > 0 {
+			rec.turns[ri.turn-1].output(ri.node, *in.Event)
 		}
 	}
 	return rec
@@ -351,9 +395,16 @@ type played struct {
 	turnNo     map[string]int
 	opens      map[[2]string]int // (turn id, node) -> opens so far
 	unrecorded int
+	tee        runner.Timeline
+	closed     int           // turns closed
+	outputs    int           // node outputs accepted
+	closeWake  chan struct{} // closed and replaced at every turn_close and output
 }
 
 func (p *played) Append(r kernel.TimelineRecord) {
+	if p.tee != nil {
+		p.tee.Append(r)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if r.Type == "turn_open" {
@@ -363,6 +414,23 @@ func (p *played) Append(r kernel.TimelineRecord) {
 	if n := p.turnNo[r.TurnID]; n > 0 {
 		p.turns[n-1].decide(r)
 	}
+	if r.Type == "turn_close" {
+		p.closed++
+		p.notify()
+	}
+}
+
+func (p *played) notify() {
+	close(p.closeWake)
+	p.closeWake = make(chan struct{})
+}
+
+// progress is how many turns closed and outputs were accepted, and a
+// channel closed at the next of either.
+func (p *played) progress() (int, int, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed, p.outputs, p.closeWake
 }
 
 func (p *played) observe(node string, ev eventabi.Event) {
@@ -371,47 +439,65 @@ func (p *played) observe(node string, ev eventabi.Event) {
 	if n := p.turnNo[ev.TurnID]; n > 0 {
 		p.turns[n-1].output(node, ev)
 	}
+	p.outputs++
+	p.notify()
 }
 
 func playSession(ctx context.Context, rec *recording, cfg *config.Config, rt *supervisor.Runtime, live map[string]bool, o PlaybackOptions) (*played, error) {
-	pl := &played{turnNo: map[string]int{}, opens: map[[2]string]int{}}
+	pl := &played{turnNo: map[string]int{}, opens: map[[2]string]int{}, tee: o.Timeline, closeWake: make(chan struct{})}
 	pools := &playbackPools{rec: rec, pl: pl, rt: rt}
 	binds := &playbackBindings{rec: rec, rt: rt, live: live}
 	s, err := runner.Open(runner.Config{
 		Kernel: kernel.SessionConfig{SessionID: rec.id, TenantID: rec.tenant, Epoch: 1, Graph: cfg.Graph(), Bindings: binds,
 			VAD: cfg.KernelVAD(), UnknownEventPolicy: cfg.Gateway.UnknownEvents},
 		Pools: pools, Output: discard{}, Timeline: pl, Observe: pl.observe, Tick: time.Duration(cfg.Runtime.TickInterval),
-		Recording: record.Policy{Level: kernel.LevelControl},
+		Recording: record.Policy{Level: kernel.LevelFull},
 	})
 	if err != nil {
 		return nil, err
 	}
-	waitIdle := func() error {
-		deadline := time.NewTimer(o.IdleWait)
-		defer deadline.Stop()
-		for s.ActiveTurn() != "" {
+	// Before each ingress event the recorded session had closed some
+	// turns and accepted some node outputs: playback waits (bounded) until
+	// it has as well, so that the user speaks (or barges in) at the same
+	// point of the conversation as in the recording, however fast the
+	// replayed providers answer.
+	const outputWait = 2 * time.Second
+	waitFor := func(in ingress) error {
+		closedBy := time.NewTimer(o.IdleWait)
+		defer closedBy.Stop()
+		outputsBy := time.NewTimer(outputWait)
+		defer outputsBy.Stop()
+		needOutputs := true
+		for {
+			closed, outputs, wake := pl.progress()
+			if closed >= in.closed && (!needOutputs || outputs >= in.outputs) {
+				return nil
+			}
 			select {
-			case <-s.Idle():
-			case <-deadline.C:
-				return nil // fed on: the recorded session did not wait either past its timeouts
+			case <-wake:
+			case <-outputsBy.C:
+				needOutputs = false // the played session produced fewer: it diverged
+			case <-closedBy.C:
+				return nil
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
-		return nil
 	}
+	last := ingress{}
 	for _, in := range rec.ingress {
-		if in.barrier {
-			if err := waitIdle(); err != nil {
+		if in.closed != last.closed || in.outputs != last.outputs {
+			if err := waitFor(in); err != nil {
 				s.Close("playback_cancelled")
 				return nil, err
 			}
 		}
+		last = in
 		if err := s.Ingest(in.ev); err == runner.ErrClosed {
 			break
 		}
 	}
-	if err := waitIdle(); err != nil {
+	if err := waitFor(ingress{closed: len(rec.turns)}); err != nil {
 		s.Close("playback_cancelled")
 		return nil, err
 	}
@@ -484,23 +570,24 @@ func (p *playbackPools) Open(pool string, req externalnode.OpenRequest, avoid []
 		return nil, fmt.Errorf("%w: no recorded output of node %s in turn %d attempt %d", kernel.ErrNodeUnavailable, req.NodeID, turn, attempt)
 	}
 	c := &replayCall{inv: ri, req: req, h: h}
-	if ri.end != nil {
-		// A recorded failure: its outputs and end come at once (a crash
-		// does not wait for the input to close).
-		go c.play()
-	}
+	go c.advance(0) // what it produced before taking any input
 	return c, nil
 }
 
-// replayCall plays one recorded invocation: its outputs and its end once
-// its input closes (or at once, for a recorded failure).
+// replayCall plays one recorded invocation: each output once the call
+// has taken as many inputs as the recorded one had when it produced it,
+// everything once its input closes; its end likewise (an invocation the
+// recorded kernel gave up on never ends).
 type replayCall struct {
-	inv  *recordedInv
-	req  externalnode.OpenRequest
-	h    externalnode.Handler
-	once sync.Once
-	mu   sync.Mutex
-	gone bool
+	inv *recordedInv
+	req externalnode.OpenRequest
+	h   externalnode.Handler
+
+	mu        sync.Mutex
+	delivered int
+	next      int  // outputs given so far
+	ended     bool // end given
+	gone      bool // cancelled
 }
 
 func (c *replayCall) Instance() string { return "replay" }
@@ -509,13 +596,12 @@ func (c *replayCall) Send(eventabi.Event) error {
 	if c.h.OnDelivered != nil {
 		c.h.OnDelivered(1)
 	}
+	c.advance(1)
 	return nil
 }
 
 func (c *replayCall) CloseInput() error {
-	if c.inv.end == nil {
-		c.play()
-	}
+	c.advance(1 << 30)
 	return nil
 }
 
@@ -525,25 +611,28 @@ func (c *replayCall) Cancel(string) {
 	c.mu.Unlock()
 }
 
-func (c *replayCall) play() {
-	c.once.Do(func() {
-		for _, ev := range c.inv.outputs {
-			c.mu.Lock()
-			gone := c.gone
-			c.mu.Unlock()
-			if gone {
-				return
-			}
-			ev.SessionID, ev.TurnID, ev.NodeID, ev.InvocationID, ev.Epoch, ev.Sequence = "", "", "", "", 0, 0
-			if c.h.InFlight != nil {
-				c.h.InFlight.Add(int64(externalnode.EventBytes(ev)))
-			}
-			c.h.OnEvent(ev)
+// advance counts n more inputs taken and gives what they release.
+func (c *replayCall) advance(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.delivered += n
+	for !c.gone && c.next < len(c.inv.outputs) && c.inv.after[c.next] <= c.delivered {
+		ev := c.inv.outputs[c.next]
+		c.next++
+		// Correlated to this invocation, as its plugin would.
+		ev.SessionID, ev.TurnID, ev.NodeID, ev.InvocationID = c.req.SessionID, c.req.TurnID, c.req.NodeID, c.req.InvocationID
+		ev.Epoch, ev.Sequence = 0, 0
+		if c.h.InFlight != nil {
+			c.h.InFlight.Add(int64(externalnode.EventBytes(ev)))
 		}
-		if c.inv.ended && c.h.OnEnd != nil { // one the recorded kernel gave up on never ended
+		c.h.OnEvent(ev) // queues on the session; never waits
+	}
+	if !c.gone && !c.ended && c.inv.ended && c.next == len(c.inv.outputs) && c.inv.endAfter <= c.delivered {
+		c.ended = true
+		if c.h.OnEnd != nil {
 			c.h.OnEnd(Result(c.inv.end))
 		}
-	})
+	}
 }
 
 // Result is a recorded end as the runner hands it to the kernel.

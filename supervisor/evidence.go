@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/runner"
@@ -47,14 +46,10 @@ func ProviderDigests(cfg *config.Config) map[string]string {
 	out := map[string]string{}
 	for name, p := range cfg.Providers {
 		h := sha256.New()
-		block, _ := json.Marshal(p.Config) // maps marshal with sorted keys
-		args, _ := json.Marshal(p.Args)
-		h.Write([]byte(p.Kind + "\x00"))
-		h.Write(args)
-		h.Write(block)
-		var files []string
-		var walk func(v any)
-		walk = func(v any) {
+		// A string naming a file counts by the file's content, not its
+		// path: a copied config with the same tables has the same digest.
+		var canon func(v any) any
+		canon = func(v any) any {
 			switch v := v.(type) {
 			case string:
 				path := v
@@ -62,26 +57,32 @@ func ProviderDigests(cfg *config.Config) map[string]string {
 					path = filepath.Join(cfg.Dir, path)
 				}
 				if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
-					files = append(files, path)
+					if b, err := os.ReadFile(path); err == nil {
+						sum := sha256.Sum256(b)
+						return "file:" + hex.EncodeToString(sum[:])
+					}
 				}
+				return v
 			case map[string]any:
-				for _, x := range v {
-					walk(x)
+				m := make(map[string]any, len(v))
+				for k, x := range v {
+					m[k] = canon(x)
 				}
+				return m
 			case []any:
-				for _, x := range v {
-					walk(x)
+				l := make([]any, len(v))
+				for i, x := range v {
+					l[i] = canon(x)
 				}
+				return l
 			}
+			return v
 		}
-		walk(p.Config)
-		sort.Strings(files)
-		for _, f := range files {
-			if b, err := os.ReadFile(f); err == nil {
-				sum := sha256.Sum256(b)
-				h.Write(sum[:])
-			}
-		}
+		block, _ := json.Marshal(canon(p.Config)) // maps marshal with sorted keys
+		args, _ := json.Marshal(p.Args)
+		h.Write([]byte(p.Kind + "\x00"))
+		h.Write(args)
+		h.Write(block)
 		out[name] = hex.EncodeToString(h.Sum(nil))[:16]
 	}
 	return out

@@ -9,13 +9,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rspp/rspp/kernel/runner"
 	"github.com/rspp/rspp/replay"
 	"github.com/rspp/rspp/supervisor/config"
 )
 
 func replayCmd() *cobra.Command {
 	var (
-		mode, cfgPath, logLevel string
+		mode, cfgPath, logLevel, out string
 		check                   bool
 	)
 	cmd := &cobra.Command{
@@ -57,16 +58,16 @@ func replayCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
+			w := cmd.OutOrStdout()
 			failed := false
 			if check {
 				rep := replay.Check(tl)
-				rep.Write(out)
+				rep.Write(w)
 				failed = !rep.OK()
 			}
 			switch mode {
 			case "resimulate":
-				if !replay.WriteResim(out, replay.Resimulate(tl)) {
+				if !replay.WriteResim(w, replay.Resimulate(tl)) {
 					failed = true
 				}
 			case "playback":
@@ -76,11 +77,20 @@ func replayCmd() *cobra.Command {
 				}
 				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 				defer stop()
-				rep, err := replay.Playback(ctx, tl, cfg, replay.PlaybackOptions{Logger: newLogger(logLevel)})
+				po := replay.PlaybackOptions{Logger: newLogger(logLevel)}
+				if out != "" {
+					jl, err := runner.CreateJSONL(out)
+					if err != nil {
+						return err
+					}
+					defer jl.Close()
+					po.Timeline = jl
+				}
+				rep, err := replay.Playback(ctx, tl, cfg, po)
 				if err != nil {
 					return err
 				}
-				rep.Write(out)
+				rep.Write(w)
 			}
 			if failed {
 				return errors.New("replay: check failed")
@@ -92,6 +102,7 @@ func replayCmd() *cobra.Command {
 	f.BoolVar(&check, "check", false, "verify OR-02 evidence of every accepted turn")
 	f.StringVar(&mode, "mode", "", "resimulate or playback")
 	f.StringVar(&cfgPath, "config", "", "runtime config to play back against (playback)")
+	f.StringVar(&out, "timeline", "", "playback: where to write the played sessions' timeline (JSON Lines)")
 	f.StringVar(&logLevel, "log-level", "error", "log level: trace, debug, info, warn, error")
 	return cmd
 }
