@@ -284,7 +284,7 @@ type invKey struct {
 // session had finished a turn since the previous one (playback waits for
 // its own turn to end there).
 type ingress struct {
-	ev     eventabi.Event
+	ev      eventabi.Event
 	closed  int // turns the recorded session had closed before it
 	outputs int // node outputs it had accepted before it
 }

@@ -17,7 +17,7 @@ import (
 func replayCmd() *cobra.Command {
 	var (
 		mode, cfgPath, logLevel, out string
-		check                   bool
+		check                        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "replay TIMELINE",
