@@ -17,6 +17,10 @@ var ErrDiverged = errors.New("resimulation diverged")
 // from.
 var ErrNotRecorded = errors.New("session not recorded at level full")
 
+// ErrIncomplete: the recording has a hole (inputs missing while the
+// session recorded at level full): it cannot be rebuilt past it.
+var ErrIncomplete = errors.New("recording incomplete")
+
 // Resimulated is a session rebuilt from its recorded inputs.
 type Resimulated struct {
 	// Records are the records the rebuilt session emitted, in order: the
@@ -86,7 +90,11 @@ func Resimulate(inputs []kernel.TimelineRecord) (Resimulated, error) {
 			continue
 		}
 		if in.N != prev+1 {
-			break // not recorded from here on
+			if s.Level() == kernel.LevelFull {
+				// Not a recorded downgrade: a hole in the evidence.
+				return res, fmt.Errorf("%w: inputs %d..%d not recorded", ErrIncomplete, prev+1, in.N-1)
+			}
+			break
 		}
 		prev = in.N
 		for i := 0; i < in.Ready; i++ {
