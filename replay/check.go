@@ -92,16 +92,24 @@ func checkSession(s *Session) []TurnEvidence {
 					level = kernel.LevelFull
 				}
 			}
-			if in.N != next && !hole && level == kernel.LevelFull {
+			if in.N != next && !hole {
 				hole = true
 				holeDesc = fmt.Sprintf("inputs %d..%d not recorded (line %d)", next, in.N-1, l.No)
 			}
 			next = in.N + 1
 			continue
 		}
-		if r.Type == record.TypeLevel {
+		switch r.Type {
+		case record.TypeLevel:
 			level = r.Attrs["to"]
 			continue
+		case record.TypeDeterminism:
+			// The turn's own word for the level it was recorded at.
+			level = r.Attrs["level"]
+			if level == kernel.LevelFull && next == 1 && !hole {
+				hole = true
+				holeDesc = fmt.Sprintf("no input recorded before line %d", l.No)
+			}
 		}
 		if r.TurnID == "" {
 			continue

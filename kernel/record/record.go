@@ -247,7 +247,7 @@ func (s *Session) account(in *kernel.InputRecord) {
 
 func (s *Session) downgrade(why string, size int64) {
 	s.level = kernel.LevelControl
-	s.derived = append(s.derived, kernel.TimelineRecord{Type: TypeLevel, Reason: "downgrade: " + why,
+	s.derived = append(s.derived, kernel.TimelineRecord{Type: TypeLevel, Reason: "downgrade: " + why, MonoNanos: s.clk.now,
 		Attrs: map[string]string{"from": kernel.LevelFull, "to": kernel.LevelControl, "at_input": strconv.FormatUint(s.n, 10),
 			"spent_bytes": strconv.FormatInt(s.spent, 10), "input_bytes": strconv.FormatInt(size, 10),
 			"budget_bytes": strconv.FormatInt(s.pol.Budget, 10)}})
@@ -407,7 +407,7 @@ func (s *Session) stamp(rec kernel.TimelineRecord) kernel.TimelineRecord {
 	if rec.SessionID == "" {
 		rec.SessionID = s.id
 	}
-	if rec.Seq == 0 {
+	if rec.Seq == 0 && rec.MonoNanos == 0 {
 		rec.MonoNanos = s.clk.now
 	}
 	rec.WallNanos = s.wall(rec.MonoNanos)
@@ -428,7 +428,7 @@ func (s *Session) determinism(open kernel.TimelineRecord) kernel.TimelineRecord 
 		"order_seq":        strconv.FormatUint(open.Seq, 10),
 		"nondeterministic": s.nondet,
 		"level":            s.level,
-	}}
+	}, MonoNanos: open.MonoNanos}
 }
 
 // joinRule names how each node with several upstreams merges them.

@@ -114,9 +114,25 @@ func Resimulate(inputs []kernel.TimelineRecord) (Resimulated, error) {
 			return res, rep.err
 		}
 	}
-	if s.Closed() && s.Level() == kernel.LevelFull {
+	if s.tick >= 0 {
+		// A recorded tick is taken in the Ready after it (it had effects).
+		collect()
+	}
+	switch {
+	case s.Closed() && s.Level() == kernel.LevelFull:
 		res.Complete = true
 		for collect() {
+		}
+	case s.Level() != kernel.LevelFull && len(s.derived) > 0:
+		// Downgraded by the last recorded input: the next Ready begins
+		// with the recording_level record, which follows from the inputs
+		// alone (what else it holds may depend on inputs not recorded).
+		for _, e := range s.Ready() {
+			r, ok := e.(kernel.Record)
+			if !ok || r.Record.Type != TypeLevel {
+				break
+			}
+			res.Records = append(res.Records, r.Record)
 		}
 	}
 	return res, rep.err

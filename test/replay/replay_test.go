@@ -215,9 +215,9 @@ func TestChaosTimelineHasEvidenceAndResimulates(t *testing.T) {
 
 var phrases = []string{"what time is it", "hello there", "tell me a joke"}
 
-// record runs `rspp run` on the phrases (silence between) through cfg and
+// recordRun runs `rspp run` on the phrases (silence between) through cfg and
 // returns the timeline.
-func record(t *testing.T, dir, cfg string) string {
+func recordRun(t *testing.T, dir, cfg string) string {
 	t.Helper()
 	var pcm []byte
 	silence := make([]byte, 2*16000*3/2) // 1.5 s
@@ -271,7 +271,7 @@ func llmReplies(t *testing.T, path string) []string {
 func TestPlaybackReproducesRepliesWithoutPlugins(t *testing.T) {
 	requireTools(t)
 	dir := t.TempDir()
-	tl := record(t, dir, exampleConfig(t, dir, "voice-agent.yaml", exampleReplies(t), nil))
+	tl := recordRun(t, dir, exampleConfig(t, dir, "voice-agent.yaml", exampleReplies(t), nil))
 	want := llmReplies(t, tl)
 	if len(want) != len(phrases) {
 		t.Fatalf("recording has replies %q for %d phrases", want, len(phrases))
@@ -310,7 +310,7 @@ func TestPlaybackReproducesRepliesWithoutPlugins(t *testing.T) {
 func TestPlaybackPrintsTurnsChangedByAnotherReplyTable(t *testing.T) {
 	requireTools(t)
 	dir := t.TempDir()
-	tl := record(t, dir, exampleConfig(t, dir, "voice-agent.yaml", exampleReplies(t), nil))
+	tl := recordRun(t, dir, exampleConfig(t, dir, "voice-agent.yaml", exampleReplies(t), nil))
 	raw, err := os.ReadFile(exampleReplies(t))
 	if err != nil {
 		t.Fatal(err)
