@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/kernel/record"
 )
 
 // Writer defaults.
@@ -34,16 +35,20 @@ type WriterOptions struct {
 }
 
 // JSONLTimeline appends one JSON object per record to a file. Append
-// encodes the record on the caller's goroutine and queues the bytes: it
-// never does I/O and never waits on the disk. One writer goroutine writes
-// the queue in batches. Safe for concurrent use by many sessions.
+// only queues the record (the session loop pays for a slice append under
+// a short lock): it never encodes, never does I/O and never waits on the
+// disk. One writer goroutine encodes and writes the queue in batches.
+// Append takes the record over: neither it nor its Attrs or Input may be
+// changed afterwards (the kernel and the recording layer make each afresh).
+// Safe for concurrent use by many sessions.
 type JSONLTimeline struct {
 	opts WriterOptions
 	tees []Timeline
 
 	mu      sync.Mutex
-	buf     []byte // encoded, not yet written
-	spare   []byte
+	queue   []kernel.TimelineRecord // not yet written
+	spare   []kernel.TimelineRecord
+	pending int    // estimated encoded bytes of queue
 	queued  uint64 // records queued so far
 	written uint64 // records written so far
 	flushed *sync.Cond
@@ -54,6 +59,7 @@ type JSONLTimeline struct {
 	reported int64        // dropped already reported in the file
 
 	f    *os.File
+	out  []byte // the writer's encoding buffer
 	wake chan struct{}
 	done chan struct{}
 }
@@ -86,31 +92,39 @@ func CreateJSONLWith(path string, o WriterOptions, tees ...Timeline) (*JSONLTime
 // and later records are still taken: evidence is best effort, never a
 // reason to stop a session.
 func (t *JSONLTimeline) Append(rec kernel.TimelineRecord) {
-	line, err := json.Marshal(rec)
-	if err == nil {
-		line = append(line, '\n')
-		t.mu.Lock()
-		switch {
-		case t.closed:
-		case rec.Input != nil && len(t.buf)+len(line) > t.opts.BufferBytes:
-			t.dropped.Add(1)
-		default:
-			t.buf = append(t.buf, line...)
-			t.queued++
-			if len(t.buf) >= timelineBatch {
-				select {
-				case t.wake <- struct{}{}:
-				default:
-				}
+	size := recordBytes(rec)
+	t.mu.Lock()
+	switch {
+	case t.closed:
+	case rec.Input != nil && t.pending+size > t.opts.BufferBytes:
+		t.dropped.Add(1)
+	default:
+		t.queue = append(t.queue, rec)
+		t.pending += size
+		t.queued++
+		if t.pending >= timelineBatch {
+			select {
+			case t.wake <- struct{}{}:
+			default:
 			}
 		}
-		t.mu.Unlock()
-	} else {
-		t.keep(fmt.Errorf("timeline: encode %s record: %w", rec.Type, err))
 	}
+	t.mu.Unlock()
 	for _, tee := range t.tees {
 		tee.Append(rec)
 	}
+}
+
+// recordBytes estimates a record's encoded size (the buffer's measure).
+func recordBytes(rec kernel.TimelineRecord) int {
+	n := 160 + len(rec.SessionID) + len(rec.TurnID) + len(rec.Type) + len(rec.Reason) + len(rec.NodeID) + len(rec.InvocationID)
+	for k, v := range rec.Attrs {
+		n += len(k) + len(v) + 6
+	}
+	if rec.Input != nil {
+		n += int(record.InputBytes(rec.Input))
+	}
+	return n
 }
 
 func (t *JSONLTimeline) keep(err error) {
@@ -139,27 +153,40 @@ func (t *JSONLTimeline) run() {
 	}
 }
 
-// writeBatch writes what is queued; false once closed and drained.
+// writeBatch encodes and writes what is queued; false once closed and
+// drained.
 func (t *JSONLTimeline) writeBatch() bool {
 	t.mu.Lock()
 	if d := t.dropped.Load(); d > t.reported {
 		// The file says where its evidence has a hole.
-		marker, _ := json.Marshal(kernel.TimelineRecord{Type: "timeline_overflow", Reason: "writer buffer full: input records dropped",
+		t.queue = append(t.queue, kernel.TimelineRecord{Type: "timeline_overflow", Reason: "writer buffer full: input records dropped",
 			Attrs: map[string]string{"dropped_inputs": strconv.FormatInt(d-t.reported, 10), "buffer_bytes": strconv.Itoa(t.opts.BufferBytes)}})
-		t.buf = append(append(t.buf, marker...), '\n')
 		t.reported = d
 	}
-	buf, n, closed := t.buf, t.queued, t.closed
-	t.buf, t.spare = t.spare[:0], nil
+	queue, n, closed := t.queue, t.queued, t.closed
+	t.queue, t.spare, t.pending = t.spare[:0], nil, 0
 	t.mu.Unlock()
+	buf := t.out[:0]
+	for i := range queue {
+		line, err := json.Marshal(&queue[i])
+		if err != nil {
+			t.keep(fmt.Errorf("timeline: encode %s record: %w", queue[i].Type, err))
+			continue
+		}
+		buf = append(append(buf, line...), '\n')
+	}
 	if len(buf) > 0 {
 		if _, err := t.f.Write(buf); err != nil {
 			t.keep(fmt.Errorf("timeline: %w", err))
 		}
 	}
-	t.mu.Lock()
 	if cap(buf) <= 4*timelineBatch {
-		t.spare = buf[:0]
+		t.out = buf[:0]
+	}
+	clear(queue)
+	t.mu.Lock()
+	if cap(queue) <= 1<<16 {
+		t.spare = queue[:0]
 	}
 	t.written = n
 	t.flushed.Broadcast()
