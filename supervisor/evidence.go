@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/kernel/record"
 	"github.com/rspp/rspp/kernel/runner"
 	"github.com/rspp/rspp/supervisor/config"
 )
@@ -25,7 +27,24 @@ func (rt *Runtime) CreateTimeline(path string, tees ...runner.Timeline) (*runner
 		return nil, err
 	}
 	jl.Append(TimelineHeader(rt.cfg))
+	rt.evidence.file.Store(true)
 	return jl, nil
+}
+
+// evidenceState is what the runtime knows of its timeline file.
+type evidenceState struct {
+	file atomic.Bool // a timeline file was created: inputs are worth recording
+}
+
+// recording is a new session's recording policy: the config's, but level
+// control while the runtime writes no timeline file (the inputs would go
+// nowhere: no copy of every audio frame for nothing).
+func (rt *Runtime) recording(cfg *config.Config) record.Policy {
+	p := cfg.Recording()
+	if !rt.evidence.file.Load() {
+		p.Level = kernel.LevelControl
+	}
+	return p
 }
 
 // TimelineHeader is the header record of a timeline recorded under cfg.
