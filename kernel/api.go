@@ -114,6 +114,10 @@ type SessionConfig struct {
 
 	// Optional; zero values give the defaults noted.
 
+	// WallAnchor is the unix time (ns) at 0 of Clock: events the kernel
+	// emits carry WallNanos = WallAnchor + MonoNanos (0: no wall time).
+	WallAnchor int64
+
 	// Admission decides admit/defer/reject for each proposed turn
 	// (nil: always admit).
 	Admission Admitter

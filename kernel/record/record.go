@@ -131,7 +131,10 @@ func Open(cfg kernel.SessionConfig, o Options) (*Session, error) {
 	default:
 		return nil, fmt.Errorf("%w: recording level %q (want full or control)", kernel.ErrConfig, pol.Level)
 	}
-	s := &Session{clk: &latched{src: cfg.Clock}, pol: pol, level: pol.Level, anchor: o.WallAnchor, sink: o.Sink, tick: -1}
+	if cfg.WallAnchor == 0 {
+		cfg.WallAnchor = o.WallAnchor // the kernel stamps its events with it too
+	}
+	s := &Session{clk: &latched{src: cfg.Clock}, pol: pol, level: pol.Level, anchor: cfg.WallAnchor, sink: o.Sink, tick: -1}
 	if s.sink == nil {
 		s.level = kernel.LevelControl // nowhere to record inputs
 	}

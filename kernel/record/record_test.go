@@ -202,3 +202,36 @@ func TestOpenRejectsAnUnknownLevel(t *testing.T) {
 		t.Fatalf("resimulate nothing: %v", err)
 	}
 }
+
+// Events the kernel hands out carry wall time from the session's anchor.
+func TestEventsCarryWallTime(t *testing.T) {
+	clk := &manualClock{now: 5e9}
+	s, err := Open(kernel.SessionConfig{SessionID: "s", Epoch: 1, Clock: clk, VAD: kernel.VADConfig{Disabled: true},
+		Graph: kernel.GraphSpec{
+			Nodes: []kernel.NodeSpec{{ID: "n", Kind: "custom", Provider: "p", Timeout: time.Second}},
+			Edges: []kernel.EdgeSpec{{From: kernel.Ingress, To: "n"}, {From: "n", To: kernel.Egress}},
+		}}, Options{WallAnchor: 1_700_000_000_000_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []kernel.TimelineRecord
+	_ = s.Ingest(eventabi.Event{Type: eventabi.TypeSpeechStart})
+	drain(s, &recs)
+	clk.now += 20e6
+	_ = s.Ingest(eventabi.Event{Type: eventabi.TypeAudioFrame, Audio: &eventabi.Audio{PCM: make([]byte, 640), SampleRate: 16000, Channels: 1}})
+	n := 0
+	for _, e := range drain(s, &recs) {
+		if d, ok := e.(kernel.DeliverInput); ok {
+			n++
+			if d.Event.WallNanos != 1_700_000_000_000_000_000+clk.now || d.Event.MonoNanos != clk.now {
+				t.Fatalf("delivered event wall %d mono %d, clock %d", d.Event.WallNanos, d.Event.MonoNanos, clk.now)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d inputs delivered", n)
+	}
+	if last := recs[len(recs)-1]; last.MediaNanos != 0 {
+		t.Fatalf("media time before any frame was taken: %d", last.MediaNanos)
+	}
+}
