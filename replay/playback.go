@@ -451,7 +451,7 @@ func playSession(ctx context.Context, rec *recording, cfg *config.Config, rt *su
 		Kernel: kernel.SessionConfig{SessionID: rec.id, TenantID: rec.tenant, Epoch: 1, Graph: cfg.Graph(), Bindings: binds,
 			VAD: cfg.KernelVAD(), UnknownEventPolicy: cfg.Gateway.UnknownEvents},
 		Pools: pools, Output: discard{}, Timeline: pl, Observe: pl.observe, Tick: time.Duration(cfg.Runtime.TickInterval),
-		Recording: record.Policy{Level: kernel.LevelFull},
+		Recording: playedLevel(o.Timeline),
 	})
 	if err != nil {
 		return nil, err
@@ -510,6 +510,15 @@ func playSession(ctx context.Context, rec *recording, cfg *config.Config, rt *su
 	pl.unrecorded = pools.unrecorded
 	pl.mu.Unlock()
 	return pl, nil
+}
+
+// playedLevel records the played sessions' inputs only if their
+// timeline goes somewhere.
+func playedLevel(tl runner.Timeline) record.Policy {
+	if tl == nil {
+		return record.Policy{Level: kernel.LevelControl}
+	}
+	return record.Policy{Level: kernel.LevelFull}
 }
 
 type discard struct{}

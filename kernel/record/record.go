@@ -386,21 +386,30 @@ func (s *Session) Ready() []kernel.Effect {
 		s.account(in)
 	}
 	s.ready++
-	res := make([]kernel.Effect, 0, len(out)+len(s.derived)+1)
+	// Stamp the records in place; a new slice only when derived records
+	// join them (queued ones first, a determinism record after each
+	// turn_open).
+	opens := 0
+	for i, e := range out {
+		if r, ok := e.(kernel.Record); ok {
+			out[i] = kernel.Record{Record: s.stamp(r.Record)}
+			if r.Record.Type == "turn_open" {
+				opens++
+			}
+		}
+	}
+	if opens == 0 && len(s.derived) == 0 {
+		return out
+	}
+	res := make([]kernel.Effect, 0, len(out)+len(s.derived)+opens)
 	for _, d := range s.derived {
 		res = append(res, kernel.Record{Record: s.stamp(d)})
 	}
 	s.derived = s.derived[:0]
 	for _, e := range out {
-		r, ok := e.(kernel.Record)
-		if !ok {
-			res = append(res, e)
-			continue
-		}
-		rec := s.stamp(r.Record)
-		res = append(res, kernel.Record{Record: rec})
-		if rec.Type == "turn_open" {
-			res = append(res, kernel.Record{Record: s.stamp(s.determinism(rec))})
+		res = append(res, e)
+		if r, ok := e.(kernel.Record); ok && r.Record.Type == "turn_open" {
+			res = append(res, kernel.Record{Record: s.stamp(s.determinism(r.Record))})
 		}
 	}
 	return res
