@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -361,5 +362,58 @@ type teeBoth []Timeline
 func (t teeBoth) Append(rec kernel.TimelineRecord) {
 	for _, tl := range t {
 		tl.Append(rec)
+	}
+}
+
+// Append never waits on the disk: with the file a pipe nobody reads (a
+// write would block once its 64 KiB buffer is full), thousands of
+// appends still return; the records are written once the reader reads.
+func TestJSONLAppendNeverWaitsOnTheDisk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tl.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	jl, err := CreateJSONLWith(path, WriterOptions{BufferBytes: 64 << 20, FlushEvery: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000 // ~1 MB encoded: far past the pipe's buffer
+	rec := benchRecords()["control"]
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < n; i++ {
+			jl.Append(rec)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("Append blocked on a file nobody reads")
+	}
+	// Now read: the writer gets through and Close returns.
+	if err := syscall.SetNonblock(int(r.Fd()), false); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan int, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		c := 0
+		for sc.Scan() {
+			c++
+		}
+		lines <- c
+	}()
+	if err := jl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The reader sees EOF once the writer's end is closed.
+	if got := <-lines; got != n {
+		t.Fatalf("%d lines read of %d appended", got, n)
 	}
 }
