@@ -47,3 +47,14 @@ bench: build
 	bin/rspp-bench -gobench bench/gobench.txt -out bench/results.json -n $(BENCH_N) \
 		-live-bin bin -live-clients $(BENCH_LIVE_CLIENTS) -live-phase $(BENCH_LIVE_PHASE) || status=$$?; \
 	exit $$status
+
+# The must-show of issue #12 at full length: `rspp chaos` for 60 s with a
+# fault every 2 s on the example HA agent, then `rspp replay --check` and
+# `--mode resimulate` on its timeline (test/replay). Output to
+# bench/replay-chaos.txt; the summary lines on stdout.
+REPLAY_CHAOS ?= 60s
+.PHONY: replay-chaos
+replay-chaos: build
+	@echo "RSPP_REPLAY_CHAOS=$(REPLAY_CHAOS) go test ./test/replay -run TestChaosTimelineHasEvidenceAndResimulates > bench/replay-chaos.txt"
+	@RSPP_REPLAY_CHAOS=$(REPLAY_CHAOS) $(BENCH_GO) test -count=1 -v -timeout 15m -run TestChaosTimelineHasEvidenceAndResimulates ./test/replay/ > bench/replay-chaos.txt 2>&1; \
+	status=$$?; grep -E "faults injected|turns opened|evidence:|resimulate:|^(--- |ok|FAIL)" bench/replay-chaos.txt; exit $$status

@@ -114,6 +114,10 @@ type SessionConfig struct {
 
 	// Optional; zero values give the defaults noted.
 
+	// WallAnchor is the unix time (ns) at 0 of Clock: events the kernel
+	// emits carry WallNanos = WallAnchor + MonoNanos (0: no wall time).
+	WallAnchor int64
+
 	// Admission decides admit/defer/reject for each proposed turn
 	// (nil: always admit).
 	Admission Admitter
@@ -249,6 +253,14 @@ type TimelineRecord struct {
 	InvocationID string            `json:"invocation_id,omitempty"`
 	MonoNanos    int64             `json:"mono_ns"`
 	Attrs        map[string]string `json:"attrs,omitempty"`
+	// Timebase (RK-11): wall clock (unix ns) and media time (ns of ingress
+	// audio taken by the session so far) of the record, stamped by the
+	// recording layer from the session's timebase (see Timebase).
+	WallNanos  int64 `json:"wall_ns,omitempty"`
+	MediaNanos int64 `json:"media_ns,omitempty"`
+	// Input is set on records of type "input": one input the kernel
+	// session took, recorded at level full (see InputRecord).
+	Input *InputRecord `json:"input,omitempty"`
 }
 
 // Typed failure kinds for invocation ends and kernel errors. The runner maps

@@ -258,6 +258,9 @@ func (s *Session) stamp(ev *eventabi.Event, turnID, nodeID, invID string) {
 	ev.Sequence = s.seq
 	ev.Epoch = s.cfg.Epoch
 	ev.MonoNanos = s.now
+	if s.cfg.WallAnchor != 0 {
+		ev.WallNanos = s.cfg.WallAnchor + s.now
+	}
 	ev.SchemaVersion = eventabi.SchemaVersion
 	if ev.ID == "" {
 		ev.ID = s.cfg.IDs.NewID("event")

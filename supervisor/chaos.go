@@ -139,7 +139,7 @@ func RunChaos(ctx context.Context, cfg *config.Config, o ChaosOptions) (ChaosRep
 	col := &runner.Collector{}
 	var tl runner.Timeline = col
 	if o.Timeline != "" {
-		jl, err := runner.CreateJSONL(o.Timeline, col)
+		jl, err := rt.CreateTimeline(o.Timeline, col)
 		if err != nil {
 			rt.Close()
 			return rep, err

@@ -71,7 +71,7 @@ func RunFile(ctx context.Context, rt *Runtime, fr FileRun) (Summary, error) {
 	counter := &summaryTap{sum: &sum}
 	var tl runner.Timeline = counter
 	if fr.Timeline != "" {
-		jl, err := runner.CreateJSONL(fr.Timeline, counter)
+		jl, err := rt.CreateTimeline(fr.Timeline, counter)
 		if err != nil {
 			return sum, err
 		}

@@ -69,6 +69,7 @@ type Runtime struct {
 	bg         sync.WaitGroup // reaper and idle pool stops
 	reapKick   chan struct{}
 	stop       chan struct{}
+	evidence   evidenceState // timeline file recording (evidence.go)
 }
 
 // Start sweeps stale state (socket dirs, cgroup envelopes of dead runs),
@@ -376,7 +377,7 @@ func (rt *Runtime) OpenSession(o SessionOptions) (*runner.Session, error) {
 			AwaitPlayback: o.AwaitPlayback,
 		},
 		Pools: rt, Output: o.Output, Timeline: sb, Observe: o.Observe, Tick: time.Duration(cfg.Runtime.TickInterval),
-		Budgets: cfg.NodeBudget,
+		Budgets: cfg.NodeBudget, Recording: rt.recording(cfg),
 	})
 	if err != nil {
 		rt.forget(sb)

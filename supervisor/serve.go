@@ -98,7 +98,7 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 	if o.Listen != nil {
 		var tl runner.Timeline
 		if o.Timeline != "" {
-			jl, err := runner.CreateJSONL(o.Timeline)
+			jl, err := rt.CreateTimeline(o.Timeline)
 			if err != nil {
 				return Terminals{}, err
 			}
@@ -119,7 +119,7 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 	col := &runner.Collector{}
 	var tl runner.Timeline = col
 	if o.Timeline != "" {
-		jl, err := runner.CreateJSONL(o.Timeline, col)
+		jl, err := rt.CreateTimeline(o.Timeline, col)
 		if err != nil {
 			return Terminals{}, err
 		}

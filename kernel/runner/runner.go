@@ -16,6 +16,7 @@ import (
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
+	"github.com/rspp/rspp/kernel/record"
 )
 
 // Pools opens invocations on a ready plugin instance of a binding's pool.
@@ -79,6 +80,10 @@ type Config struct {
 	// Budgets, if set, gives each node's output budget (by node id); the
 	// host enforces it per invocation. Nil: externalnode's defaults.
 	Budgets func(nodeID string) externalnode.OutputBudget
+	// Recording is the session's recording level and downgrade budget
+	// (record.Policy; zero: level full, no budget). Inputs are recorded to
+	// Timeline.
+	Recording record.Policy
 }
 
 // input kinds fed to the session loop.
@@ -128,7 +133,7 @@ const maxPendingInputs = 4096
 type Session struct {
 	id   string
 	cfg  Config
-	k    *kernel.Session
+	k    *record.Session // the kernel session, recorded
 	done chan struct{}
 
 	inboxMu sync.Mutex
@@ -168,7 +173,7 @@ func Open(cfg Config) (*Session, error) {
 	if cfg.InboxLimit <= 0 {
 		cfg.InboxLimit = 65536
 	}
-	k, err := kernel.NewSession(cfg.Kernel)
+	k, err := openRecorded(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,8 @@ type Config struct {
 	Gateway   Gateway              `yaml:"gateway"`
 	// Transports configures the live transports of `rspp serve`.
 	Transports Transports `yaml:"transports"`
+	// Timeline is the recording level and writer of the timeline.
+	Timeline Timeline `yaml:"timeline"`
 
 	// Path is the file it was loaded from; Dir its directory (relative
 	// paths in the file are relative to Dir).
@@ -348,6 +350,9 @@ func (c *Config) validate() error {
 	}
 	if c.Runtime.DrainTimeout < 0 {
 		return c.errf("runtime.drain_timeout", "must be positive")
+	}
+	if err := c.validateTimeline(); err != nil {
+		return err
 	}
 	return c.validateWebSocket()
 }
