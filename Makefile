@@ -2,7 +2,7 @@
 SHELL      := /bin/bash
 GO         ?= go
 BIN        := bin
-PROVIDERS  := pocketsphinx rules espeak
+PROVIDERS  := pocketsphinx rules espeak openai
 # The runtime re-execs itself as the sandbox entry point; a static binary
 # keeps that path free of cgo (landlock + cgo in a PID namespace hang).
 export CGO_ENABLED ?= 0

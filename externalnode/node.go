@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/rspp/rspp/kernel/eventabi"
 )
@@ -77,6 +78,10 @@ type Call struct {
 	SessionID string
 	TurnID    string
 	NodeID    string
+	// Deadline is when the runtime gives up on the invocation (the node's
+	// timeout in the frozen plan); zero when none was given. Work that
+	// waits (a retry's backoff) should not plan past it.
+	Deadline time.Time
 
 	in   chan eventabi.Event
 	emit func(eventabi.Event) error
@@ -124,4 +129,12 @@ func (c *Call) EmitAudio(pcm []byte, sampleRate, channels uint32) error {
 // (an in-memory harness), not a transport.
 func NewTestCall(id, sessionID, turnID, nodeID string, in chan eventabi.Event, emit func(eventabi.Event) error) *Call {
 	return &Call{ID: id, SessionID: sessionID, TurnID: turnID, NodeID: nodeID, in: in, emit: emit}
+}
+
+// deadlineOf is the wire's deadline as a time (zero: none).
+func deadlineOf(unixNanos int64) time.Time {
+	if unixNanos <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, unixNanos)
 }

@@ -240,7 +240,8 @@ func (s *server) open(parent context.Context, f *rsppv1.DataFrame, send func(*rs
 	id := f.InvocationId
 	sc.call = &Call{
 		ID: id, SessionID: f.SessionId, TurnID: f.TurnId, NodeID: f.NodeId,
-		in: make(chan eventabi.Event),
+		Deadline: deadlineOf(f.DeadlineUnixNs),
+		in:       make(chan eventabi.Event),
 		emit: func(ev eventabi.Event) error {
 			if ctx.Err() != nil {
 				return errCallCancelled // output after cancel never leaves the plugin

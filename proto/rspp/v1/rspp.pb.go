@@ -855,9 +855,12 @@ func (*ConfigureResponse) Descriptor() ([]byte, []int) {
 }
 
 type InvocationError struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          ErrorKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=rspp.v1.ErrorKind" json:"kind,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Kind    ErrorKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=rspp.v1.ErrorKind" json:"kind,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// A provider's own failure code within kind (e.g. "rate_limit", "auth",
+	// "bad_request", "upstream_timeout"), for the host's policy and evidence.
+	Code          string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -902,6 +905,13 @@ func (x *InvocationError) GetKind() ErrorKind {
 func (x *InvocationError) GetMessage() string {
 	if x != nil {
 		return x.Message
+	}
+	return ""
+}
+
+func (x *InvocationError) GetCode() string {
+	if x != nil {
+		return x.Code
 	}
 	return ""
 }
@@ -1284,10 +1294,11 @@ const file_proto_rspp_v1_rspp_proto_rawDesc = "" +
 	"config_dir\x18\x02 \x01(\tR\tconfigDir\x12\x1f\n" +
 	"\vconfig_json\x18\x03 \x01(\fR\n" +
 	"configJson\"\x13\n" +
-	"\x11ConfigureResponse\"S\n" +
+	"\x11ConfigureResponse\"g\n" +
 	"\x0fInvocationError\x12&\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x12.rspp.v1.ErrorKindR\x04kind\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xb8\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\"\xb8\x03\n" +
 	"\tDataFrame\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.rspp.v1.DataFrame.KindR\x04kind\x12#\n" +
 	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\x12\x1d\n" +
