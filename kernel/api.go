@@ -53,6 +53,12 @@ type NodeSpec struct {
 	OnFailure  string
 	MaxRetries int
 	Fallback   string
+	// Providers is the node's ordered provider list when it names more
+	// than one (Provider is its first): a turn binds the first whose
+	// circuit is not open at plan freeze (switch), and under OnFailure
+	// "fallback" a failed invocation moves on to the next (see
+	// ResolvedTurnPlan.NextBinding). Empty means Provider alone.
+	Providers []string
 	// Join is how a node with several upstreams takes its input: "all"
 	// (default: merge every upstream in arrival order, input closes when all
 	// upstreams ended) or "select" (the first upstream to deliver wins).
@@ -90,6 +96,10 @@ type Binding struct {
 	// declared it emits.
 	Accepts []eventabi.Type
 	Emits   []eventabi.Type
+	// Down says why the provider cannot serve right now (its circuit is
+	// open, it failed to start); "" when it can. Plan freeze then binds
+	// the next provider of the node's list, if there is one.
+	Down string
 }
 
 // BindingSource returns the current binding for a provider name. Hot upgrade
