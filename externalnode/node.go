@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 )
 
@@ -27,7 +28,15 @@ type Info struct {
 	// have waiting before the host holds further input back (0:
 	// DefaultInputWindow). Inputs are granted back as Inputs() is read.
 	InputWindow int
+	// Caps declares what the node can serve (sample rates, streaming,
+	// languages); the host's plan resolver refuses to bind it to a node
+	// whose requirements it does not meet. Zero: declared nothing.
+	Caps Capabilities
 }
+
+// Capabilities is the kernel's capability declaration (see
+// kernel.Capabilities; Declared is set on the wire when any field is).
+type Capabilities = kernel.Capabilities
 
 // Config is the node's configuration block from the runtime config.
 type Config struct {

@@ -83,6 +83,7 @@ func (s *server) Describe(context.Context, *rsppv1.DescribeRequest) (*rsppv1.Nod
 	for _, t := range info.Emits {
 		out.Emits = append(out.Emits, string(t))
 	}
+	out.Capabilities = capsToWire(info.Caps)
 	return out, nil
 }
 

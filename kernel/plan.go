@@ -3,7 +3,6 @@ package kernel
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -70,9 +69,9 @@ func freezePlan(cg *graph, edges []PlannedEdge, cfg *SessionConfig, planID, turn
 		p.RetryBuffer = DefaultRetryBuffer
 	}
 	for _, n := range cg.nodes {
-		b, chain, switched, ok := resolveChain(src, n)
-		if !ok {
-			return nil, fmt.Errorf("%w: no binding for provider %q of node %s", ErrNodeUnavailable, n.Provider, n.ID)
+		b, chain, switched, err := resolveChain(src, n)
+		if err != nil {
+			return nil, err
 		}
 		pn := PlannedNode{Spec: n, Binding: b, Chain: chain, Switched: switched, Timeout: n.Timeout, Policy: n.OnFailure, Join: n.Join, Upstream: cg.upstream[n.ID]}
 		if pn.Timeout == 0 {
@@ -125,6 +124,9 @@ func (p *ResolvedTurnPlan) canonical() string {
 			n.Timeout.String(), n.Policy, strconv.Itoa(n.Spec.MaxRetries), n.Spec.Fallback, fb, n.Join, n.Spec.BranchTo)
 		if len(n.Chain) > 0 {
 			w(append([]string{"chain", n.Spec.ID}, chainNames(n.Chain)...)...)
+		}
+		if !n.Spec.Requires.Zero() {
+			w("requires", n.Spec.ID, n.Spec.Requires.String())
 		}
 	}
 	for _, e := range p.Edges {

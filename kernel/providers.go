@@ -1,6 +1,10 @@
 package kernel
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // A node may name an ordered list of providers (NodeSpec.Providers). The
 // plan freezes the whole list (PlannedNode.Chain) so that every decision
@@ -15,44 +19,73 @@ import "strings"
 
 // resolveChain binds node n at freeze: the binding to start on, the frozen
 // chain (nil for a single provider without fallback), why the first was
-// passed over, and false when nothing can be bound at all.
-func resolveChain(src BindingSource, n NodeSpec) (Binding, []Binding, string, bool) {
+// passed over, or an error when nothing can be bound (ErrNodeUnavailable)
+// or the only provider cannot serve the node (ErrCannotServe).
+func resolveChain(src BindingSource, n NodeSpec) (Binding, []Binding, string, error) {
 	names := n.Providers
 	if len(names) == 0 {
 		names = []string{n.Provider}
 	}
+	bind := func(name string) (Binding, bool) {
+		b, ok := src.Binding(name)
+		if ok && b.Down == "" {
+			if err := b.Caps.Serves(n.Requires); err != nil {
+				b.Down = "cannot serve node " + n.ID + ": " + err.Error()
+			}
+		}
+		return b, ok
+	}
 	if len(names) == 1 {
-		b, ok := src.Binding(names[0])
-		return b, nil, "", ok
+		b, ok := bind(names[0])
+		if ok && b.Caps.Serves(n.Requires) != nil {
+			return b, nil, "", errCannotServe(n, b)
+		}
+		return b, nil, "", errNoBinding(n, ok)
 	}
 	chain := make([]Binding, 0, len(names))
 	for _, name := range names {
-		b, ok := src.Binding(name)
+		b, ok := bind(name)
 		if !ok {
 			b = Binding{Provider: name, Down: "no binding"}
 		}
 		chain = append(chain, b)
 	}
 	if n.Fallback != "" && !containsProvider(chain, n.Fallback) {
-		if b, ok := src.Binding(n.Fallback); ok {
+		if b, ok := bind(n.Fallback); ok {
 			chain = append(chain, b)
 		}
 	}
 	var skipped []string
 	for _, b := range chain {
 		if b.Down == "" {
-			return b, chain, strings.Join(skipped, "; "), true
+			return b, chain, strings.Join(skipped, "; "), nil
 		}
 		skipped = append(skipped, b.Provider+": "+b.Down)
 	}
-	// Every provider is down: start on the first that has a binding; its
-	// failure (unavailable) then takes the node's policy like any other.
+	// Every provider is down: start on the first that has a binding and
+	// can serve the node; its failure (unavailable) then takes the node's
+	// policy like any other.
 	for _, b := range chain {
-		if b.Pool != "" {
-			return b, chain, "", true
+		if b.Pool != "" && b.Caps.Serves(n.Requires) == nil {
+			return b, chain, "", nil
 		}
 	}
-	return Binding{}, nil, "", false
+	return Binding{}, nil, "", fmt.Errorf("%w: no provider of node %s can be bound: %s", ErrNodeUnavailable, n.ID, strings.Join(skipped, "; "))
+}
+
+func errNoBinding(n NodeSpec, ok bool) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("%w: no binding for provider %q of node %s", ErrNodeUnavailable, n.Provider, n.ID)
+}
+
+// ErrCannotServe: a provider's declared capabilities do not meet a node's
+// requirements; the plan refuses to bind it.
+var ErrCannotServe = errors.New("provider cannot serve the node")
+
+func errCannotServe(n NodeSpec, b Binding) error {
+	return fmt.Errorf("%w: provider %s@%s for node %s: %v", ErrCannotServe, b.Provider, b.Version, n.ID, b.Caps.Serves(n.Requires))
 }
 
 func containsProvider(chain []Binding, name string) bool {

@@ -130,6 +130,64 @@ func TestProviderListMustStartWithTheProvider(t *testing.T) {
 	}
 }
 
+func TestCapabilitiesServes(t *testing.T) {
+	tts := Capabilities{Declared: true, SampleRates: []int{16000}, StreamingOutput: true, Languages: []string{"en"}}
+	for _, tc := range []struct {
+		caps Capabilities
+		req  Requirements
+		says string // "" serves
+	}{
+		{tts, Requirements{SampleRate: 16000, Language: "en-US", StreamingOutput: true}, ""},
+		{tts, Requirements{SampleRate: 8000}, "sample rate 8000 Hz, it serves 16000 Hz"},
+		{tts, Requirements{Language: "de"}, "language de, it serves en"},
+		{tts, Requirements{StreamingInput: true}, "streaming input"},
+		{Capabilities{Declared: true, SampleRates: []int{16000}}, Requirements{StreamingOutput: true}, "streaming output"},
+		{Capabilities{Declared: true, SampleRates: []int{16000}}, Requirements{Language: "de"}, ""}, // declares no language: any
+		{Capabilities{}, Requirements{SampleRate: 8000, Language: "de"}, ""},                        // declared nothing: unchecked
+		{Capabilities{Declared: true, Languages: []string{"en-US"}}, Requirements{Language: "en"}, ""},
+	} {
+		err := tc.caps.Serves(tc.req)
+		if (err == nil) != (tc.says == "") || err != nil && !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%+v serves %+v: %v, want %q", tc.caps, tc.req, err, tc.says)
+		}
+	}
+}
+
+// A provider of the list that cannot serve the node is passed over at
+// freeze like a down one; a single provider that cannot is refused: the
+// turn does not open.
+func TestFreezeRefusesABindingThatCannotServe(t *testing.T) {
+	withGerman := func(list []string) func(*SessionConfig) {
+		return func(c *SessionConfig) {
+			c.Graph.Nodes[2].Providers = list
+			if list != nil {
+				c.Graph.Nodes[2].OnFailure = PolicyFallback
+			}
+			c.Graph.Nodes[2].Requires = Requirements{Language: "de"}
+			b := defaultBindings()
+			e := b["espeak"]
+			e.Caps = Capabilities{Declared: true, SampleRates: []int{16000}, Languages: []string{"en"}}
+			b["espeak"] = e
+			c.Bindings = b
+		}
+	}
+	h := newHarness(t, withGerman([]string{"espeak", "piper"}))
+	h.utterance(5)
+	if st := lastStart(h, "tts"); st.Binding.Provider != "piper" {
+		t.Fatalf("tts started on %+v, want piper (espeak speaks no German)", st.Binding)
+	}
+	sw := h.find("provider_switch")
+	if len(sw) != 1 || !strings.Contains(sw[0].Reason, "cannot serve node tts: requires language de, it serves en") {
+		t.Fatalf("switch %+v", sw)
+	}
+	h = newHarness(t, withGerman(nil))
+	h.utterance(5)
+	rej := h.find("pre_turn_reject")
+	if len(h.find("turn_open")) != 0 || len(rej) != 1 || !strings.Contains(rej[0].Reason, "espeak@1.0.0 for node tts: requires language de") {
+		t.Fatalf("records %v, reject %+v", h.recordTypes(), rej)
+	}
+}
+
 type codedErr struct{ code string }
 
 func (e *codedErr) Error() string       { return "upstream " + e.code }

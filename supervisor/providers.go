@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/supervisor/config"
 )
 
 // Provider lists (config: provider: [espeak, flite]) need the supervisor to
@@ -133,6 +134,36 @@ func (rt *Runtime) unservedNode() error {
 		}
 		if len(why) == len(names) {
 			return fmt.Errorf("node %s: no provider of its list started: %w", n.ID, errors.Join(why...))
+		}
+	}
+	return nil
+}
+
+// checkCapabilities is the plan resolver's start-up check: every provider
+// a node may bind must declare it can serve the node's requirements (the
+// runtime's 16 kHz audio for stt and tts, and the node's requires block).
+// The error is a config error naming both the node and the provider.
+func (rt *Runtime) checkCapabilities() error {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	graph := rt.cfg.Graph()
+	for i, n := range graph.Nodes {
+		names := n.Providers
+		if len(names) == 0 {
+			names = []string{n.Provider}
+		}
+		if n.Fallback != "" {
+			names = append(names, n.Fallback)
+		}
+		for _, name := range names {
+			g := rt.gens[rt.current[name]]
+			if g == nil {
+				continue // down: checked when it starts
+			}
+			if err := g.info.Caps.Serves(n.Requires); err != nil {
+				return &config.Error{File: rt.cfg.Path, Key: fmt.Sprintf("pipeline.nodes[%d].provider", i),
+					Msg: fmt.Sprintf("provider %s (%s %s) cannot serve node %s: %v", name, g.info.Name, g.version, n.ID, err)}
+			}
 		}
 	}
 	return nil

@@ -132,6 +132,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 	if err := rt.unservedNode(); err != nil && len(errs) == 0 {
 		errs = append(errs, err)
 	}
+	if err := rt.checkCapabilities(); err != nil && len(errs) == 0 {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		rt.Close()
 		return nil, errors.Join(errs...)
@@ -323,7 +326,7 @@ func (rt *Runtime) binding(provider, tenant, session string) (kernel.Binding, bo
 	}
 	key := g.poolKey(tenant, session)
 	return kernel.Binding{Provider: provider, Version: g.version, Pool: key, Accepts: g.info.Accepts, Emits: g.info.Emits,
-		Down: rt.downReasonLocked(g, key)}, true
+		Down: rt.downReasonLocked(g, key), Caps: g.info.Caps}, true
 }
 
 // Open implements runner.Pools: it opens an invocation on the pool the

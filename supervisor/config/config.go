@@ -227,6 +227,8 @@ type Node struct {
 	// Providers is the whole list when provider names several (Provider
 	// is then its first); see providerlist.go.
 	Providers []string `yaml:"-"`
+	// Requires is what the node needs of its providers (requires.go).
+	Requires Requires `yaml:"requires"`
 }
 
 // Edge connects nodes (or ingress/egress).
@@ -509,6 +511,9 @@ func (c *Config) validatePipeline() error {
 		if err := c.validateProviderList(i); err != nil {
 			return err
 		}
+		if err := c.validateRequires(i); err != nil {
+			return err
+		}
 		n = c.Pipeline.Nodes[i]
 		if !onFailures[n.OnFailure] {
 			return c.errf(key+".on_failure", "must be abort, retry, fallback or branch, got %q", n.OnFailure)
@@ -596,7 +601,7 @@ func (c *Config) Graph() kernel.GraphSpec {
 		g.Nodes = append(g.Nodes, kernel.NodeSpec{
 			ID: n.ID, Kind: kind, Provider: n.Provider, Timeout: time.Duration(n.Timeout),
 			OnFailure: n.OnFailure, MaxRetries: n.MaxRetries, Fallback: n.Fallback, Join: n.Join, BranchTo: n.BranchTo,
-			Providers: n.Providers,
+			Providers: n.Providers, Requires: c.kernelRequires(n),
 		})
 	}
 	for _, e := range c.Pipeline.Edges {

@@ -24,7 +24,7 @@ func (n *Node) UnmarshalYAML(v *yaml.Node) error {
 	if v.Kind != yaml.MappingNode {
 		return fmt.Errorf("line %d: a pipeline node is a mapping (id, provider, ...)", v.Line)
 	}
-	known := nodeKeys()
+	known := yamlKeys(reflect.TypeOf(Node{}))
 	m := *v
 	m.Content = append([]*yaml.Node(nil), v.Content...)
 	var list []string
@@ -32,6 +32,15 @@ func (n *Node) UnmarshalYAML(v *yaml.Node) error {
 		key, val := m.Content[i], m.Content[i+1]
 		if !known[key.Value] {
 			return fmt.Errorf("line %d: field %s not found in type config.Node", key.Line, key.Value)
+		}
+		if key.Value == "requires" && val.Kind == yaml.MappingNode {
+			// Decoding below is not strict: check the nested block here.
+			req := yamlKeys(reflect.TypeOf(Requires{}))
+			for j := 0; j+1 < len(val.Content); j += 2 {
+				if k := val.Content[j]; !req[k.Value] {
+					return fmt.Errorf("line %d: field %s not found in type config.Requires", k.Line, k.Value)
+				}
+			}
 		}
 		if key.Value != "provider" || val.Kind != yaml.SequenceNode {
 			continue
@@ -58,9 +67,8 @@ func (n *Node) UnmarshalYAML(v *yaml.Node) error {
 	return nil
 }
 
-// nodeKeys are the YAML keys of Node.
-func nodeKeys() map[string]bool {
-	t := reflect.TypeOf(Node{})
+// yamlKeys are the YAML keys of struct type t.
+func yamlKeys(t reflect.Type) map[string]bool {
 	keys := make(map[string]bool, t.NumField())
 	for i := range t.NumField() {
 		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")

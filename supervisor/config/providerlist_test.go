@@ -77,3 +77,58 @@ func TestProviderListErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestRequiresReachTheKernel(t *testing.T) {
+	c, err := parseNodes(t, "{id: tts, provider: [espeak, flite], requires: {language: en-US, streaming_output: true}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Graph().Nodes[0].Requires
+	if r.Language != "en-US" || !r.StreamingOutput || r.SampleRate != AudioSampleRate {
+		t.Fatalf("requirements %+v (a tts node requires the runtime's 16 kHz audio by default)", r)
+	}
+	for _, tc := range []struct{ node, key string }{
+		{"{id: tts, provider: espeak, requires: {language: 'not a tag'}}", "pipeline.nodes[0].requires.language"},
+		{"{id: tts, provider: espeak, requires: {sample_rate: 100}}", "pipeline.nodes[0].requires.sample_rate"},
+	} {
+		_, err := parseNodes(t, tc.node)
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != tc.key {
+			t.Errorf("%s: %v, want a *config.Error on %s", tc.node, err, tc.key)
+		}
+	}
+	if _, err := parseNodes(t, "{id: tts, provider: espeak, requires: {accent: posh}}"); err == nil || !strings.Contains(err.Error(), "accent") {
+		t.Errorf("unknown requirement accepted: %v", err)
+	}
+}
+
+// FuzzPipelineNode: any node text either parses or fails as a *config.Error;
+// a list's first provider is always the node's provider.
+func FuzzPipelineNode(f *testing.F) {
+	for _, s := range []string{"{id: tts, provider: [espeak, flite]}", "{id: tts, provider: espeak}", "{id: tts, provider: []}",
+		"{id: tts, provider: [espeak, flite], requires: {language: de}}", "{id: tts, provider: [[a]]}", "[1, 2]"} {
+		f.Add(s)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		f.Fatal(err)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, node string) {
+		y := "version: 1\nproviders:\n  espeak: {kind: tts, binary: " + self + "}\n  flite: {kind: tts, binary: " + self + "}\n" +
+			"pipeline:\n  nodes:\n    - " + node + "\n  edges:\n    - {from: ingress, to: tts}\n    - {from: tts, to: egress}\n"
+		c, err := Parse([]byte(y), filepath.Join(dir, "c.yaml"))
+		if err != nil {
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("untyped error %T: %v", err, err)
+			}
+			return
+		}
+		for _, n := range c.Graph().Nodes {
+			if len(n.Providers) > 0 && n.Providers[0] != n.Provider {
+				t.Fatalf("list %v does not start with %s", n.Providers, n.Provider)
+			}
+		}
+	})
+}

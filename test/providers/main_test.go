@@ -100,8 +100,9 @@ type pipeline struct {
 	KeyEnv       string
 	StallTimeout string
 	LLMTimeout   string
-	// TTS is the tts node's provider: "espeak" or a YAML list.
-	TTS string
+	// TTS is the tts node's provider: "espeak" or a YAML list; TTSExtra
+	// more keys of the tts node (", requires: {...}").
+	TTS, TTSExtra string
 	// Espeak overrides espeak's plugin binary (broken on purpose);
 	// EspeakEngine its espeak-ng program.
 	Espeak, EspeakEngine string
@@ -148,7 +149,7 @@ pipeline:
   nodes:
     - {id: stt, provider: pocketsphinx, timeout: 15s}
     - {id: llm, provider: {{or .LLM "rules"}}, timeout: {{or .LLMTimeout "15s"}}}
-    - {id: tts, provider: {{or .TTS "espeak"}}, timeout: 15s}
+    - {id: tts, provider: {{or .TTS "espeak"}}, timeout: 15s{{.TTSExtra}}}
   edges:
     - {from: ingress, to: stt}
     - {from: stt, to: llm}

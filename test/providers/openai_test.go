@@ -238,3 +238,22 @@ func decodeFile(t *testing.T, path string) string {
 	}
 	return heard
 }
+
+// The README's example with a real LLM endpoint is a valid config (with
+// this run's binaries): provider list, requires and all.
+func TestExampleOpenAIConfigLoads(t *testing.T) {
+	root := testenv.MustModuleRoot(t)
+	raw, err := os.ReadFile(filepath.Join(root, "examples", "voice-agent-openai.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(raw), "../bin/providers/", filepath.Join(bins.Dir, "providers")+"/")
+	c, err := config.Parse([]byte(text), filepath.Join(root, "examples", "voice-agent-openai.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := c.Graph()
+	if g.Nodes[1].Provider != "openai" || len(g.Nodes[2].Providers) != 2 || g.Nodes[2].Requires.Language != "en" {
+		t.Fatalf("graph %+v", g.Nodes)
+	}
+}

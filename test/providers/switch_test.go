@@ -189,3 +189,27 @@ kill -9 $$
 	}
 	t.Logf("fallback: %s", switches[0].Reason)
 }
+
+// The plan resolver refuses, at start, a provider whose declared
+// capabilities cannot serve its node: flite speaks English only, the node
+// requires German. It is a config error naming both (exit 2), and nothing
+// is left running.
+func TestProviderThatCannotServeTheNodeIsAConfigError(t *testing.T) {
+	speechtest.Require(t)
+	requireFlite(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, pipeline{TTS: "[espeak, flite]", TTSExtra: ", requires: {language: de}"})
+	in := utterances(t, dir, "hello there")
+	stdout, stderr, code := rsppRun(t, dir, cfg, in)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"pipeline.nodes[2].provider", "provider flite", "cannot serve node tts", "requires language de, it serves en"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if left := testenv.ProcsUnder(bins.Dir); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+}

@@ -110,6 +110,7 @@ func (n *Node) Info() externalnode.Info {
 		Version: n.version,
 		Accepts: []eventabi.Type{eventabi.TypeTranscriptFinal, eventabi.TypeTextDelta, eventabi.TypeTextFinal},
 		Emits:   []eventabi.Type{eventabi.TypeTextDelta, eventabi.TypeTextFinal, eventabi.TypeMetric},
+		Caps:    externalnode.Capabilities{Declared: true, StreamingOutput: true}, // languages: whatever the model speaks
 	}
 }
 
