@@ -106,6 +106,9 @@ type pipeline struct {
 	// Espeak overrides espeak's plugin binary (broken on purpose);
 	// EspeakEngine its espeak-ng program.
 	Espeak, EspeakEngine string
+	// EspeakCooldown is espeak's restart cooldown (default 60s): how soon
+	// a failed start is tried again.
+	EspeakCooldown string
 }
 
 var pipelineTmpl = template.Must(template.New("cfg").Parse(`version: 1
@@ -137,7 +140,7 @@ providers:
   espeak:
     kind: tts
     binary: {{or .Espeak (index .Bins.Provider "espeak")}}
-    restart: {intensity: 2, period: 30s, backoff: 10ms, cooldown: 60s}
+    restart: {intensity: 2, period: 30s, backoff: 10ms, cooldown: {{or .EspeakCooldown "60s"}}}
 {{- if .EspeakEngine}}
     config:
       binary: {{.EspeakEngine}}

@@ -213,3 +213,62 @@ func TestProviderThatCannotServeTheNodeIsAConfigError(t *testing.T) {
 		t.Errorf("processes left: %v", left)
 	}
 }
+
+// A provider of a list that failed to start is tried again every restart
+// cooldown; once it starts, turns bind it again (no switch).
+func TestDownProviderIsRetriedAndBoundAgain(t *testing.T) {
+	speechtest.Require(t)
+	requireFlite(t)
+	dir := scriptDir(t)
+	ok := filepath.Join(dir, "ok")
+	broken := writeScript(t, dir, "espeak", "if [ -f "+ok+" ]; then exec "+bins.Provider["espeak"]+` "$@"; fi`+"\nkill -9 $$\n")
+	path := writeConfig(t, t.TempDir(), pipeline{TTS: "[espeak, flite]", Espeak: broken, EspeakCooldown: "500ms"})
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := supervisor.Start(context.Background(), cfg, supervisor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	if b, _ := rt.Binding("espeak"); !strings.Contains(b.Down, "failed to start") {
+		t.Fatalf("espeak binding %+v, want down", b)
+	}
+	if err := os.WriteFile(ok, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, bound := rt.Binding("espeak")
+		if bound && b.Down == "" && b.Pool != "" {
+			t.Logf("espeak up again: %s@%s (%s)", b.Provider, b.Version, b.Pool)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("espeak never came up: %+v", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tl := &runner.Collector{}
+	sess, err := rt.OpenSession(supervisor.SessionOptions{ID: "back-1", Output: discard{}, Timeline: tl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm, err := speechtest.Synthesize(context.Background(), "hello there")
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, sess, pcm, 75)
+	select {
+	case <-sess.Idle():
+	case <-time.After(30 * time.Second):
+		t.Fatal("turn never ended")
+	}
+	sess.Close("test_end")
+	recs := tl.Records()
+	open := ofType(recs, "turn_open")
+	if len(open) != 1 || !strings.HasPrefix(open[0].Attrs["binding.tts"], "espeak@") || len(ofType(recs, "provider_switch")) != 0 {
+		t.Fatalf("turn_open %+v, switches %+v", open, ofType(recs, "provider_switch"))
+	}
+}
