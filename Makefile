@@ -3,6 +3,7 @@ SHELL      := /bin/bash
 GO         ?= go
 BIN        := bin
 PROVIDERS  := pocketsphinx rules espeak
+PROVIDERS  += openai flite
 # The runtime re-execs itself as the sandbox entry point; a static binary
 # keeps that path free of cgo (landlock + cgo in a PID namespace hang).
 export CGO_ENABLED ?= 0
@@ -10,6 +11,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOBIN      := $(shell $(GO) env GOPATH)/bin
 APT_PKGS   := protobuf-compiler espeak-ng pocketsphinx pocketsphinx-en-us sox
+APT_PKGS   += flite
 NODE_TEST_NODE := test/nodejs/echo-node
 DEMO_DIR   := demo-out
 DEMO_PHRASE ?= what time is it

@@ -15,6 +15,8 @@
 # then exits non-zero.
 
 BENCH_DIRS    ?= kernel isolation supervisor
+# Time to first token through the openai plugin vs direct from its test endpoint.
+BENCH_DIRS    += providers/openai
 BENCH_PKGS    := $(foreach d,$(BENCH_DIRS),$(if $(wildcard $(d)/),./$(d)/...))
 # 1s per benchmark keeps the whole target within ~6 minutes on 2 cores;
 # benchmarks that need many samples for a p99 should loop inside b.N.

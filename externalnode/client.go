@@ -209,6 +209,7 @@ func connect(ctx context.Context, client *plugin.Client, name string) (*Instance
 	for _, t := range ni.Emits {
 		info.Emits = append(info.Emits, eventabi.Type(t))
 	}
+	info.Caps = capsFromWire(ni.Capabilities)
 	sctx, scancel := context.WithCancel(context.Background())
 	data, err := rpc.Data(sctx)
 	if err != nil {

@@ -36,11 +36,16 @@ func (e *ExitError) Unwrap() error { return kernel.ErrNodeCrashed }
 type InvocationError struct {
 	Kind    rsppv1.ErrorKind
 	Message string
+	// Code is the provider's own failure code (FailureCoder), "" if none.
+	Code string
 }
 
 func (e *InvocationError) Error() string {
 	return fmt.Sprintf("node reported %s: %s", e.Kind, e.Message)
 }
+
+// FailureCode implements kernel.FailureCoder.
+func (e *InvocationError) FailureCode() string { return e.Code }
 
 // Unwrap maps the wire kind onto the kernel's failure taxonomy.
 func (e *InvocationError) Unwrap() error {
@@ -72,5 +77,5 @@ func toInvocationError(err error) *rsppv1.InvocationError {
 	case errors.Is(err, errCallCancelled), errors.Is(err, kernel.ErrCancelled):
 		kind = rsppv1.ErrorKind_ERROR_KIND_CANCELLED
 	}
-	return &rsppv1.InvocationError{Kind: kind, Message: err.Error()}
+	return &rsppv1.InvocationError{Kind: kind, Message: err.Error(), Code: kernel.FailureCode(err)}
 }

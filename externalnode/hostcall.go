@@ -373,7 +373,7 @@ func (i *Instance) readData() {
 		case rsppv1.DataFrame_KIND_END:
 			var err error
 			if f.Error != nil {
-				err = &InvocationError{Kind: f.Error.Kind, Message: f.Error.Message}
+				err = &InvocationError{Kind: f.Error.Kind, Message: f.Error.Message, Code: f.Error.Code}
 			}
 			c.end(err)
 			c.finish()

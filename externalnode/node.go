@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"time"
 
+	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 )
 
@@ -26,7 +28,15 @@ type Info struct {
 	// have waiting before the host holds further input back (0:
 	// DefaultInputWindow). Inputs are granted back as Inputs() is read.
 	InputWindow int
+	// Caps declares what the node can serve (sample rates, streaming,
+	// languages); the host's plan resolver refuses to bind it to a node
+	// whose requirements it does not meet. Zero: declared nothing.
+	Caps Capabilities
 }
+
+// Capabilities is the kernel's capability declaration (see
+// kernel.Capabilities; Declared is set on the wire when any field is).
+type Capabilities = kernel.Capabilities
 
 // Config is the node's configuration block from the runtime config.
 type Config struct {
@@ -77,6 +87,10 @@ type Call struct {
 	SessionID string
 	TurnID    string
 	NodeID    string
+	// Deadline is when the runtime gives up on the invocation (the node's
+	// timeout in the frozen plan); zero when none was given. Work that
+	// waits (a retry's backoff) should not plan past it.
+	Deadline time.Time
 
 	in   chan eventabi.Event
 	emit func(eventabi.Event) error
@@ -124,4 +138,12 @@ func (c *Call) EmitAudio(pcm []byte, sampleRate, channels uint32) error {
 // (an in-memory harness), not a transport.
 func NewTestCall(id, sessionID, turnID, nodeID string, in chan eventabi.Event, emit func(eventabi.Event) error) *Call {
 	return &Call{ID: id, SessionID: sessionID, TurnID: turnID, NodeID: nodeID, in: in, emit: emit}
+}
+
+// deadlineOf is the wire's deadline as a time (zero: none).
+func deadlineOf(unixNanos int64) time.Time {
+	if unixNanos <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, unixNanos)
 }

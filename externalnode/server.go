@@ -83,6 +83,7 @@ func (s *server) Describe(context.Context, *rsppv1.DescribeRequest) (*rsppv1.Nod
 	for _, t := range info.Emits {
 		out.Emits = append(out.Emits, string(t))
 	}
+	out.Capabilities = capsToWire(info.Caps)
 	return out, nil
 }
 
@@ -240,7 +241,8 @@ func (s *server) open(parent context.Context, f *rsppv1.DataFrame, send func(*rs
 	id := f.InvocationId
 	sc.call = &Call{
 		ID: id, SessionID: f.SessionId, TurnID: f.TurnId, NodeID: f.NodeId,
-		in: make(chan eventabi.Event),
+		Deadline: deadlineOf(f.DeadlineUnixNs),
+		in:       make(chan eventabi.Event),
 		emit: func(ev eventabi.Event) error {
 			if ctx.Err() != nil {
 				return errCallCancelled // output after cancel never leaves the plugin

@@ -53,6 +53,16 @@ type NodeSpec struct {
 	OnFailure  string
 	MaxRetries int
 	Fallback   string
+	// Providers is the node's ordered provider list when it names more
+	// than one (Provider is its first): a turn binds the first whose
+	// circuit is not open at plan freeze (switch), and under OnFailure
+	// "fallback" a failed invocation moves on to the next (see
+	// ResolvedTurnPlan.NextBinding). Empty means Provider alone.
+	Providers []string
+	// Requires is what the node needs of its provider (sample rate,
+	// language, streaming); a binding whose Capabilities do not meet it is
+	// passed over at plan freeze like a down one.
+	Requires Requirements
 	// Join is how a node with several upstreams takes its input: "all"
 	// (default: merge every upstream in arrival order, input closes when all
 	// upstreams ended) or "select" (the first upstream to deliver wins).
@@ -90,6 +100,12 @@ type Binding struct {
 	// declared it emits.
 	Accepts []eventabi.Type
 	Emits   []eventabi.Type
+	// Down says why the provider cannot serve right now (its circuit is
+	// open, it failed to start); "" when it can. Plan freeze then binds
+	// the next provider of the node's list, if there is one.
+	Down string
+	// Caps is what the bound implementation declared it can serve.
+	Caps Capabilities
 }
 
 // BindingSource returns the current binding for a provider name. Hot upgrade

@@ -19,18 +19,22 @@ func (s *Session) fail(inv *invocation, err error, detail string) {
 	}
 	reason := "node " + pn.Spec.ID + " failed: " + cause
 	decision, why := s.decide(inv, err)
+	failAttrs := map[string]string{"decision": decision, "why": why, "attempt": strconv.Itoa(inv.attempt), "kind": FailureKind(err)}
+	if code := FailureCode(err); code != "" {
+		failAttrs["code"] = code
+	}
 	s.record(TimelineRecord{Type: "invocation_fail", TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: inv.ref.InvocationID,
-		Reason: reason, Attrs: map[string]string{"decision": decision, "why": why, "attempt": strconv.Itoa(inv.attempt), "kind": FailureKind(err)}})
+		Reason: reason, Attrs: failAttrs})
 	switch decision {
 	case PolicyRetry:
 		s.record(TimelineRecord{Type: "invocation_retry", TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: inv.ref.InvocationID,
 			Reason: reason, Attrs: map[string]string{"attempt": strconv.Itoa(inv.attempt + 1)}})
 		s.startInvocation(t, pn, inv.binding, inv.attempt+1, inv)
 	case PolicyFallback:
+		next, _, _ := pn.nextBinding(inv.binding)
 		s.record(TimelineRecord{Type: "provider_switch", TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: inv.ref.InvocationID,
-			Reason: reason, Attrs: map[string]string{"from": inv.binding.Provider + "@" + inv.binding.Version,
-				"to": pn.Fallback.Provider + "@" + pn.Fallback.Version}})
-		s.startInvocation(t, pn, *pn.Fallback, inv.attempt+1, inv)
+			Reason: reason, Attrs: switchAttrs(inv.binding, next, "fallback", failureWhy(err))})
+		s.startInvocation(t, pn, next, inv.attempt+1, inv)
 	case PolicyBranch:
 		branch := t.plan.node(pn.Spec.BranchTo)
 		t.replaced[pn.Spec.ID] = true
@@ -62,13 +66,11 @@ func (s *Session) decide(inv *invocation, err error) (string, string) {
 		}
 		return PolicyAbort, "retries exhausted"
 	case PolicyFallback:
-		switch {
-		case pn.Fallback == nil:
-			return PolicyAbort, "no fallback binding at plan freeze"
-		case inv.binding.Pool == pn.Fallback.Pool && inv.binding.Provider == pn.Fallback.Provider && inv.binding.Version == pn.Fallback.Version:
-			return PolicyAbort, "fallback already failed"
+		next, why, ok := pn.nextBinding(inv.binding)
+		if !ok {
+			return PolicyAbort, why
 		}
-		return PolicyFallback, "switch to " + pn.Fallback.Provider
+		return PolicyFallback, "switch to " + next.Provider
 	case PolicyBranch:
 		if _, isBranch := s.g.branchOf[pn.Spec.ID]; isBranch {
 			return PolicyAbort, "a branch has no branch"

@@ -80,7 +80,7 @@ func compileGraph(g GraphSpec) (*graph, error) {
 		switch n.OnFailure {
 		case "", PolicyAbort, PolicyRetry:
 		case PolicyFallback:
-			if n.Fallback == "" {
+			if n.Fallback == "" && len(n.Providers) < 2 {
 				return nil, &GraphError{Kind: ErrBadPolicy, Node: n.ID, Msg: "on_failure fallback needs a fallback provider"}
 			}
 		case PolicyBranch:
@@ -89,6 +89,9 @@ func compileGraph(g GraphSpec) (*graph, error) {
 			}
 		default:
 			return nil, &GraphError{Kind: ErrBadPolicy, Node: n.ID, Msg: fmt.Sprintf("unknown on_failure %q", n.OnFailure)}
+		}
+		if len(n.Providers) > 0 && n.Providers[0] != n.Provider {
+			return nil, &GraphError{Kind: ErrBadPolicy, Node: n.ID, Msg: fmt.Sprintf("provider list starts with %q, not the node's provider %q", n.Providers[0], n.Provider)}
 		}
 		if n.Join != "" && n.Join != JoinAll && n.Join != JoinSelect {
 			return nil, &GraphError{Kind: ErrBadPolicy, Node: n.ID, Msg: fmt.Sprintf("unknown join %q", n.Join)}

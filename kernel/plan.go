@@ -3,7 +3,6 @@ package kernel
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +29,13 @@ type PlannedNode struct {
 	Spec     NodeSpec
 	Binding  Binding
 	Fallback *Binding // frozen fallback binding, nil when none or unavailable
+	// Chain is the node's whole provider list as frozen (Spec.Providers,
+	// then Spec.Fallback), primary first; nil for a single provider.
+	// Binding is the one of them the turn starts on.
+	Chain []Binding
+	// Switched says why the turn does not start on the first of Chain
+	// ("" when it does).
+	Switched string
 	Timeout  time.Duration
 	Policy   string // effective OnFailure
 	Join     string // effective join mode
@@ -63,11 +69,11 @@ func freezePlan(cg *graph, edges []PlannedEdge, cfg *SessionConfig, planID, turn
 		p.RetryBuffer = DefaultRetryBuffer
 	}
 	for _, n := range cg.nodes {
-		b, ok := src.Binding(n.Provider)
-		if !ok {
-			return nil, fmt.Errorf("%w: no binding for provider %q of node %s", ErrNodeUnavailable, n.Provider, n.ID)
+		b, chain, switched, err := resolveChain(src, n)
+		if err != nil {
+			return nil, err
 		}
-		pn := PlannedNode{Spec: n, Binding: b, Timeout: n.Timeout, Policy: n.OnFailure, Join: n.Join, Upstream: cg.upstream[n.ID]}
+		pn := PlannedNode{Spec: n, Binding: b, Chain: chain, Switched: switched, Timeout: n.Timeout, Policy: n.OnFailure, Join: n.Join, Upstream: cg.upstream[n.ID]}
 		if pn.Timeout == 0 {
 			pn.Timeout = DefaultNodeTimeout
 		}
@@ -116,6 +122,12 @@ func (p *ResolvedTurnPlan) canonical() string {
 		}
 		w("node", n.Spec.ID, n.Spec.Kind, n.Spec.Provider, n.Binding.Provider+"@"+n.Binding.Version+"#"+n.Binding.Pool,
 			n.Timeout.String(), n.Policy, strconv.Itoa(n.Spec.MaxRetries), n.Spec.Fallback, fb, n.Join, n.Spec.BranchTo)
+		if len(n.Chain) > 0 {
+			w(append([]string{"chain", n.Spec.ID}, chainNames(n.Chain)...)...)
+		}
+		if !n.Spec.Requires.Zero() {
+			w("requires", n.Spec.ID, n.Spec.Requires.String())
+		}
 	}
 	for _, e := range p.Edges {
 		types := make([]string, len(e.Spec.Types))

@@ -162,8 +162,12 @@ func (s *Session) openTurn(plan *ResolvedTurnPlan, in *intent) {
 	}
 	for _, pn := range plan.Nodes {
 		attrs["binding."+pn.Spec.ID] = pn.Binding.Provider + "@" + pn.Binding.Version
+		if len(pn.Chain) > 0 {
+			attrs["providers."+pn.Spec.ID] = providerList(pn.Chain)
+		}
 	}
 	s.record(TimelineRecord{Type: "turn_open", TurnID: t.id, Attrs: attrs})
+	s.recordSwitches(t)
 	for i := range plan.Nodes {
 		pn := &plan.Nodes[i]
 		t.doneUp[pn.Spec.ID] = map[string]bool{}

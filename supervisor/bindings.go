@@ -29,7 +29,7 @@ type sessionBindings struct {
 
 func (sb *sessionBindings) Binding(provider string) (kernel.Binding, bool) {
 	b, ok := sb.rt.binding(provider, sb.tenant, sb.session)
-	if ok {
+	if ok && b.Pool != "" {
 		sb.mu.Lock()
 		if sb.pending == nil {
 			sb.pending = map[string]bool{}

@@ -63,6 +63,7 @@ type Runtime struct {
 	startFails map[string]*restartTracker
 	idleSince  map[string]time.Time // keyed pools with nothing bound, since when
 	sessions   map[*sessionBindings]struct{}
+	down       map[string]*downProvider // replaceable providers that failed to start (providers.go)
 	closed     bool
 	drains     sync.WaitGroup
 	starts     sync.WaitGroup // keyed pool starts in progress
@@ -113,6 +114,10 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 			defer wg.Done()
 			g := rt.newGeneration(cfg.Providers[name])
 			pool, err := rt.startGeneration(ctx, g, nil)
+			if err != nil && cfg.Replaceable(name) && ctx.Err() == nil {
+				rt.markDown(g, err) // its nodes switch to another provider
+				return
+			}
 			errMu.Lock()
 			defer errMu.Unlock()
 			if err != nil {
@@ -125,6 +130,12 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 		}()
 	}
 	wg.Wait()
+	if err := rt.unservedNode(); err != nil && len(errs) == 0 {
+		errs = append(errs, err)
+	}
+	if err := rt.checkCapabilities(); err != nil && len(errs) == 0 {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		rt.Close()
 		return nil, errors.Join(errs...)
@@ -312,9 +323,11 @@ func (rt *Runtime) binding(provider, tenant, session string) (kernel.Binding, bo
 	defer rt.mu.RUnlock()
 	g := rt.gens[rt.current[provider]]
 	if g == nil {
-		return kernel.Binding{}, false
+		return rt.downBindingLocked(provider)
 	}
-	return kernel.Binding{Provider: provider, Version: g.version, Pool: g.poolKey(tenant, session), Accepts: g.info.Accepts, Emits: g.info.Emits}, true
+	key := g.poolKey(tenant, session)
+	return kernel.Binding{Provider: provider, Version: g.version, Pool: key, Accepts: g.info.Accepts, Emits: g.info.Emits,
+		Down: rt.downReasonLocked(g, key), Caps: g.info.Caps}, true
 }
 
 // Open implements runner.Pools: it opens an invocation on the pool the

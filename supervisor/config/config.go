@@ -226,6 +226,11 @@ type Node struct {
 	Fallback   string   `yaml:"fallback"`  // provider for on_failure: fallback
 	Join       string   `yaml:"join"`      // all (default) or select
 	BranchTo   string   `yaml:"branch_to"` // dormant node for on_failure: branch
+	// Providers is the whole list when provider names several (Provider
+	// is then its first); see providerlist.go.
+	Providers []string `yaml:"-"`
+	// Requires is what the node needs of its providers (requires.go).
+	Requires Requires `yaml:"requires"`
 }
 
 // Edge connects nodes (or ingress/egress).
@@ -508,13 +513,20 @@ func (c *Config) validatePipeline() error {
 		if _, ok := c.Providers[n.Provider]; !ok {
 			return c.errf(key+".provider", "unknown provider %q (known: %s)", n.Provider, strings.Join(c.ProviderNames(), ", "))
 		}
+		if err := c.validateProviderList(i); err != nil {
+			return err
+		}
+		if err := c.validateRequires(i); err != nil {
+			return err
+		}
+		n = c.Pipeline.Nodes[i]
 		if !onFailures[n.OnFailure] {
 			return c.errf(key+".on_failure", "must be abort, retry, fallback or branch, got %q", n.OnFailure)
 		}
 		if !joins[n.Join] {
 			return c.errf(key+".join", "must be all or select, got %q", n.Join)
 		}
-		if n.OnFailure == "fallback" {
+		if n.OnFailure == "fallback" && (n.Fallback != "" || len(n.Providers) < 2) {
 			if _, ok := c.Providers[n.Fallback]; !ok {
 				return c.errf(key+".fallback", "unknown provider %q", n.Fallback)
 			}
@@ -594,6 +606,7 @@ func (c *Config) Graph() kernel.GraphSpec {
 		g.Nodes = append(g.Nodes, kernel.NodeSpec{
 			ID: n.ID, Kind: kind, Provider: n.Provider, Timeout: time.Duration(n.Timeout),
 			OnFailure: n.OnFailure, MaxRetries: n.MaxRetries, Fallback: n.Fallback, Join: n.Join, BranchTo: n.BranchTo,
+			Providers: n.Providers, Requires: c.kernelRequires(n),
 		})
 	}
 	for _, e := range c.Pipeline.Edges {

@@ -201,7 +201,7 @@ func (x DataFrame_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DataFrame_Kind.Descriptor instead.
 func (DataFrame_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{9, 0}
+	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{10, 0}
 }
 
 type ControlRequest_Kind int32
@@ -250,7 +250,7 @@ func (x ControlRequest_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ControlRequest_Kind.Descriptor instead.
 func (ControlRequest_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{10, 0}
+	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{11, 0}
 }
 
 type AudioFrame struct {
@@ -674,7 +674,10 @@ type NodeInfo struct {
 	Emits           []string               `protobuf:"bytes,6,rep,name=emits,proto3" json:"emits,omitempty"`
 	// Per-invocation input window: how many EVENT frames the host may send an
 	// invocation before the first CREDIT. Required (> 0) from version 2.
-	InputWindow   uint32 `protobuf:"varint,7,opt,name=input_window,json=inputWindow,proto3" json:"input_window,omitempty"`
+	InputWindow uint32 `protobuf:"varint,7,opt,name=input_window,json=inputWindow,proto3" json:"input_window,omitempty"`
+	// What the implementation can serve; unset: it declared nothing (the
+	// host's plan resolver then checks nothing).
+	Capabilities  *Capabilities `protobuf:"bytes,8,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -758,6 +761,83 @@ func (x *NodeInfo) GetInputWindow() uint32 {
 	return 0
 }
 
+func (x *NodeInfo) GetCapabilities() *Capabilities {
+	if x != nil {
+		return x.Capabilities
+	}
+	return nil
+}
+
+// Capabilities a provider declares, checked against each node's
+// requirements when the plan binds it.
+type Capabilities struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	SampleRates     []uint32               `protobuf:"varint,1,rep,packed,name=sample_rates,json=sampleRates,proto3" json:"sample_rates,omitempty"`      // audio in or out; empty: no audio
+	StreamingInput  bool                   `protobuf:"varint,2,opt,name=streaming_input,json=streamingInput,proto3" json:"streaming_input,omitempty"`    // consumes input as it arrives
+	StreamingOutput bool                   `protobuf:"varint,3,opt,name=streaming_output,json=streamingOutput,proto3" json:"streaming_output,omitempty"` // emits output before its input ended
+	Languages       []string               `protobuf:"bytes,4,rep,name=languages,proto3" json:"languages,omitempty"`                                     // BCP 47 tags (en, en-US); empty: any
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Capabilities) Reset() {
+	*x = Capabilities{}
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Capabilities) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Capabilities) ProtoMessage() {}
+
+func (x *Capabilities) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
+func (*Capabilities) Descriptor() ([]byte, []int) {
+	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Capabilities) GetSampleRates() []uint32 {
+	if x != nil {
+		return x.SampleRates
+	}
+	return nil
+}
+
+func (x *Capabilities) GetStreamingInput() bool {
+	if x != nil {
+		return x.StreamingInput
+	}
+	return false
+}
+
+func (x *Capabilities) GetStreamingOutput() bool {
+	if x != nil {
+		return x.StreamingOutput
+	}
+	return false
+}
+
+func (x *Capabilities) GetLanguages() []string {
+	if x != nil {
+		return x.Languages
+	}
+	return nil
+}
+
 type ConfigureRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -769,7 +849,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[6]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +861,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[6]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +874,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{6}
+	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConfigureRequest) GetNodeId() string {
@@ -826,7 +906,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[7]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +918,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[7]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,20 +931,23 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{7}
+	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{8}
 }
 
 type InvocationError struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          ErrorKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=rspp.v1.ErrorKind" json:"kind,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Kind    ErrorKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=rspp.v1.ErrorKind" json:"kind,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// A provider's own failure code within kind (e.g. "rate_limit", "auth",
+	// "bad_request", "upstream_timeout"), for the host's policy and evidence.
+	Code          string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InvocationError) Reset() {
 	*x = InvocationError{}
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[8]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +959,7 @@ func (x *InvocationError) String() string {
 func (*InvocationError) ProtoMessage() {}
 
 func (x *InvocationError) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[8]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +972,7 @@ func (x *InvocationError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvocationError.ProtoReflect.Descriptor instead.
 func (*InvocationError) Descriptor() ([]byte, []int) {
-	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{8}
+	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InvocationError) GetKind() ErrorKind {
@@ -902,6 +985,13 @@ func (x *InvocationError) GetKind() ErrorKind {
 func (x *InvocationError) GetMessage() string {
 	if x != nil {
 		return x.Message
+	}
+	return ""
+}
+
+func (x *InvocationError) GetCode() string {
+	if x != nil {
+		return x.Code
 	}
 	return ""
 }
@@ -929,7 +1019,7 @@ type DataFrame struct {
 
 func (x *DataFrame) Reset() {
 	*x = DataFrame{}
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[9]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1031,7 @@ func (x *DataFrame) String() string {
 func (*DataFrame) ProtoMessage() {}
 
 func (x *DataFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[9]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1044,7 @@ func (x *DataFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataFrame.ProtoReflect.Descriptor instead.
 func (*DataFrame) Descriptor() ([]byte, []int) {
-	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{9}
+	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DataFrame) GetKind() DataFrame_Kind {
@@ -1032,7 +1122,7 @@ type ControlRequest struct {
 
 func (x *ControlRequest) Reset() {
 	*x = ControlRequest{}
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[10]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1134,7 @@ func (x *ControlRequest) String() string {
 func (*ControlRequest) ProtoMessage() {}
 
 func (x *ControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[10]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1147,7 @@ func (x *ControlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlRequest.ProtoReflect.Descriptor instead.
 func (*ControlRequest) Descriptor() ([]byte, []int) {
-	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{10}
+	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ControlRequest) GetKind() ControlRequest_Kind {
@@ -1099,7 +1189,7 @@ type ControlReply struct {
 
 func (x *ControlReply) Reset() {
 	*x = ControlReply{}
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[11]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1201,7 @@ func (x *ControlReply) String() string {
 func (*ControlReply) ProtoMessage() {}
 
 func (x *ControlReply) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[11]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1214,7 @@ func (x *ControlReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlReply.ProtoReflect.Descriptor instead.
 func (*ControlReply) Descriptor() ([]byte, []int) {
-	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{11}
+	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ControlReply) GetSeq() uint64 {
@@ -1149,7 +1239,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[12]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1251,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[12]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1264,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{12}
+	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{13}
 }
 
 type HealthReply struct {
@@ -1187,7 +1277,7 @@ type HealthReply struct {
 
 func (x *HealthReply) Reset() {
 	*x = HealthReply{}
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[13]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1289,7 @@ func (x *HealthReply) String() string {
 func (*HealthReply) ProtoMessage() {}
 
 func (x *HealthReply) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[13]
+	mi := &file_proto_rspp_v1_rspp_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1302,7 @@ func (x *HealthReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthReply.ProtoReflect.Descriptor instead.
 func (*HealthReply) Descriptor() ([]byte, []int) {
-	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{13}
+	return file_proto_rspp_v1_rspp_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HealthReply) GetServing() bool {
@@ -1269,7 +1359,7 @@ const file_proto_rspp_v1_rspp_proto_rawDesc = "" +
 	"\x04text\x18\x15 \x01(\v2\x14.rspp.v1.TextPayloadH\x00R\x04text\x123\n" +
 	"\acontrol\x18\x16 \x01(\v2\x17.rspp.v1.ControlPayloadH\x00R\acontrolB\t\n" +
 	"\apayload\"\x11\n" +
-	"\x0fDescribeRequest\"\xca\x01\n" +
+	"\x0fDescribeRequest\"\x85\x02\n" +
 	"\bNodeInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
@@ -1277,17 +1367,24 @@ const file_proto_rspp_v1_rspp_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x04 \x01(\rR\x0fprotocolVersion\x12\x18\n" +
 	"\aaccepts\x18\x05 \x03(\tR\aaccepts\x12\x14\n" +
 	"\x05emits\x18\x06 \x03(\tR\x05emits\x12!\n" +
-	"\finput_window\x18\a \x01(\rR\vinputWindow\"k\n" +
+	"\finput_window\x18\a \x01(\rR\vinputWindow\x129\n" +
+	"\fcapabilities\x18\b \x01(\v2\x15.rspp.v1.CapabilitiesR\fcapabilities\"\xa3\x01\n" +
+	"\fCapabilities\x12!\n" +
+	"\fsample_rates\x18\x01 \x03(\rR\vsampleRates\x12'\n" +
+	"\x0fstreaming_input\x18\x02 \x01(\bR\x0estreamingInput\x12)\n" +
+	"\x10streaming_output\x18\x03 \x01(\bR\x0fstreamingOutput\x12\x1c\n" +
+	"\tlanguages\x18\x04 \x03(\tR\tlanguages\"k\n" +
 	"\x10ConfigureRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
 	"\n" +
 	"config_dir\x18\x02 \x01(\tR\tconfigDir\x12\x1f\n" +
 	"\vconfig_json\x18\x03 \x01(\fR\n" +
 	"configJson\"\x13\n" +
-	"\x11ConfigureResponse\"S\n" +
+	"\x11ConfigureResponse\"g\n" +
 	"\x0fInvocationError\x12&\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x12.rspp.v1.ErrorKindR\x04kind\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xb8\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\"\xb8\x03\n" +
 	"\tDataFrame\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.rspp.v1.DataFrame.KindR\x04kind\x12#\n" +
 	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\x12\x1d\n" +
@@ -1355,7 +1452,7 @@ func file_proto_rspp_v1_rspp_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_rspp_v1_rspp_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_proto_rspp_v1_rspp_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_proto_rspp_v1_rspp_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_proto_rspp_v1_rspp_proto_goTypes = []any{
 	(Lane)(0),                 // 0: rspp.v1.Lane
 	(ErrorKind)(0),            // 1: rspp.v1.ErrorKind
@@ -1367,40 +1464,42 @@ var file_proto_rspp_v1_rspp_proto_goTypes = []any{
 	(*Event)(nil),             // 7: rspp.v1.Event
 	(*DescribeRequest)(nil),   // 8: rspp.v1.DescribeRequest
 	(*NodeInfo)(nil),          // 9: rspp.v1.NodeInfo
-	(*ConfigureRequest)(nil),  // 10: rspp.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 11: rspp.v1.ConfigureResponse
-	(*InvocationError)(nil),   // 12: rspp.v1.InvocationError
-	(*DataFrame)(nil),         // 13: rspp.v1.DataFrame
-	(*ControlRequest)(nil),    // 14: rspp.v1.ControlRequest
-	(*ControlReply)(nil),      // 15: rspp.v1.ControlReply
-	(*HealthRequest)(nil),     // 16: rspp.v1.HealthRequest
-	(*HealthReply)(nil),       // 17: rspp.v1.HealthReply
+	(*Capabilities)(nil),      // 10: rspp.v1.Capabilities
+	(*ConfigureRequest)(nil),  // 11: rspp.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 12: rspp.v1.ConfigureResponse
+	(*InvocationError)(nil),   // 13: rspp.v1.InvocationError
+	(*DataFrame)(nil),         // 14: rspp.v1.DataFrame
+	(*ControlRequest)(nil),    // 15: rspp.v1.ControlRequest
+	(*ControlReply)(nil),      // 16: rspp.v1.ControlReply
+	(*HealthRequest)(nil),     // 17: rspp.v1.HealthRequest
+	(*HealthReply)(nil),       // 18: rspp.v1.HealthReply
 }
 var file_proto_rspp_v1_rspp_proto_depIdxs = []int32{
 	0,  // 0: rspp.v1.Event.lane:type_name -> rspp.v1.Lane
 	4,  // 1: rspp.v1.Event.audio:type_name -> rspp.v1.AudioFrame
 	5,  // 2: rspp.v1.Event.text:type_name -> rspp.v1.TextPayload
 	6,  // 3: rspp.v1.Event.control:type_name -> rspp.v1.ControlPayload
-	1,  // 4: rspp.v1.InvocationError.kind:type_name -> rspp.v1.ErrorKind
-	2,  // 5: rspp.v1.DataFrame.kind:type_name -> rspp.v1.DataFrame.Kind
-	7,  // 6: rspp.v1.DataFrame.event:type_name -> rspp.v1.Event
-	12, // 7: rspp.v1.DataFrame.error:type_name -> rspp.v1.InvocationError
-	3,  // 8: rspp.v1.ControlRequest.kind:type_name -> rspp.v1.ControlRequest.Kind
-	8,  // 9: rspp.v1.Node.Describe:input_type -> rspp.v1.DescribeRequest
-	10, // 10: rspp.v1.Node.Configure:input_type -> rspp.v1.ConfigureRequest
-	16, // 11: rspp.v1.Node.Health:input_type -> rspp.v1.HealthRequest
-	13, // 12: rspp.v1.Node.Data:input_type -> rspp.v1.DataFrame
-	14, // 13: rspp.v1.Node.Control:input_type -> rspp.v1.ControlRequest
-	9,  // 14: rspp.v1.Node.Describe:output_type -> rspp.v1.NodeInfo
-	11, // 15: rspp.v1.Node.Configure:output_type -> rspp.v1.ConfigureResponse
-	17, // 16: rspp.v1.Node.Health:output_type -> rspp.v1.HealthReply
-	13, // 17: rspp.v1.Node.Data:output_type -> rspp.v1.DataFrame
-	15, // 18: rspp.v1.Node.Control:output_type -> rspp.v1.ControlReply
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	10, // 4: rspp.v1.NodeInfo.capabilities:type_name -> rspp.v1.Capabilities
+	1,  // 5: rspp.v1.InvocationError.kind:type_name -> rspp.v1.ErrorKind
+	2,  // 6: rspp.v1.DataFrame.kind:type_name -> rspp.v1.DataFrame.Kind
+	7,  // 7: rspp.v1.DataFrame.event:type_name -> rspp.v1.Event
+	13, // 8: rspp.v1.DataFrame.error:type_name -> rspp.v1.InvocationError
+	3,  // 9: rspp.v1.ControlRequest.kind:type_name -> rspp.v1.ControlRequest.Kind
+	8,  // 10: rspp.v1.Node.Describe:input_type -> rspp.v1.DescribeRequest
+	11, // 11: rspp.v1.Node.Configure:input_type -> rspp.v1.ConfigureRequest
+	17, // 12: rspp.v1.Node.Health:input_type -> rspp.v1.HealthRequest
+	14, // 13: rspp.v1.Node.Data:input_type -> rspp.v1.DataFrame
+	15, // 14: rspp.v1.Node.Control:input_type -> rspp.v1.ControlRequest
+	9,  // 15: rspp.v1.Node.Describe:output_type -> rspp.v1.NodeInfo
+	12, // 16: rspp.v1.Node.Configure:output_type -> rspp.v1.ConfigureResponse
+	18, // 17: rspp.v1.Node.Health:output_type -> rspp.v1.HealthReply
+	14, // 18: rspp.v1.Node.Data:output_type -> rspp.v1.DataFrame
+	16, // 19: rspp.v1.Node.Control:output_type -> rspp.v1.ControlReply
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_proto_rspp_v1_rspp_proto_init() }
@@ -1419,7 +1518,7 @@ func file_proto_rspp_v1_rspp_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_rspp_v1_rspp_proto_rawDesc), len(file_proto_rspp_v1_rspp_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

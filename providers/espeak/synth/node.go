@@ -49,6 +49,7 @@ func (n *Node) Info() externalnode.Info {
 		Version: n.version,
 		Accepts: []eventabi.Type{eventabi.TypeTextDelta, eventabi.TypeTextFinal},
 		Emits:   []eventabi.Type{eventabi.TypeAudioFrame},
+		Caps:    externalnode.Capabilities{Declared: true, SampleRates: []int{16000}, StreamingOutput: true}, // espeak-ng speaks many languages: any
 	}
 }
 

@@ -47,6 +47,7 @@ func (n *Node) Info() externalnode.Info {
 		Version: n.version,
 		Accepts: []eventabi.Type{eventabi.TypeAudioFrame},
 		Emits:   []eventabi.Type{eventabi.TypeTranscriptFinal},
+		Caps:    externalnode.Capabilities{Declared: true, SampleRates: []int{16000}, StreamingInput: true, Languages: []string{"en-US"}},
 	}
 }
 

@@ -57,6 +57,7 @@ func (n *Node) Info() externalnode.Info {
 		Version: n.version,
 		Accepts: []eventabi.Type{eventabi.TypeTranscriptFinal, eventabi.TypeTextDelta, eventabi.TypeTextFinal},
 		Emits:   []eventabi.Type{eventabi.TypeTextDelta, eventabi.TypeTextFinal},
+		Caps:    externalnode.Capabilities{Declared: true, StreamingOutput: true, Languages: []string{"en"}},
 	}
 }
 
