@@ -151,6 +151,9 @@ type SessionConfig struct {
 	// PlaybackGrace is how long past its audio's duration a turn waits
 	// for playback_done (0: DefaultPlaybackGrace).
 	PlaybackGrace time.Duration
+	// Budgets are the turn, node and provider budgets and provider call
+	// costs frozen into every turn's plan (RK-07, budget.go; zero: none).
+	Budgets Budgets
 	// OutstandingInputs bounds how many inputs of one invocation Ready hands
 	// out before the runner reports them taken (OnInputsTaken); later ones
 	// stay queued on their edge (0: DefaultOutstandingInputs).
