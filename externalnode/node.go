@@ -26,6 +26,11 @@ type Info struct {
 	// have waiting before the host holds further input back (0:
 	// DefaultInputWindow). Inputs are granted back as Inputs() is read.
 	InputWindow int
+	// Idempotent declares that an invocation's result depends only on its
+	// inputs: a repeated OPEN with the same idempotency key (a retry of
+	// the node in the same turn) is answered from the first run's recorded
+	// outputs and end, without running Invoke again (dedupe.go).
+	Idempotent bool
 }
 
 // Config is the node's configuration block from the runtime config.
@@ -77,6 +82,10 @@ type Call struct {
 	SessionID string
 	TurnID    string
 	NodeID    string
+	// Epoch is the session's authority epoch; Emit stamps outputs with it.
+	Epoch uint64
+	// IdempotencyKey is stable across retries of this node in this turn.
+	IdempotencyKey string
 
 	in   chan eventabi.Event
 	emit func(eventabi.Event) error
@@ -100,6 +109,9 @@ func (c *Call) Emit(ev eventabi.Event) error {
 	}
 	ev.InvocationID = c.ID
 	ev.NodeID = c.NodeID
+	if ev.Epoch == 0 {
+		ev.Epoch = c.Epoch
+	}
 	if ev.Lane == eventabi.LaneUnspecified {
 		ev.Lane = eventabi.DefaultLane(ev.Type)
 	}

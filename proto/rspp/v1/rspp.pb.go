@@ -674,7 +674,10 @@ type NodeInfo struct {
 	Emits           []string               `protobuf:"bytes,6,rep,name=emits,proto3" json:"emits,omitempty"`
 	// Per-invocation input window: how many EVENT frames the host may send an
 	// invocation before the first CREDIT. Required (> 0) from version 2.
-	InputWindow   uint32 `protobuf:"varint,7,opt,name=input_window,json=inputWindow,proto3" json:"input_window,omitempty"`
+	InputWindow uint32 `protobuf:"varint,7,opt,name=input_window,json=inputWindow,proto3" json:"input_window,omitempty"`
+	// The node's invocations are idempotent by idempotency_key: a repeated
+	// key is deduplicated (answered from the first run's result).
+	Idempotent    bool `protobuf:"varint,8,opt,name=idempotent,proto3" json:"idempotent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -756,6 +759,13 @@ func (x *NodeInfo) GetInputWindow() uint32 {
 		return x.InputWindow
 	}
 	return 0
+}
+
+func (x *NodeInfo) GetIdempotent() bool {
+	if x != nil {
+		return x.Idempotent
+	}
+	return false
 }
 
 type ConfigureRequest struct {
@@ -922,9 +932,16 @@ type DataFrame struct {
 	// END only; unset means success.
 	Error *InvocationError `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
 	// CREDIT only.
-	Credit        uint32 `protobuf:"varint,9,opt,name=credit,proto3" json:"credit,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Credit uint32 `protobuf:"varint,9,opt,name=credit,proto3" json:"credit,omitempty"`
+	// OPEN only: the session's authority (lease) epoch; the plugin stamps
+	// every output of the invocation with it (Event.authority_epoch).
+	AuthorityEpoch uint64 `protobuf:"varint,10,opt,name=authority_epoch,json=authorityEpoch,proto3" json:"authority_epoch,omitempty"`
+	// OPEN only: stable across retries of the same node in the same turn; a
+	// plugin that declares itself idempotent (NodeInfo.idempotent) answers a
+	// repeated key with the recorded result instead of running again.
+	IdempotencyKey string `protobuf:"bytes,11,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DataFrame) Reset() {
@@ -1018,6 +1035,20 @@ func (x *DataFrame) GetCredit() uint32 {
 		return x.Credit
 	}
 	return 0
+}
+
+func (x *DataFrame) GetAuthorityEpoch() uint64 {
+	if x != nil {
+		return x.AuthorityEpoch
+	}
+	return 0
+}
+
+func (x *DataFrame) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 type ControlRequest struct {
@@ -1269,7 +1300,7 @@ const file_proto_rspp_v1_rspp_proto_rawDesc = "" +
 	"\x04text\x18\x15 \x01(\v2\x14.rspp.v1.TextPayloadH\x00R\x04text\x123\n" +
 	"\acontrol\x18\x16 \x01(\v2\x17.rspp.v1.ControlPayloadH\x00R\acontrolB\t\n" +
 	"\apayload\"\x11\n" +
-	"\x0fDescribeRequest\"\xca\x01\n" +
+	"\x0fDescribeRequest\"\xea\x01\n" +
 	"\bNodeInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
@@ -1277,7 +1308,10 @@ const file_proto_rspp_v1_rspp_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x04 \x01(\rR\x0fprotocolVersion\x12\x18\n" +
 	"\aaccepts\x18\x05 \x03(\tR\aaccepts\x12\x14\n" +
 	"\x05emits\x18\x06 \x03(\tR\x05emits\x12!\n" +
-	"\finput_window\x18\a \x01(\rR\vinputWindow\"k\n" +
+	"\finput_window\x18\a \x01(\rR\vinputWindow\x12\x1e\n" +
+	"\n" +
+	"idempotent\x18\b \x01(\bR\n" +
+	"idempotent\"k\n" +
 	"\x10ConfigureRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
 	"\n" +
@@ -1287,7 +1321,7 @@ const file_proto_rspp_v1_rspp_proto_rawDesc = "" +
 	"\x11ConfigureResponse\"S\n" +
 	"\x0fInvocationError\x12&\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x12.rspp.v1.ErrorKindR\x04kind\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xb8\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x8a\x04\n" +
 	"\tDataFrame\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.rspp.v1.DataFrame.KindR\x04kind\x12#\n" +
 	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\x12\x1d\n" +
@@ -1298,7 +1332,10 @@ const file_proto_rspp_v1_rspp_proto_rawDesc = "" +
 	"\x10deadline_unix_ns\x18\x06 \x01(\x03R\x0edeadlineUnixNs\x12$\n" +
 	"\x05event\x18\a \x01(\v2\x0e.rspp.v1.EventR\x05event\x12.\n" +
 	"\x05error\x18\b \x01(\v2\x18.rspp.v1.InvocationErrorR\x05error\x12\x16\n" +
-	"\x06credit\x18\t \x01(\rR\x06credit\"p\n" +
+	"\x06credit\x18\t \x01(\rR\x06credit\x12'\n" +
+	"\x0fauthority_epoch\x18\n" +
+	" \x01(\x04R\x0eauthorityEpoch\x12'\n" +
+	"\x0fidempotency_key\x18\v \x01(\tR\x0eidempotencyKey\"p\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_OPEN\x10\x01\x12\x0e\n" +
