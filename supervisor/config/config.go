@@ -71,6 +71,9 @@ type Config struct {
 	Gateway   Gateway              `yaml:"gateway"`
 	// Transports configures the live transports of `rspp serve`.
 	Transports Transports `yaml:"transports"`
+	// Authority and Budgets: authority.go, budgets.go.
+	Authority Authority `yaml:"authority"`
+	Budgets   Budgets   `yaml:"budgets"`
 
 	// Path is the file it was loaded from; Dir its directory (relative
 	// paths in the file are relative to Dir).
@@ -326,6 +329,12 @@ func (c *Config) validate() error {
 		}
 	}
 	if err := c.validatePipeline(); err != nil {
+		return err
+	}
+	if err := c.validateBudgets(); err != nil {
+		return err
+	}
+	if err := c.validateAuthority(); err != nil {
 		return err
 	}
 	if !unknownEv[c.Gateway.UnknownEvents] {
