@@ -90,6 +90,11 @@ type Binding struct {
 	// declared it emits.
 	Accepts []eventabi.Type
 	Emits   []eventabi.Type
+	// Idempotent: the implementation declared that the same inputs give
+	// the same outputs (externalnode.Info.Idempotent). A retry of it may
+	// follow output already sent downstream: the retry's first outputs,
+	// the ones already delivered, are deduplicated (dropped, counted).
+	Idempotent bool
 }
 
 // BindingSource returns the current binding for a provider name. Hot upgrade

@@ -93,3 +93,73 @@ func TestRequireEpochRejectsUnstampedOutput(t *testing.T) {
 	ev.Epoch = 5
 	h.must(h.emitOut(stt, ev))
 }
+
+// A retry of an idempotent binding may follow output already delivered:
+// the retry's outputs that an earlier attempt delivered are deduplicated,
+// so downstream sees each output once, in order.
+func TestIdempotentRetryDeduplicatesDeliveredOutput(t *testing.T) {
+	h := newHarness(t, func(c *SessionConfig) {
+		b := c.Bindings.(fakeBindings)
+		e := b["espeak"]
+		e.Idempotent = true
+		b["espeak"] = e
+		for i := range c.Graph.Nodes {
+			if c.Graph.Nodes[i].ID == "tts" {
+				c.Graph.Nodes[i].OnFailure, c.Graph.Nodes[i].MaxRetries = PolicyRetry, 1
+			}
+		}
+	})
+	h.utterance(10)
+	stt, llm, tts := h.inv("stt"), h.inv("llm"), h.inv("tts")
+	h.must(h.emitOut(stt, text(eventabi.TypeTranscriptFinal, "hello")))
+	h.end(stt, nil, "")
+	h.must(h.emitOut(llm, text(eventabi.TypeTextDelta, "hi")))
+	h.end(llm, nil, "")
+	mk := func(i byte) eventabi.Event { ev := loud(); ev.Audio.PCM[0] = i; return ev }
+	for i := byte(1); i <= 3; i++ {
+		h.must(h.emitOut(tts, mk(i)))
+	}
+	h.end(tts, ErrNodeCrashed, "signal: killed")
+	tts2 := h.inv("tts")
+	if tts2 == tts {
+		t.Fatalf("no retry: %v", h.recordTypes())
+	}
+	if r := h.find("invocation_retry"); len(r) != 1 || r[0].Attrs["deduplicate"] != "3" {
+		t.Fatalf("retry %+v", r)
+	}
+	for i := byte(1); i <= 5; i++ { // the retry produces the whole reply again
+		h.must(h.emitOut(tts2, mk(i)))
+	}
+	h.end(tts2, nil, "")
+	var got []byte
+	for _, e := range h.effects {
+		if eg, ok := e.(EgressEvent); ok {
+			got = append(got, eg.Event.Audio.PCM[0])
+		}
+	}
+	if string(got) != "\x01\x02\x03\x04\x05" || h.s.Stats().Deduplicated != 3 || len(h.find("turn_commit")) != 1 {
+		t.Fatalf("egress %v, dedup %d, %v", got, h.s.Stats().Deduplicated, h.recordTypes())
+	}
+}
+
+// Without the declaration, output already delivered still forbids a retry.
+func TestNonIdempotentRetryAfterOutputAborts(t *testing.T) {
+	h := newHarness(t, func(c *SessionConfig) {
+		for i := range c.Graph.Nodes {
+			if c.Graph.Nodes[i].ID == "tts" {
+				c.Graph.Nodes[i].OnFailure, c.Graph.Nodes[i].MaxRetries = PolicyRetry, 1
+			}
+		}
+	})
+	h.utterance(10)
+	stt, llm, tts := h.inv("stt"), h.inv("llm"), h.inv("tts")
+	h.must(h.emitOut(stt, text(eventabi.TypeTranscriptFinal, "hello")))
+	h.end(stt, nil, "")
+	h.must(h.emitOut(llm, text(eventabi.TypeTextDelta, "hi")))
+	h.end(llm, nil, "")
+	h.must(h.emitOut(tts, loud()))
+	h.end(tts, ErrNodeCrashed, "")
+	if f := h.find("invocation_fail"); len(f) != 1 || f[0].Attrs["decision"] != PolicyAbort || len(h.find("turn_abort")) != 1 {
+		t.Fatalf("records %v", h.recordTypes())
+	}
+}

@@ -36,6 +36,10 @@ type invocation struct {
 	outstanding []int
 	outLimit    int  // bound of outstanding (see outLimit)
 	rejected    bool // an output was refused by the gateway (recorded once)
+	// outSeq counts its outputs that passed the gateway; the first
+	// dedupeSkip of them were delivered by an earlier attempt of an
+	// idempotent binding and are dropped (retry dedupe).
+	outSeq, dedupeSkip int
 }
 
 // outLimit is how many inputs of node may be outstanding at once: the
@@ -256,6 +260,10 @@ func (s *Session) OnNodeEvent(invocationID string, ev eventabi.Event) error {
 		return err
 	}
 	if !pass {
+		return nil
+	}
+	if inv.outSeq++; inv.outSeq <= inv.dedupeSkip {
+		s.stats.Deduplicated++ // an earlier attempt delivered it already
 		return nil
 	}
 	if !s.budgetOutput(inv, &ev) {

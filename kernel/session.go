@@ -25,6 +25,7 @@ type Stats struct {
 	StaleEpoch          uint64 // inputs stamped with an older authority epoch, or ingress after the lease was lost
 	StaleEgressDropped  uint64 // egress of a session whose lease was lost, dropped at the fence
 	AuthorityLost       uint64 // 1 once the session lost its lease
+	Deduplicated        uint64 // outputs of a retry of an idempotent binding an earlier attempt had delivered
 	UnknownInvocation   uint64 // events for invocations the kernel never knew
 	LateDropped         uint64 // events for invocations already ended or cancelled
 	EgressDropped       uint64 // egress-bound outputs of fenced turns dropped

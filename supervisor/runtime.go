@@ -325,7 +325,8 @@ func (rt *Runtime) binding(provider, tenant, session string) (kernel.Binding, bo
 	if g == nil {
 		return kernel.Binding{}, false
 	}
-	return kernel.Binding{Provider: provider, Version: g.version, Pool: g.poolKey(tenant, session), Accepts: g.info.Accepts, Emits: g.info.Emits}, true
+	return kernel.Binding{Provider: provider, Version: g.version, Pool: g.poolKey(tenant, session), Accepts: g.info.Accepts, Emits: g.info.Emits,
+		Idempotent: g.info.Idempotent}, true
 }
 
 // Open implements runner.Pools: it opens an invocation on the pool the

@@ -49,6 +49,9 @@ func (n *Node) Info() externalnode.Info {
 		Version: n.version,
 		Accepts: []eventabi.Type{eventabi.TypeTextDelta, eventabi.TypeTextFinal},
 		Emits:   []eventabi.Type{eventabi.TypeAudioFrame},
+		// espeak-ng speaks the same text the same way: a retry after a
+		// crash may follow audio already played, which is deduplicated.
+		Idempotent: true,
 	}
 }
 
