@@ -37,6 +37,8 @@ build: ## build bin/rspp, bin/rspp-node and bin/providers/*
 test-deps: deps ## what only the tests need: Chromium (browser tests), Node.js and the Node.js test node's locked modules
 	@# The browser tests drive Debian's Chromium, never a downloaded browser.
 	@command -v chromium >/dev/null || bash scripts/deps.sh chromium
+	@# The lease authority tests (test/authority, supervisor/authority) run a real etcd.
+	@command -v etcd >/dev/null || bash scripts/deps.sh etcd-server
 	@# This machine kind ships Node.js with npm (nodesource's nodejs, which
 	@# conflicts with Debian's npm package): install only what is missing.
 	@command -v node >/dev/null || bash scripts/deps.sh nodejs

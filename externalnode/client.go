@@ -202,7 +202,7 @@ func connect(ctx context.Context, client *plugin.Client, name string) (*Instance
 	if ni.InputWindow == 0 {
 		return nil, fmt.Errorf("plugin %q offers no input window (NodeInfo.input_window is required by node protocol %d)", ni.Name, ProtocolVersion)
 	}
-	info := Info{Name: ni.Name, Kind: ni.Kind, Version: ni.Version, InputWindow: int(min(ni.InputWindow, maxInputWindow))}
+	info := Info{Name: ni.Name, Kind: ni.Kind, Version: ni.Version, InputWindow: int(min(ni.InputWindow, maxInputWindow)), Idempotent: ni.Idempotent}
 	for _, t := range ni.Accepts {
 		info.Accepts = append(info.Accepts, eventabi.Type(t))
 	}

@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 	case "behave":
 		Serve(behaveNode{})
 		os.Exit(0)
+	case "counter":
+		Serve(&counterNode{})
+		os.Exit(0)
 	case "v1":
 		serveV1()
 		os.Exit(0)

@@ -56,6 +56,12 @@ type OpenRequest struct {
 	Deadline     time.Time
 	// Budget bounds the invocation's output (zero fields: defaults).
 	Budget OutputBudget
+	// Epoch is the session's authority (lease) epoch: the plugin stamps
+	// the invocation's outputs with it.
+	Epoch uint64
+	// IdempotencyKey is the same for every attempt of one node in one
+	// turn; an idempotent plugin (Info.Idempotent) deduplicates on it.
+	IdempotencyKey string
 }
 
 // HostCall is one invocation as the host sees it. Send, CloseInput and
@@ -100,7 +106,8 @@ func (i *Instance) Open(req OpenRequest, h Handler) (*HostCall, error) {
 	}
 	i.calls[req.InvocationID] = c
 	i.mu.Unlock()
-	f := &rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_OPEN, InvocationId: req.InvocationID, SessionId: req.SessionID, TurnId: req.TurnID, NodeId: req.NodeID}
+	f := &rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_OPEN, InvocationId: req.InvocationID, SessionId: req.SessionID, TurnId: req.TurnID, NodeId: req.NodeID,
+		AuthorityEpoch: req.Epoch, IdempotencyKey: req.IdempotencyKey}
 	if !req.Deadline.IsZero() {
 		f.DeadlineUnixNs = req.Deadline.UnixNano()
 	}

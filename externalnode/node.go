@@ -32,6 +32,11 @@ type Info struct {
 	// languages); the host's plan resolver refuses to bind it to a node
 	// whose requirements it does not meet. Zero: declared nothing.
 	Caps Capabilities
+	// Idempotent declares that an invocation's result depends only on its
+	// inputs: a repeated OPEN with the same idempotency key (a retry of
+	// the node in the same turn) is answered from the first run's recorded
+	// outputs and end, without running Invoke again (dedupe.go).
+	Idempotent bool
 }
 
 // Capabilities is the kernel's capability declaration (see
@@ -91,6 +96,10 @@ type Call struct {
 	// timeout in the frozen plan); zero when none was given. Work that
 	// waits (a retry's backoff) should not plan past it.
 	Deadline time.Time
+	// Epoch is the session's authority epoch; Emit stamps outputs with it.
+	Epoch uint64
+	// IdempotencyKey is stable across retries of this node in this turn.
+	IdempotencyKey string
 
 	in   chan eventabi.Event
 	emit func(eventabi.Event) error
@@ -114,6 +123,9 @@ func (c *Call) Emit(ev eventabi.Event) error {
 	}
 	ev.InvocationID = c.ID
 	ev.NodeID = c.NodeID
+	if ev.Epoch == 0 {
+		ev.Epoch = c.Epoch
+	}
 	if ev.Lane == eventabi.LaneUnspecified {
 		ev.Lane = eventabi.DefaultLane(ev.Type)
 	}

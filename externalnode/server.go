@@ -41,6 +41,9 @@ type server struct {
 	// separate streams, so this can happen); bounded FIFO.
 	early      map[string]bool
 	earlyOrder []string
+
+	idempotent bool        // Info.Idempotent: dedupe by idempotency key
+	dedupe     dedupeCache // results of idempotent invocations (dedupe.go)
 }
 
 // maxEarlyCancels bounds the memory of cancels for not-yet-open invocations.
@@ -60,6 +63,9 @@ type serverCall struct {
 	closed    bool  // CLOSE_INPUT seen
 	violation error // the host broke flow control
 	wake      chan struct{}
+
+	rec *recorder // idempotent: its outputs, for dedupe
+	key string    // its idempotency key
 }
 
 func inputWindow(info Info) int {
@@ -70,13 +76,15 @@ func inputWindow(info Info) int {
 }
 
 func newServer(impl Node) *server {
-	return &server{impl: impl, window: inputWindow(impl.Info()), calls: make(map[string]*serverCall), early: make(map[string]bool)}
+	info := impl.Info()
+	return &server{impl: impl, window: inputWindow(info), calls: make(map[string]*serverCall), early: make(map[string]bool),
+		idempotent: info.Idempotent}
 }
 
 func (s *server) Describe(context.Context, *rsppv1.DescribeRequest) (*rsppv1.NodeInfo, error) {
 	info := s.impl.Info()
 	out := &rsppv1.NodeInfo{Name: info.Name, Kind: info.Kind, Version: info.Version, ProtocolVersion: ProtocolVersion,
-		InputWindow: uint32(s.window)}
+		InputWindow: uint32(s.window), Idempotent: info.Idempotent}
 	for _, t := range info.Accepts {
 		out.Accepts = append(out.Accepts, string(t))
 	}
@@ -132,6 +140,18 @@ func (s *server) Data(stream rsppv1.Node_DataServer) error {
 				continue // the host never does this; ignore rather than die
 			}
 			s.reap(mine)
+			if s.idempotent && f.IdempotencyKey != "" {
+				if evs, ok := s.dedupe.lookup(f.IdempotencyKey); ok {
+					// A retry of an invocation this instance already ran
+					// to success: answer it from the record.
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						replay(f, evs, send)
+					}()
+					continue
+				}
+			}
 			sc := s.open(stream.Context(), f, send)
 			mine[f.InvocationId] = sc
 			wg.Add(2)
@@ -240,7 +260,7 @@ func (s *server) open(parent context.Context, f *rsppv1.DataFrame, send func(*rs
 	sc := &serverCall{ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
 	id := f.InvocationId
 	sc.call = &Call{
-		ID: id, SessionID: f.SessionId, TurnID: f.TurnId, NodeID: f.NodeId,
+		ID: id, SessionID: f.SessionId, TurnID: f.TurnId, NodeID: f.NodeId, Epoch: f.AuthorityEpoch, IdempotencyKey: f.IdempotencyKey,
 		Deadline: deadlineOf(f.DeadlineUnixNs),
 		in:       make(chan eventabi.Event),
 		emit: func(ev eventabi.Event) error {
@@ -251,8 +271,14 @@ func (s *server) open(parent context.Context, f *rsppv1.DataFrame, send func(*rs
 			if n := proto.Size(out); n > MaxMessageBytes {
 				return fmt.Errorf("%w: %s event is %d bytes on the wire, limit %d", ErrEventTooLarge, ev.Type, n, MaxMessageBytes)
 			}
+			if sc.rec != nil {
+				sc.rec.add(out.Event)
+			}
 			return send(out)
 		},
+	}
+	if s.idempotent && f.IdempotencyKey != "" {
+		sc.rec, sc.key = &recorder{}, f.IdempotencyKey
 	}
 	s.mu.Lock()
 	s.calls[id] = sc
@@ -284,6 +310,10 @@ func (s *server) run(sc *serverCall, send func(*rsppv1.DataFrame) error) {
 		end.Error = toInvocationError(fmt.Errorf("%w: %v", errCallCancelled, err))
 	case err != nil:
 		end.Error = toInvocationError(err)
+	case sc.rec != nil:
+		if evs, ok := sc.rec.result(); ok {
+			s.dedupe.store(sc.key, evs)
+		}
 	}
 	_ = send(end) // the host may be gone; nothing else to do
 }

@@ -106,6 +106,11 @@ type Binding struct {
 	Down string
 	// Caps is what the bound implementation declared it can serve.
 	Caps Capabilities
+	// Idempotent: the implementation declared that the same inputs give
+	// the same outputs (externalnode.Info.Idempotent). A retry of it may
+	// follow output already sent downstream: the retry's first outputs,
+	// the ones already delivered, are deduplicated (dropped, counted).
+	Idempotent bool
 }
 
 // BindingSource returns the current binding for a provider name. Hot upgrade
@@ -171,6 +176,9 @@ type SessionConfig struct {
 	// PlaybackGrace is how long past its audio's duration a turn waits
 	// for playback_done (0: DefaultPlaybackGrace).
 	PlaybackGrace time.Duration
+	// Budgets are the turn, node and provider budgets and provider call
+	// costs frozen into every turn's plan (RK-07, budget.go; zero: none).
+	Budgets Budgets
 	// OutstandingInputs bounds how many inputs of one invocation Ready hands
 	// out before the runner reports them taken (OnInputsTaken); later ones
 	// stay queued on their edge (0: DefaultOutstandingInputs).

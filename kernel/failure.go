@@ -27,9 +27,20 @@ func (s *Session) fail(inv *invocation, err error, detail string) {
 		Reason: reason, Attrs: failAttrs})
 	switch decision {
 	case PolicyRetry:
+		attrs := map[string]string{"attempt": strconv.Itoa(inv.attempt + 1)}
+		skip := 0
+		if inv.binding.Idempotent {
+			// What earlier attempts delivered downstream comes again,
+			// first: it is deduplicated.
+			skip = max(inv.dedupeSkip, inv.outSeq)
+			if skip > 0 {
+				attrs["deduplicate"] = strconv.Itoa(skip)
+			}
+		}
 		s.record(TimelineRecord{Type: "invocation_retry", TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: inv.ref.InvocationID,
-			Reason: reason, Attrs: map[string]string{"attempt": strconv.Itoa(inv.attempt + 1)}})
-		s.startInvocation(t, pn, inv.binding, inv.attempt+1, inv)
+			Reason: reason, Attrs: attrs})
+		next := s.startInvocation(t, pn, inv.binding, inv.attempt+1, inv)
+		next.dedupeSkip = skip
 	case PolicyFallback:
 		next, _, _ := pn.nextBinding(inv.binding)
 		s.record(TimelineRecord{Type: "provider_switch", TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: inv.ref.InvocationID,
@@ -54,7 +65,7 @@ func (s *Session) decide(inv *invocation, err error) (string, string) {
 		return PolicyAbort, "cancelled by scope"
 	case pn.Policy == PolicyAbort:
 		return PolicyAbort, "policy abort"
-	case inv.emitted:
+	case inv.emitted && !(pn.Policy == PolicyRetry && inv.binding.Idempotent):
 		return PolicyAbort, "output already emitted downstream"
 	case inv.inputsLost:
 		return PolicyAbort, "inputs exceed the retry buffer"
@@ -62,7 +73,11 @@ func (s *Session) decide(inv *invocation, err error) (string, string) {
 	switch pn.Policy {
 	case PolicyRetry:
 		if inv.attempt < pn.Spec.MaxRetries {
-			return PolicyRetry, "attempt " + strconv.Itoa(inv.attempt+1) + " of " + strconv.Itoa(pn.Spec.MaxRetries)
+			why := "attempt " + strconv.Itoa(inv.attempt+1) + " of " + strconv.Itoa(pn.Spec.MaxRetries)
+			if inv.emitted {
+				why += " (idempotent: delivered output deduplicated)"
+			}
+			return PolicyRetry, why
 		}
 		return PolicyAbort, "retries exhausted"
 	case PolicyFallback:

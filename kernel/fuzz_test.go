@@ -49,6 +49,18 @@ func fuzzGraphs() []GraphSpec {
 	return []GraphSpec{chain, dag, sel}
 }
 
+// fuzzBudgets has a rule of every outcome on nodes every fuzz graph has.
+func fuzzBudgets() Budgets {
+	return Budgets{Costs: map[string]float64{"llama": 1, "espeak": 0.5}, Rules: []BudgetRule{
+		{Name: "turn-time", Scope: BudgetScopeTurn, Metric: MetricTotalTime, Limit: 3, Outcome: BudgetTerminate},
+		{Name: "llm-chars", Scope: BudgetScopeNode, Target: "llm", Metric: MetricChars, Limit: 3, Outcome: BudgetDegrade},
+		{Name: "tts-first", Scope: BudgetScopeNode, Target: "tts", Metric: MetricFirstOutput, Limit: 0.3, Outcome: BudgetFallback, To: "piper"},
+		{Name: "llama-cost", Scope: BudgetScopeProvider, Target: "llama", Metric: MetricCost, Limit: 1, Outcome: BudgetContinue},
+		{Name: "tts-audio", Scope: BudgetScopeNode, Target: "tts", Metric: MetricAudioSeconds, Limit: 0.05, Outcome: BudgetDegrade, Degrade: DegradeBinding, To: "piper"},
+		{Name: "turn-tokens", Scope: BudgetScopeTurn, Metric: MetricTokens, Limit: 2, Outcome: BudgetTerminate},
+	}}
+}
+
 var fuzzTypes = []eventabi.Type{eventabi.TypeTextDelta, eventabi.TypeTranscriptFinal, eventabi.TypeAudioFrame, eventabi.TypeMetric, "vendor.custom"}
 var fuzzErrs = []error{ErrNodeCrashed, ErrNodeFailed, ErrNodeTimeout, ErrProtocol, ErrResourceLimit, ErrNodeUnavailable}
 
@@ -72,7 +84,13 @@ func runFuzzTrace(t *testing.T, data []byte) {
 	mode := data[0]
 	data = data[1:]
 	n := 0
+	var auth *fakeAuthority // mode 0x80: budgets and a lease that can be lost
 	h := newHarness(t, func(c *SessionConfig) {
+		if mode&0x80 != 0 {
+			auth = &fakeAuthority{epoch: c.Epoch}
+			c.Authority = auth
+			c.Budgets = fuzzBudgets()
+		}
 		c.Graph = graphs[int(mode)%len(graphs)]
 		c.VAD.Disabled = mode&0x10 != 0
 		c.TelemetryCapacity = 4
@@ -143,6 +161,8 @@ func runFuzzTrace(t *testing.T, data []byte) {
 		case 11:
 			if arg%8 == 0 {
 				h.s.Close("fuzz")
+			} else if arg%8 == 1 && auth != nil {
+				auth.epoch++ // the lease moved on
 			}
 		case 12, 13:
 			h.drain()
@@ -231,6 +251,9 @@ func FuzzKernel(f *testing.F) {
 	f.Add([]byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0x11, 9, 200, 10, 1, 12, 0, 11, 0})
 	f.Add([]byte{0x30, 15, 0, 6, 0, 6, 0x10, 15, 1, 14, 1, 14, 2, 6, 0x30, 8, 0, 9, 5, 15, 0, 12, 0})
 	f.Add([]byte{0x21, 0, 0, 0, 0, 0, 0, 9, 2, 0, 0, 0, 0, 9, 2, 0, 0, 4, 18, 6, 1, 6, 1, 6, 1, 6, 1, 7, 0})
+	// Budgets and a lease lost mid-turn (mode 0x80).
+	f.Add([]byte{0x80, 0, 0, 0, 0, 0, 0, 4, 18, 6, 0x10, 7, 2, 6, 0x01, 6, 0x01, 9, 20, 6, 0x20, 11, 1, 6, 0x20, 7, 0, 9, 1})
+	f.Add([]byte{0x81, 0, 0, 0, 0, 4, 18, 9, 200, 6, 0x01, 8, 0x11, 11, 1, 0, 0, 4, 18, 9, 3})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 4096 {
 			return

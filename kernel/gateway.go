@@ -74,9 +74,9 @@ func (s *Session) checkNodeEvent(inv *invocation, ev *eventabi.Event) (bool, err
 			return false, nil
 		}
 	}
-	if ev.Epoch != 0 && ev.Epoch < s.cfg.Epoch {
+	if ev.Epoch != 0 && ev.Epoch < s.cfg.Epoch || ev.Epoch == 0 && s.requireEpoch() {
 		s.stats.StaleEpoch++
-		return false, fmt.Errorf("%w: node %s output epoch %d < %d", ErrStaleEpoch, inv.pn.Spec.ID, ev.Epoch, s.cfg.Epoch)
+		return false, fmt.Errorf("%w: node %s output epoch %d, session epoch %d", ErrStaleEpoch, inv.pn.Spec.ID, ev.Epoch, s.cfg.Epoch)
 	}
 	field := ""
 	switch {

@@ -18,6 +18,7 @@ func (s *Session) Ingest(ev eventabi.Event) error {
 	if err != nil || !pass {
 		return err
 	}
+	s.ingressAuthority(&ev)
 	switch ev.Type {
 	case eventabi.TypeAudioFrame:
 		return s.ingestAudio(ev)

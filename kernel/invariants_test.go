@@ -151,24 +151,33 @@ func TestInvariant03_PreTurnOutcomesNeverEmitTerminals(t *testing.T) {
 		h.drain()
 	}
 	h.frames(15, quiet)
-	auth.epoch = 7
-	h.utterance(5) // stale epoch
 	for _, r := range h.records() {
 		if strings.HasPrefix(r.Type, "turn_") {
 			t.Fatalf("pre-turn outcome emitted %s: %v", r.Type, h.recordTypes())
 		}
 	}
-	if len(h.find("pre_turn_reject")) != 3 || len(h.find("pre_turn_defer")) != 3 {
+	if len(h.find("pre_turn_reject")) != 2 || len(h.find("pre_turn_defer")) != 3 {
 		t.Fatalf("records %v", h.recordTypes())
 	}
 	if count[StartInvocation](h.effects, nil) != 0 || count[FenceEgress](h.effects, nil) != 0 {
 		t.Fatal("pre-turn outcome started or fenced something")
 	}
 	// A later admitted turn is unaffected.
-	auth.epoch = 1
 	h.runLinear()
 	if len(h.find("turn_commit")) != 1 {
 		t.Fatal("admitted turn after rejects did not commit")
+	}
+	// Once the lease moved on (stale epoch), a proposal is rejected and
+	// emits no terminal of its own.
+	h.frames(15, quiet)
+	before := len(h.find("turn_commit")) + len(h.find("turn_abort"))
+	auth.epoch = 7
+	h.utterance(5)
+	if len(h.find("pre_turn_reject")) != 3 || len(h.find("turn_commit"))+len(h.find("turn_abort")) != before {
+		t.Fatalf("records %v", h.recordTypes())
+	}
+	if r := h.find("pre_turn_reject"); r[2].Reason != ReasonStaleEpoch || r[2].Attrs["current_epoch"] != "7" {
+		t.Fatalf("stale reject %+v", r[2])
 	}
 }
 

@@ -36,6 +36,10 @@ type invocation struct {
 	outstanding []int
 	outLimit    int  // bound of outstanding (see outLimit)
 	rejected    bool // an output was refused by the gateway (recorded once)
+	// outSeq counts its outputs that passed the gateway; the first
+	// dedupeSkip of them were delivered by an earlier attempt of an
+	// idempotent binding and are dropped (retry dedupe).
+	outSeq, dedupeSkip int
 }
 
 // outLimit is how many inputs of node may be outstanding at once: the
@@ -56,6 +60,7 @@ func (s *Session) outLimit(node string) int {
 // for it, and what it still held of its edges is given back.
 func (s *Session) settle(inv *invocation, st invStatus) {
 	inv.status = st
+	s.budgetEnd(inv)
 	s.purge(func(q queued) bool { return q.inv == inv.ref.InvocationID })
 	s.releaseInputs(inv)
 }
@@ -71,6 +76,7 @@ func (s *Session) startInvocation(t *turn, pn *PlannedNode, b Binding, attempt i
 	s.control(StartInvocation{Ref: inv.ref, Binding: b, Deadline: inv.deadline, Attempt: attempt})
 	s.record(TimelineRecord{Type: "invocation_start", TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: inv.ref.InvocationID,
 		Attrs: map[string]string{"binding": b.Provider + "@" + b.Version, "attempt": strconv.Itoa(attempt)}})
+	s.budgetStart(inv)
 	if prev != nil {
 		for _, ev := range prev.inputs {
 			s.deliver(inv, ev, -1)
@@ -158,8 +164,12 @@ func (s *Session) selects(t *turn, node, from string) bool {
 func (s *Session) routeOne(t *turn, from string, ei int, ev eventabi.Event) {
 	e := s.g.edges[ei]
 	if e.To == Egress {
+		if !s.egressAuthority(t) {
+			return
+		}
 		t.egressAudio += ev.Audio.DurationNanos()
 		s.emit(queued{eff: EgressEvent{Event: ev}, edge: ei, turn: t.id})
+		s.budgetEgress(t, &ev)
 		return
 	}
 	inv := s.receiver(t, e.To)
@@ -252,6 +262,13 @@ func (s *Session) OnNodeEvent(invocationID string, ev eventabi.Event) error {
 	if !pass {
 		return nil
 	}
+	if inv.outSeq++; inv.outSeq <= inv.dedupeSkip {
+		s.stats.Deduplicated++ // an earlier attempt delivered it already
+		return nil
+	}
+	if !s.budgetOutput(inv, &ev) {
+		return nil // a budget rule cut, replaced or ended it
+	}
 	routed, err := s.fanOut(t, inv.pn.Spec.ID, invocationID, ev)
 	inv.emitted = inv.emitted || routed
 	return err
@@ -277,6 +294,10 @@ func (s *Session) dropLate(inv *invocation, ty eventabi.Type) {
 	}
 	for _, ei := range s.g.out[inv.pn.Spec.ID] {
 		if e := s.g.edges[ei]; e.To == Egress && accepts(e, ty) {
+			if inv.t.staleEpoch {
+				s.dropStaleEgress(inv.t)
+				return
+			}
 			s.stats.EgressDropped++
 			inv.t.egressDropped++
 			if inv.t.egressDropped == 1 && !inv.t.dropRecorded {

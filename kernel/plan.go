@@ -20,6 +20,12 @@ type ResolvedTurnPlan struct {
 	Edges  []PlannedEdge // config order
 	// RetryBuffer bounds the inputs kept per invocation for re-delivery.
 	RetryBuffer int
+	// Budgets and Costs are the turn's budget rules and provider call
+	// costs (RK-07, budget.go).
+	Budgets []BudgetRule
+	Costs   map[string]float64
+
+	budgetBindings map[int]*Binding // rule index -> its frozen To binding
 
 	byID map[string]int // node id -> index in Nodes
 }
@@ -59,7 +65,7 @@ func (staticBindings) Binding(p string) (Binding, bool) { return Binding{Provide
 
 // freezePlan resolves bindings and defaults into an immutable plan. It fails
 // (and the turn is not opened) when a primary binding is missing.
-func freezePlan(cg *graph, edges []PlannedEdge, cfg *SessionConfig, planID, turnID string) (*ResolvedTurnPlan, error) {
+func freezePlan(cg *graph, edges []PlannedEdge, cfg *SessionConfig, planID, turnID string, degraded map[string]Binding) (*ResolvedTurnPlan, error) {
 	src := cfg.Bindings
 	if src == nil {
 		src = staticBindings{}
@@ -72,6 +78,9 @@ func freezePlan(cg *graph, edges []PlannedEdge, cfg *SessionConfig, planID, turn
 		b, chain, switched, err := resolveChain(src, n)
 		if err != nil {
 			return nil, err
+		}
+		if d, ok := degraded[n.ID]; ok {
+			b = d // a budget degraded the node to a cheaper binding
 		}
 		pn := PlannedNode{Spec: n, Binding: b, Chain: chain, Switched: switched, Timeout: n.Timeout, Policy: n.OnFailure, Join: n.Join, Upstream: cg.upstream[n.ID]}
 		if pn.Timeout == 0 {
@@ -91,6 +100,7 @@ func freezePlan(cg *graph, edges []PlannedEdge, cfg *SessionConfig, planID, turn
 		p.Nodes = append(p.Nodes, pn)
 	}
 	p.Edges = edges
+	freezeBudgets(p, cfg, src)
 	p.byID = make(map[string]int, len(p.Nodes))
 	for i, n := range p.Nodes {
 		p.byID[n.Spec.ID] = i
@@ -137,6 +147,7 @@ func (p *ResolvedTurnPlan) canonical() string {
 		w("edge", e.Spec.From, e.Spec.To, strconv.Itoa(e.Capacity), strconv.Itoa(e.High), strconv.Itoa(e.Low),
 			e.BlockFor.String(), e.Overflow, strings.Join(types, ","))
 	}
+	p.canonicalBudgets(w)
 	return b.String()
 }
 

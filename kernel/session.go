@@ -22,7 +22,10 @@ type Stats struct {
 	UndeclaredRejected  uint64 // node outputs of a type the node did not declare in Emits
 	NotAccepted         uint64 // inputs not delivered: the target does not accept the type
 	CorrelationRejected uint64 // node outputs with foreign session/turn/node/invocation ids
-	StaleEpoch          uint64 // inputs stamped with an older authority epoch
+	StaleEpoch          uint64 // inputs stamped with an older authority epoch, or ingress after the lease was lost
+	StaleEgressDropped  uint64 // egress of a session whose lease was lost, dropped at the fence
+	AuthorityLost       uint64 // 1 once the session lost its lease
+	Deduplicated        uint64 // outputs of a retry of an idempotent binding an earlier attempt had delivered
 	UnknownInvocation   uint64 // events for invocations the kernel never knew
 	LateDropped         uint64 // events for invocations already ended or cancelled
 	EgressDropped       uint64 // egress-bound outputs of fenced turns dropped
@@ -59,6 +62,10 @@ type Session struct {
 	dropPending []*turn // fenced turns whose egress_drop is not recorded yet
 	fenced      fencedSet
 	stats       Stats
+
+	authorityLost bool   // the lease moved on (authority.go)
+	currentEpoch  uint64 // the epoch Authority reported when it did
+	budgets       budgetState
 }
 
 // NewSession validates the config and graph and opens the session.
@@ -82,6 +89,9 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	}
 	g, err := compileGraph(cfg.Graph)
 	if err != nil {
+		return nil, err
+	}
+	if err := ValidateBudgets(cfg.Budgets, cfg.Graph.Nodes); err != nil {
 		return nil, err
 	}
 	s := &Session{cfg: cfg, g: g, invs: map[string]*invocation{}}
@@ -234,6 +244,7 @@ func (s *Session) Tick() {
 			s.fail(inv, fmt.Errorf("%w: timeout %s exceeded", ErrNodeTimeout, pn.Timeout), "")
 		}
 	}
+	s.budgetTick()
 	s.flushDrops()
 }
 
@@ -280,7 +291,11 @@ func (s *Session) retire(ids ...string) {
 func (s *Session) flushDrops() {
 	for _, t := range s.dropPending {
 		t.dropRecorded = true
-		s.record(TimelineRecord{Type: "egress_drop", TurnID: t.id, Reason: "output after fence",
+		reason := "output after fence"
+		if t.staleEpoch {
+			reason = ReasonStaleEpoch
+		}
+		s.record(TimelineRecord{Type: "egress_drop", TurnID: t.id, Reason: reason,
 			Attrs: map[string]string{"count": strconv.Itoa(t.egressDropped)}})
 	}
 	s.dropPending = s.dropPending[:0]

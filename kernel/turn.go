@@ -37,6 +37,9 @@ type turn struct {
 	egressOut        []int // edges of egress events handed out, not yet played
 
 	signalled map[eventabi.Type]bool // output signals already recorded
+
+	staleEpoch bool        // aborted because the session lost its lease
+	budget     *turnBudget // RK-07 accounting (budget.go)
 }
 
 // intent is a proposed turn waiting for (or retrying) admission.
@@ -101,11 +104,9 @@ func (s *Session) speechEnd() {
 // Only when all three pass is turn_open emitted (invariant 1); a refused
 // proposal records pre_turn_* and never a turn terminal (invariant 3).
 func (s *Session) propose(in *intent) {
-	if a := s.cfg.Authority; a != nil {
-		if cur := a.CurrentEpoch(s.cfg.SessionID); cur != s.cfg.Epoch {
-			s.preTurnReject("stale_epoch", map[string]string{"epoch": strconv.FormatUint(s.cfg.Epoch, 10), "current_epoch": strconv.FormatUint(cur, 10)})
-			return
-		}
+	if s.cfg.Authority != nil && !s.authorityHeld("turn_open") {
+		s.preTurnReject(ReasonStaleEpoch, s.staleAttrs())
+		return
 	}
 	d := Decision{Outcome: Admit}
 	if s.cfg.Admission != nil {
@@ -136,7 +137,7 @@ func (s *Session) propose(in *intent) {
 		return
 	}
 	turnID := s.cfg.IDs.NewID("turn")
-	plan, err := freezePlan(s.g, s.edges, &s.cfg, s.cfg.IDs.NewID("plan"), turnID)
+	plan, err := freezePlan(s.g, s.edges, &s.cfg, s.cfg.IDs.NewID("plan"), turnID, s.budgets.degraded)
 	if err != nil {
 		s.preTurnReject("plan: "+err.Error(), nil)
 		return
@@ -168,6 +169,7 @@ func (s *Session) openTurn(plan *ResolvedTurnPlan, in *intent) {
 	}
 	s.record(TimelineRecord{Type: "turn_open", TurnID: t.id, Attrs: attrs})
 	s.recordSwitches(t)
+	s.budgetOpen(t)
 	for i := range plan.Nodes {
 		pn := &plan.Nodes[i]
 		t.doneUp[pn.Spec.ID] = map[string]bool{}

@@ -101,7 +101,7 @@ func (rt *Runtime) ServeConn(ctx context.Context, c transports.Conn, o ConnOptio
 		out = playout
 	}
 	sess, err := rt.OpenSession(SessionOptions{ID: id, TenantID: route.TenantID, Output: out, Timeline: n, Observe: n.observeNode,
-		AwaitPlayback: playout != nil})
+		AwaitPlayback: playout != nil, Gate: gate})
 	if err != nil {
 		c.Refuse(err)
 		c.Close("session refused")
@@ -178,6 +178,7 @@ loop:
 		res.Playout = playout.Stats()
 	}
 	c.Close(reason)
+	recordGateStale(o.Timeline, id, gate)
 	res.Reason = reason
 	res.ConnErr = c.Err()
 	return res, nil

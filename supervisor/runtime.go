@@ -14,7 +14,9 @@ import (
 	"github.com/rspp/rspp/isolation"
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
+	"github.com/rspp/rspp/kernel/fence"
 	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/authority"
 	"github.com/rspp/rspp/supervisor/config"
 )
 
@@ -30,6 +32,9 @@ type Options struct {
 	// Timeline, if set, also receives every session's timeline records
 	// (telemetry). It must not block.
 	Timeline runner.Timeline
+	// Authority hands out session placement leases (nil: from the config,
+	// etcd or the in-process default; supervisor/authority).
+	Authority authority.Authority
 	// SandboxEntry is the binary started as the sandbox entry point
 	// (default: this executable). A tenant plugin's unprivileged uid must
 	// be able to execute it.
@@ -71,6 +76,9 @@ type Runtime struct {
 	reapKick   chan struct{}
 	stop       chan struct{}
 	evidence   evidenceState // timeline file recording (evidence.go)
+
+	auth     authority.Authority // session placement leases
+	ownsAuth bool                // opened by Start: closed by Close
 }
 
 // Start sweeps stale state (socket dirs, cgroup envelopes of dead runs),
@@ -98,6 +106,10 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 		sessions: map[*sessionBindings]struct{}{}, reapKick: make(chan struct{}, 1), stop: make(chan struct{})}
 	if sock := AdminSocketPath(cfg.Runtime.AdminSocket, state.Root); sweepAdminSocket(sock) {
 		log.Info("swept stale admin socket of a dead run", "path", sock)
+	}
+	if rt.auth, rt.ownsAuth, err = openAuthority(ctx, cfg, opts); err != nil {
+		rt.Close()
+		return nil, err
 	}
 	if err := rt.openIsolation(); err != nil {
 		rt.Close()
@@ -327,7 +339,7 @@ func (rt *Runtime) binding(provider, tenant, session string) (kernel.Binding, bo
 	}
 	key := g.poolKey(tenant, session)
 	return kernel.Binding{Provider: provider, Version: g.version, Pool: key, Accepts: g.info.Accepts, Emits: g.info.Emits,
-		Down: rt.downReasonLocked(g, key), Caps: g.info.Caps}, true
+		Down: rt.downReasonLocked(g, key), Caps: g.info.Caps, Idempotent: g.info.Idempotent}, true
 }
 
 // Open implements runner.Pools: it opens an invocation on the pool the
@@ -363,6 +375,9 @@ type SessionOptions struct {
 	// AwaitPlayback: the output plays audio in real time and the session's
 	// turns end when their audio has played (kernel.SessionConfig).
 	AwaitPlayback bool
+	// Gate, if set, is the session's egress fence: it checks every output
+	// against the session's placement lease.
+	Gate *fence.Gate
 }
 
 // OpenSession starts a kernel session bound to this runtime's pools.
@@ -383,19 +398,26 @@ func (rt *Runtime) OpenSession(o SessionOptions) (*runner.Session, error) {
 	rt.sessions[sb] = struct{}{}
 	cfg := rt.cfg
 	rt.mu.Unlock()
+	lease, auth, err := rt.acquireLease(o.ID, o.Gate)
+	if err != nil {
+		rt.forget(sb)
+		return nil, err
+	}
 	s, err := runner.Open(runner.Config{
 		Kernel: kernel.SessionConfig{
-			SessionID: o.ID, TenantID: o.TenantID, Epoch: 1, Graph: cfg.Graph(), Bindings: sb,
+			SessionID: o.ID, TenantID: o.TenantID, Epoch: lease.Epoch(), Authority: auth, Graph: cfg.Graph(), Bindings: sb,
 			VAD: cfg.KernelVAD(), UnknownEventPolicy: cfg.Gateway.UnknownEvents,
-			AwaitPlayback: o.AwaitPlayback,
+			AwaitPlayback: o.AwaitPlayback, Budgets: cfg.KernelBudgets(),
 		},
 		Pools: rt, Output: o.Output, Timeline: sb, Observe: o.Observe, Tick: time.Duration(cfg.Runtime.TickInterval),
 		Budgets: cfg.NodeBudget, Recording: rt.recording(cfg),
 	})
 	if err != nil {
+		lease.Release()
 		rt.forget(sb)
 		return nil, err
 	}
+	go func() { <-s.Done(); lease.Release() }() // the session's lease ends with it
 	return s, nil
 }
 
@@ -467,6 +489,9 @@ func (rt *Runtime) Close() {
 	wg.Wait()
 	if rt.envs != nil {
 		_ = rt.envs.Close()
+	}
+	if rt.auth != nil && rt.ownsAuth {
+		_ = rt.auth.Close()
 	}
 	if rt.state != nil {
 		_ = rt.state.Close()

@@ -31,6 +31,7 @@ func chaosCmd() *cobra.Command {
 		realtime                            bool
 		tf                                  telemetryFlags
 	)
+	var af authorityFlags // session placement leases (authority.go)
 	cmd := &cobra.Command{
 		Use:   "chaos",
 		Short: "Run concurrent sessions while killing plugin processes; print an invariant report",
@@ -57,6 +58,9 @@ the last three are 0.`,
 			}
 			cfg, err := config.Load(cfgPath)
 			if err != nil {
+				return err
+			}
+			if err := af.apply(cfg); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -92,6 +96,7 @@ the last three are 0.`,
 	f.IntVar(&sessions, "sessions", 4, "concurrent sessions")
 	f.StringArrayVar(&tenants, "tenant", nil, "sessions' tenant; repeat for several, sessions take them in turn")
 	tf.register(f)
+	af.register(f)
 	f.DurationVar(&gap, "gap", 1500*time.Millisecond, "silence between utterances")
 	f.BoolVar(&realtime, "realtime", true, "feed audio at real time (false: as fast as sessions take it)")
 	f.Uint64Var(&seed, "seed", 1, "fault schedule seed")

@@ -19,6 +19,7 @@ func runCmd() *cobra.Command {
 		realtime                                           bool
 		tf                                                 telemetryFlags
 	)
+	var af authorityFlags // session placement leases (authority.go)
 	cmd := &cobra.Command{
 		Use:     "run",
 		Short:   "Run one session from a WAV file through the configured pipeline",
@@ -39,6 +40,9 @@ func runCmd() *cobra.Command {
 			}
 			cfg, err := loadForRun(cfgPath, input)
 			if err != nil {
+				return err
+			}
+			if err := af.apply(cfg); err != nil {
 				return err
 			}
 			tel, stopTel, err := tf.start(cfg)
@@ -65,6 +69,7 @@ func runCmd() *cobra.Command {
 	f.StringVar(&tenant, "tenant", "", "the session's tenant: profile tenant providers serve it from that tenant's own instances")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	tf.register(f)
+	af.register(f)
 	return cmd
 }
 

@@ -25,6 +25,7 @@ func serveCmd() *cobra.Command {
 		realtime                    bool
 		tf                          telemetryFlags
 	)
+	var af authorityFlags // session placement leases (authority.go)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run long-lived: many concurrent sessions from WAV files, admin socket, SIGHUP reloads the config",
@@ -58,6 +59,9 @@ providers whose binary or settings changed.`,
 			}
 			cfg, err := loadForRun(cfgPath, inputs...)
 			if err != nil {
+				return err
+			}
+			if err := af.apply(cfg); err != nil {
 				return err
 			}
 			if listen == "" && len(inputs) == 0 {
@@ -117,6 +121,7 @@ providers whose binary or settings changed.`,
 	f.StringVar(&timeline, "timeline", "", "where to write the timeline (JSON Lines)")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	tf.register(f)
+	af.register(f)
 	return cmd
 }
 

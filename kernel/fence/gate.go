@@ -31,6 +31,31 @@ type Gate struct {
 	order   []string
 	epoch   uint64
 	dropped uint64
+	auth    EpochChecker // the session's lease (nil: none)
+	stale   uint64       // refused by auth
+}
+
+// EpochChecker is the session's placement lease as the gate sees it:
+// CheckEpoch is nil while output of epoch may still go out. It must not
+// block (supervisor/authority.GateCheck).
+type EpochChecker interface {
+	CheckEpoch(epoch uint64) error
+}
+
+// SetAuthority makes the gate check every output against the session's
+// lease: once the lease is lost, nothing more goes out.
+func (g *Gate) SetAuthority(a EpochChecker) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.auth = a
+}
+
+// Stale counts what Admit refused because the lease was lost (also
+// counted in Dropped).
+func (g *Gate) Stale() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stale
 }
 
 // NewGate remembers up to max fenced turns (0: 256).
@@ -75,6 +100,13 @@ func (g *Gate) Admit(ev *eventabi.Event) error {
 	if ev.Epoch != 0 && ev.Epoch < g.epoch {
 		g.dropped++
 		return fmt.Errorf("%w: epoch %d < %d", ErrStaleEpoch, ev.Epoch, g.epoch)
+	}
+	if g.auth != nil {
+		if err := g.auth.CheckEpoch(ev.Epoch); err != nil {
+			g.dropped++
+			g.stale++
+			return err
+		}
 	}
 	return nil
 }

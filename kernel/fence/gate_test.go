@@ -64,3 +64,22 @@ func TestGateConcurrentFenceAndAdmit(t *testing.T) {
 		t.Fatal("admitted after fence")
 	}
 }
+
+type fakeLease struct{ err error }
+
+func (f *fakeLease) CheckEpoch(uint64) error { return f.err }
+
+// Once the session's lease is lost, the gate lets nothing out.
+func TestGateChecksTheLease(t *testing.T) {
+	g := NewGate(0)
+	l := &fakeLease{}
+	g.SetAuthority(l)
+	ev := eventabi.Event{TurnID: "t1", Epoch: 3}
+	if err := g.Admit(&ev); err != nil {
+		t.Fatal(err)
+	}
+	l.err = kernel.ErrStaleEpoch
+	if err := g.Admit(&ev); !errors.Is(err, kernel.ErrStaleEpoch) || g.Stale() != 1 || g.Dropped() != 1 {
+		t.Fatalf("lost lease: %v, stale %d", err, g.Stale())
+	}
+}

@@ -348,7 +348,10 @@ func (s *Session) apply(in input) {
 		c := s.calls[in.invID]
 		if c == nil {
 			in.release()
-			break // output of a call the kernel already gave up on
+			// Output of a call the kernel already gave up on: it drops it,
+			// counted (egress_drop evidence for a fenced turn).
+			_ = s.k.OnNodeEvent(in.invID, in.ev)
+			break
 		}
 		if len(c.held) > 0 {
 			c.held = append(c.held, in) // behind the ones already waiting
@@ -578,6 +581,9 @@ func (s *Session) start(e kernel.StartInvocation) {
 	}
 	req := externalnode.OpenRequest{
 		InvocationID: wireID, SessionID: s.id, TurnID: e.Ref.TurnID, NodeID: e.Ref.NodeID,
+		// Every attempt of the node in the turn shares the key: an
+		// idempotent plugin deduplicates a retry on it.
+		Epoch: s.cfg.Kernel.Epoch, IdempotencyKey: s.id + "/" + e.Ref.TurnID + "/" + e.Ref.NodeID,
 	}
 	if s.cfg.Budgets != nil {
 		req.Budget = s.cfg.Budgets(e.Ref.NodeID)

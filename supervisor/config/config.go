@@ -73,6 +73,9 @@ type Config struct {
 	Transports Transports `yaml:"transports"`
 	// Timeline is the recording level and writer of the timeline.
 	Timeline Timeline `yaml:"timeline"`
+	// Authority and Budgets: authority.go, budgets.go.
+	Authority Authority `yaml:"authority"`
+	Budgets   Budgets   `yaml:"budgets"`
 
 	// Path is the file it was loaded from; Dir its directory (relative
 	// paths in the file are relative to Dir).
@@ -333,6 +336,12 @@ func (c *Config) validate() error {
 		}
 	}
 	if err := c.validatePipeline(); err != nil {
+		return err
+	}
+	if err := c.validateBudgets(); err != nil {
+		return err
+	}
+	if err := c.validateAuthority(); err != nil {
 		return err
 	}
 	if !unknownEv[c.Gateway.UnknownEvents] {

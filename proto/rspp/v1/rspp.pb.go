@@ -677,7 +677,10 @@ type NodeInfo struct {
 	InputWindow uint32 `protobuf:"varint,7,opt,name=input_window,json=inputWindow,proto3" json:"input_window,omitempty"`
 	// What the implementation can serve; unset: it declared nothing (the
 	// host's plan resolver then checks nothing).
-	Capabilities  *Capabilities `protobuf:"bytes,8,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
+	Capabilities *Capabilities `protobuf:"bytes,8,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
+	// The node's invocations are idempotent by idempotency_key: a repeated
+	// key is deduplicated (answered from the first run's result).
+	Idempotent    bool `protobuf:"varint,9,opt,name=idempotent,proto3" json:"idempotent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -766,6 +769,13 @@ func (x *NodeInfo) GetCapabilities() *Capabilities {
 		return x.Capabilities
 	}
 	return nil
+}
+
+func (x *NodeInfo) GetIdempotent() bool {
+	if x != nil {
+		return x.Idempotent
+	}
+	return false
 }
 
 // Capabilities a provider declares, checked against each node's
@@ -1012,9 +1022,16 @@ type DataFrame struct {
 	// END only; unset means success.
 	Error *InvocationError `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
 	// CREDIT only.
-	Credit        uint32 `protobuf:"varint,9,opt,name=credit,proto3" json:"credit,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Credit uint32 `protobuf:"varint,9,opt,name=credit,proto3" json:"credit,omitempty"`
+	// OPEN only: the session's authority (lease) epoch; the plugin stamps
+	// every output of the invocation with it (Event.authority_epoch).
+	AuthorityEpoch uint64 `protobuf:"varint,10,opt,name=authority_epoch,json=authorityEpoch,proto3" json:"authority_epoch,omitempty"`
+	// OPEN only: stable across retries of the same node in the same turn; a
+	// plugin that declares itself idempotent (NodeInfo.idempotent) answers a
+	// repeated key with the recorded result instead of running again.
+	IdempotencyKey string `protobuf:"bytes,11,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DataFrame) Reset() {
@@ -1108,6 +1125,20 @@ func (x *DataFrame) GetCredit() uint32 {
 		return x.Credit
 	}
 	return 0
+}
+
+func (x *DataFrame) GetAuthorityEpoch() uint64 {
+	if x != nil {
+		return x.AuthorityEpoch
+	}
+	return 0
+}
+
+func (x *DataFrame) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 type ControlRequest struct {
@@ -1359,7 +1390,7 @@ const file_proto_rspp_v1_rspp_proto_rawDesc = "" +
 	"\x04text\x18\x15 \x01(\v2\x14.rspp.v1.TextPayloadH\x00R\x04text\x123\n" +
 	"\acontrol\x18\x16 \x01(\v2\x17.rspp.v1.ControlPayloadH\x00R\acontrolB\t\n" +
 	"\apayload\"\x11\n" +
-	"\x0fDescribeRequest\"\x85\x02\n" +
+	"\x0fDescribeRequest\"\xa5\x02\n" +
 	"\bNodeInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
@@ -1368,7 +1399,10 @@ const file_proto_rspp_v1_rspp_proto_rawDesc = "" +
 	"\aaccepts\x18\x05 \x03(\tR\aaccepts\x12\x14\n" +
 	"\x05emits\x18\x06 \x03(\tR\x05emits\x12!\n" +
 	"\finput_window\x18\a \x01(\rR\vinputWindow\x129\n" +
-	"\fcapabilities\x18\b \x01(\v2\x15.rspp.v1.CapabilitiesR\fcapabilities\"\xa3\x01\n" +
+	"\fcapabilities\x18\b \x01(\v2\x15.rspp.v1.CapabilitiesR\fcapabilities\x12\x1e\n" +
+	"\n" +
+	"idempotent\x18\t \x01(\bR\n" +
+	"idempotent\"\xa3\x01\n" +
 	"\fCapabilities\x12!\n" +
 	"\fsample_rates\x18\x01 \x03(\rR\vsampleRates\x12'\n" +
 	"\x0fstreaming_input\x18\x02 \x01(\bR\x0estreamingInput\x12)\n" +
@@ -1384,7 +1418,7 @@ const file_proto_rspp_v1_rspp_proto_rawDesc = "" +
 	"\x0fInvocationError\x12&\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x12.rspp.v1.ErrorKindR\x04kind\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
-	"\x04code\x18\x03 \x01(\tR\x04code\"\xb8\x03\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\"\x8a\x04\n" +
 	"\tDataFrame\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.rspp.v1.DataFrame.KindR\x04kind\x12#\n" +
 	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\x12\x1d\n" +
@@ -1395,7 +1429,10 @@ const file_proto_rspp_v1_rspp_proto_rawDesc = "" +
 	"\x10deadline_unix_ns\x18\x06 \x01(\x03R\x0edeadlineUnixNs\x12$\n" +
 	"\x05event\x18\a \x01(\v2\x0e.rspp.v1.EventR\x05event\x12.\n" +
 	"\x05error\x18\b \x01(\v2\x18.rspp.v1.InvocationErrorR\x05error\x12\x16\n" +
-	"\x06credit\x18\t \x01(\rR\x06credit\"p\n" +
+	"\x06credit\x18\t \x01(\rR\x06credit\x12'\n" +
+	"\x0fauthority_epoch\x18\n" +
+	" \x01(\x04R\x0eauthorityEpoch\x12'\n" +
+	"\x0fidempotency_key\x18\v \x01(\tR\x0eidempotencyKey\"p\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_OPEN\x10\x01\x12\x0e\n" +

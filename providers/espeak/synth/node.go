@@ -50,6 +50,9 @@ func (n *Node) Info() externalnode.Info {
 		Accepts: []eventabi.Type{eventabi.TypeTextDelta, eventabi.TypeTextFinal},
 		Emits:   []eventabi.Type{eventabi.TypeAudioFrame},
 		Caps:    externalnode.Capabilities{Declared: true, SampleRates: []int{16000}, StreamingOutput: true}, // espeak-ng speaks many languages: any
+		// espeak-ng speaks the same text the same way: a retry after a
+		// crash may follow audio already played, which is deduplicated.
+		Idempotent: true,
 	}
 }
 
