@@ -71,6 +71,8 @@ type Config struct {
 	Gateway   Gateway              `yaml:"gateway"`
 	// Transports configures the live transports of `rspp serve`.
 	Transports Transports `yaml:"transports"`
+	// Admission bounds sessions and turns (scale.go).
+	Admission Admission `yaml:"admission"`
 
 	// Path is the file it was loaded from; Dir its directory (relative
 	// paths in the file are relative to Dir).
@@ -123,7 +125,7 @@ type Provider struct {
 	Binary       string   `yaml:"binary"`
 	SHA256       string   `yaml:"sha256"`
 	Args         []string `yaml:"args"`
-	Instances    int      `yaml:"instances"` // warm instances kept ready (>= 2 gives a standby)
+	Instances    PoolSize `yaml:"instances"` // a number or {min, max} (scale.go); >= 2 ready gives a standby
 	StartTimeout Duration `yaml:"start_timeout"`
 	Restart      Restart  `yaml:"restart"`
 	// HealthInterval is how often instances are health-checked (default
@@ -349,6 +351,9 @@ func (c *Config) validate() error {
 	if c.Runtime.DrainTimeout < 0 {
 		return c.errf("runtime.drain_timeout", "must be positive")
 	}
+	if err := c.validateAdmission(); err != nil {
+		return err
+	}
 	return c.validateWebSocket()
 }
 
@@ -413,12 +418,6 @@ func (c *Config) validateProvider(name string, p *Provider) error {
 		}
 		p.Checksum = sum
 	}
-	if p.Instances == 0 {
-		p.Instances = 1
-	}
-	if p.Instances < 0 || p.Instances > 64 {
-		return c.errf(key+".instances", "must be 1..64, got %d", p.Instances)
-	}
 	if p.StartTimeout < 0 {
 		return c.errf(key+".start_timeout", "must be positive")
 	}
@@ -427,6 +426,9 @@ func (c *Config) validateProvider(name string, p *Provider) error {
 	}
 	if !profiles[p.Profile] {
 		return c.errf(key+".profile", "must be trusted or tenant, got %q", p.Profile)
+	}
+	if err := c.validateInstances(key, p); err != nil {
+		return err
 	}
 	if err := c.validateBudget(key+".output_budget", p.OutputBudget); err != nil {
 		return err
