@@ -62,6 +62,8 @@ type PoolStatus struct {
 	// the pool's size and load.
 	Served map[string]int64 `json:"served,omitempty"`
 	Scale  ScaleStatus      `json:"scale"`
+	// PidOf is each current instance's process id.
+	PidOf map[string]int `json:"pid_of,omitempty"`
 }
 
 // Status is a snapshot of the pool.
@@ -70,10 +72,11 @@ func (p *Pool) Status() PoolStatus {
 	defer p.mu.Unlock()
 	st := PoolStatus{Key: p.cfg.Key, Provider: p.cfg.Provider, Version: p.info.Version, Tenant: p.cfg.Tenant, Session: p.cfg.Session,
 		Instances: map[string]string{}, Crashes: map[string]int{}, Restarts: p.restarts,
-		Served: map[string]int64{}, Scale: p.scaleStatusLocked()}
+		Served: map[string]int64{}, Scale: p.scaleStatusLocked(), PidOf: map[string]int{}}
 	for _, inst := range p.insts {
 		st.Instances[inst.name] = inst.State().String()
 		st.Served[inst.name] = inst.Served()
+		st.PidOf[inst.name] = inst.Pid()
 		st.Pids = append(st.Pids, inst.Pid())
 	}
 	for k, n := range p.crashes {

@@ -136,6 +136,7 @@ type Session struct {
 
 	inboxMu sync.Mutex
 	inbox   []input
+	spare   []input // the last drained batch, emptied: the next inbox (no allocation per batch)
 	wake    chan struct{}
 	dropped atomic.Int64
 
@@ -306,8 +307,22 @@ func (s *Session) drain() []input {
 	s.inboxMu.Lock()
 	defer s.inboxMu.Unlock()
 	in := s.inbox
-	s.inbox = nil
+	s.inbox, s.spare = s.spare, nil
 	return in
+}
+
+// recycle keeps a handled batch's backing array as the next inbox,
+// emptied so that it holds on to no event (a burst's large one is let go).
+func (s *Session) recycle(batch []input) {
+	if cap(batch) > 1024 {
+		return
+	}
+	clear(batch)
+	s.inboxMu.Lock()
+	if s.spare == nil {
+		s.spare = batch[:0]
+	}
+	s.inboxMu.Unlock()
 }
 
 func (s *Session) loop() {
@@ -328,7 +343,8 @@ func (s *Session) loop() {
 				s.k.Tick()
 				s.execute()
 			}
-			for i, in := range s.drain() {
+			batch := s.drain()
+			for i, in := range batch {
 				s.apply(in)
 				s.execute()
 				if i%yieldEvery == yieldEvery-1 {
@@ -338,6 +354,7 @@ func (s *Session) loop() {
 					runtime.Gosched()
 				}
 			}
+			s.recycle(batch)
 		case <-tickC:
 			s.k.Tick()
 			s.execute()
