@@ -46,6 +46,9 @@ type ServeOptions struct {
 	// PlayOut plays each session's agent audio out in real time, as a
 	// live transport does (turns end once their audio has played).
 	PlayOut bool
+	// Started, if set, is called with the runtime once it is up (metrics
+	// read its capacity from then on) and with nil when it stops.
+	Started func(rt *Runtime)
 }
 
 // Serve starts a runtime from cfg and serves until ctx ends. It returns
@@ -72,6 +75,10 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 		return Terminals{}, err
 	}
 	defer rt.Close()
+	if o.Started != nil {
+		o.Started(rt)
+		defer o.Started(nil)
+	}
 	admin, err := ServeAdmin(rt, AdminSocketPath(cfg.Runtime.AdminSocket, rt.StateDir().Root))
 	if err != nil {
 		return Terminals{}, err

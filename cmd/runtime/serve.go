@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -74,6 +75,10 @@ providers whose binary or settings changed.`,
 				return err
 			}
 			defer stopTel()
+			var running atomic.Pointer[supervisor.Runtime]
+			if err := tf.observeCapacity(&running); err != nil {
+				return err
+			}
 			stopProf, err := pf.start()
 			if err != nil {
 				return err
@@ -83,7 +88,8 @@ providers whose binary or settings changed.`,
 			so := supervisor.ServeOptions{
 				Inputs: inputs, Sessions: sessions, Tenants: tenants, Gap: gap, Duration: duration, Realtime: realtime, Timeline: timeline,
 				Logger: newLogger(logLevel), Telemetry: tel, StaggerWindow: stagger, PlayOut: playOut,
-				Ready: func(sock string) { fmt.Fprintf(out, "serving %d sessions; admin socket %s\n", sessions, sock) },
+				Started: func(rt *supervisor.Runtime) { running.Store(rt) },
+				Ready:   func(sock string) { fmt.Fprintf(out, "serving %d sessions; admin socket %s\n", sessions, sock) },
 			}
 			if listen != "" {
 				so.Ready = func(sock string) { fmt.Fprintf(out, "admin socket %s\n", sock) }

@@ -5,8 +5,10 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/rspp/rspp/supervisor"
+	"github.com/rspp/rspp/supervisor/telemetry"
 )
 
 // printPoolLoad prints a pool's size, load and how its invocations spread.
@@ -59,4 +61,29 @@ func kv[V int | int64](m map[string]V) string {
 		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
 	}
 	return strings.Join(parts, " ")
+}
+
+// observeCapacity exports the running runtime's capacity, load and
+// refusals as metrics (when metrics are on).
+func (t *telemetryFlags) observeCapacity(rt *atomic.Pointer[supervisor.Runtime]) error {
+	if t.setup == nil {
+		return nil
+	}
+	return t.setup.ObserveCapacity(func() (telemetry.Capacity, bool) {
+		r := rt.Load()
+		if r == nil {
+			return telemetry.Capacity{}, false
+		}
+		return capacityOf(r), true
+	})
+}
+
+// capacityOf is what the metrics say about r's capacity.
+func capacityOf(r *supervisor.Runtime) telemetry.Capacity {
+	a := r.Admission()
+	c := telemetry.Capacity{Sessions: a.Sessions, MaxSessions: a.MaxSessions, Refused: a.Refused, TurnsDeferred: a.TurnsDeferred, TurnsRejected: a.TurnsRejected}
+	for _, p := range r.Status() {
+		c.Pools = append(c.Pools, telemetry.PoolLoad{Pool: p.Key, Instances: p.Scale.Target, Max: p.Scale.Max, Load: p.Scale.Load, Waiting: p.Scale.Waiting})
+	}
+	return c
 }
