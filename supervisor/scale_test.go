@@ -139,9 +139,12 @@ func TestConcurrentOpensSpreadOverInstances(t *testing.T) {
 	for _, c := range calls {
 		per[c.Instance()]++
 	}
+	// An open is counted twice for a moment (opened on the node, its
+	// reservation not yet released), so a pick can be off by one now and
+	// then; without the reservation nearly all went to one instance.
 	for name, k := range per {
-		if k != n/3 {
-			t.Errorf("instance %s got %d of %d invocations, want %d each: %v", name, k, n, n/3, per)
+		if k < n/3-2 || k > n/3+2 {
+			t.Errorf("instance %s got %d of %d invocations, want %d±2 each: %v", name, k, n, n/3, per)
 		}
 	}
 	if served := p.Status().Served; len(served) != 3 {
@@ -396,5 +399,33 @@ func TestTerminalCounterAgreesAndStaysBounded(t *testing.T) {
 	}
 	if len(c.recent) > recentTurns || c.OpenTurns() != 1 {
 		t.Fatalf("counter keeps %d ended turns (ring %d) and %d open", len(c.recent), recentTurns, c.OpenTurns())
+	}
+}
+
+// Acquires whose invocations have not opened yet count as load: 30 picks
+// in a row, none opened, spread 10/10/10 (without the reservation every
+// one of them saw three idle instances and took the first).
+func TestAcquireCountsInvocationsOnTheirWay(t *testing.T) {
+	p, _ := testPool(t, func(c *PoolConfig) { c.Warm = 3 })
+	per := map[string]int{}
+	var picked []*Instance
+	for range 30 {
+		inst, err := p.acquire(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		per[inst.Name()]++
+		picked = append(picked, inst)
+	}
+	for name, k := range per {
+		if k != 10 {
+			t.Errorf("instance %s picked %d of 30 times, want 10: %v", name, k, per)
+		}
+	}
+	for _, inst := range picked {
+		inst.reserved.Add(-1)
+	}
+	if st := p.Status().Scale; st.Load != 0 {
+		t.Fatalf("load %d after every reservation was released", st.Load)
 	}
 }
