@@ -29,11 +29,24 @@ BENCH_GO      ?= go
 # Live path: clients of the loaded phase, length of each phase (0s: skip).
 BENCH_LIVE_CLIENTS ?= 20
 BENCH_LIVE_PHASE   ?= 25s
+# Capacity ladder (rspp serve --realtime --play-out, light SDK nodes):
+# session counts (the first is the latency baseline), seconds each; the
+# example pipeline ladder with autoscaled pools and the HA run (an STT
+# instance SIGKILLed at 30 s); a soak (BENCH_SOAK=30m) prints the RSS curve.
+# Empty or 0 skips a part.
+BENCH_CAPACITY_LADDER ?= 10,100,200,500,1000
+BENCH_CAPACITY_PHASE  ?= 40s
+BENCH_EXAMPLE_LADDER  ?= 10,20,30
+BENCH_EXAMPLE_PHASE   ?= 40s
+BENCH_HA_PHASE        ?= 60s
+BENCH_SOAK            ?= 0
+BENCH_SOAK_SESSIONS   ?= 200
 
 .PHONY: bench
 bench: build
 	$(BENCH_GO) build -o bin/rspp-bench ./test/bench/cmd/rspp-bench
 	$(BENCH_GO) build -o bin/bench/energystt ./test/wsload/testdata/nodes/energystt
+	$(BENCH_GO) build -o bin/bench/tonetts ./test/bench/testdata/nodes/tonetts
 	@status=0; \
 	if [ -n "$(BENCH_PKGS)" ]; then \
 		echo "go test -bench . $(BENCH_PKGS) > bench/gobench.txt"; \
@@ -47,7 +60,10 @@ bench: build
 		tail -n 30 bench/gobench.txt; \
 	fi; \
 	bin/rspp-bench -gobench bench/gobench.txt -out bench/results.json -n $(BENCH_N) \
-		-live-bin bin -live-clients $(BENCH_LIVE_CLIENTS) -live-phase $(BENCH_LIVE_PHASE) || status=$$?; \
+		-live-bin bin -live-clients $(BENCH_LIVE_CLIENTS) -live-phase $(BENCH_LIVE_PHASE) \
+		-capacity-ladder "$(BENCH_CAPACITY_LADDER)" -capacity-phase $(BENCH_CAPACITY_PHASE) \
+		-example-ladder "$(BENCH_EXAMPLE_LADDER)" -example-phase $(BENCH_EXAMPLE_PHASE) -ha-phase $(BENCH_HA_PHASE) \
+		-soak $(BENCH_SOAK) -soak-sessions $(BENCH_SOAK_SESSIONS) || status=$$?; \
 	exit $$status
 
 # The must-show of issue #12 at full length: `rspp chaos` for 60 s with a

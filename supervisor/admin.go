@@ -31,6 +31,8 @@ type AdminResponse struct {
 	Plugins []int           `json:"plugins,omitempty"`
 	Upgrade *UpgradeResult  `json:"upgrade,omitempty"`
 	Reload  []UpgradeResult `json:"reload,omitempty"`
+	// Admission is capacity, load and refusals (status).
+	Admission *AdmissionStatus `json:"admission,omitempty"`
 }
 
 // AdminServer serves the admin API on a unix socket.
@@ -208,6 +210,8 @@ func (a *AdminServer) handle(req AdminRequest, resp *AdminResponse) {
 		err = fmt.Errorf("unknown op %q (status, upgrade, reload)", req.Op)
 	}
 	resp.Pools = a.rt.Status()
+	adm := a.rt.Admission()
+	resp.Admission = &adm
 	for _, pids := range a.rt.Pids() {
 		resp.Plugins = append(resp.Plugins, pids...)
 	}

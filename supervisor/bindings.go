@@ -25,6 +25,9 @@ type sessionBindings struct {
 	pending map[string]bool            // keys handed out since the last turn_open
 	turns   map[string]map[string]bool // open turn -> keys
 	bound   map[string]bool            // every key handed out to this session
+
+	admit   *turnAdmitter // the session's pre-turn admission (admission.go)
+	release func()        // gives the session's admission slot back
 }
 
 func (sb *sessionBindings) Binding(provider string) (kernel.Binding, bool) {
@@ -61,6 +64,9 @@ func (sb *sessionBindings) Append(rec kernel.TimelineRecord) {
 		sb.pending = nil
 	}
 	sb.mu.Unlock()
+	if sb.admit != nil {
+		sb.admit.record(rec.Type)
+	}
 	if rec.Type == "session_close" {
 		sb.rt.forget(sb)
 	}

@@ -28,7 +28,7 @@ func (p *Pool) Open(req externalnode.OpenRequest, avoid []string, h externalnode
 	avoid = append([]string(nil), avoid...)
 	var lastErr error
 	for range 3 {
-		inst, err := p.Acquire(avoid)
+		inst, err := p.acquire(avoid)
 		if err != nil {
 			if lastErr != nil {
 				return nil, errors.Join(err, lastErr)
@@ -57,7 +57,9 @@ func (p *Pool) Open(req externalnode.OpenRequest, avoid []string, h externalnode
 			InFlight:    h.InFlight,
 		}
 		hc, err := inst.node.Open(req, wrapped)
+		inst.reserved.Add(-1) // counted by the node from here on
 		if err == nil {
+			inst.served.Add(1)
 			c.hc = hc
 			close(c.hcSet)
 			return c, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,6 +68,11 @@ type Instance struct {
 	scratch  string              // the instance's scratch dir ("" if none)
 	started  time.Time
 
+	// reserved counts acquires that picked this instance and whose open
+	// has not reached it yet; served counts invocations opened on it.
+	reserved atomic.Int32
+	served   atomic.Int64
+
 	mu      sync.Mutex
 	state   State
 	crash   *CrashError
@@ -79,6 +85,13 @@ func (i *Instance) Name() string { return i.name }
 
 // Node is the process boundary.
 func (i *Instance) Node() *externalnode.Instance { return i.node }
+
+// load is what the least-loaded pick compares: invocations open on the
+// instance plus those on their way to it.
+func (i *Instance) load() int { return i.node.OpenInvocations() + int(i.reserved.Load()) }
+
+// Served counts invocations opened on the instance.
+func (i *Instance) Served() int64 { return i.served.Load() }
 
 // Pid is the plugin process id.
 func (i *Instance) Pid() int { return i.node.Pid() }

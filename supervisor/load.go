@@ -43,6 +43,14 @@ type LoadOptions struct {
 	// turn to commit use it, so that a slow machine shows as latency
 	// rather than as barge-ins.
 	Polite bool
+
+	// Stats, if set, receives latency and egress lateness (loadstats.go).
+	Stats *LoadStats
+	// Pacer, if set, plays each session's agent audio out in real time
+	// (as a live transport does): turns end once their audio has played.
+	Pacer *Pacer
+
+	wheel *runner.Wheel // the runtime's timer facility: paces the frames
 }
 
 // LoadResult says what happened to the sessions themselves.
@@ -69,6 +77,7 @@ func RunLoad(ctx context.Context, rt *Runtime, o LoadOptions) LoadResult {
 	if o.Prefix == "" {
 		o.Prefix = "load"
 	}
+	o.wheel = rt.wheel
 	res := LoadResult{Sessions: o.Sessions}
 	var (
 		mu sync.Mutex
@@ -98,7 +107,7 @@ func runLoadSession(ctx context.Context, rt *Runtime, o LoadOptions, id string, 
 		tenant = o.Tenants[idx%len(o.Tenants)]
 	}
 	c := newLoadConn(ctx, transports.Route{SessionID: id, TenantID: tenant}, o, idx)
-	res, err := rt.ServeConn(ctx, c, ConnOptions{Timeline: o.Timeline, Settle: o.Settle, ShutdownReason: CloseSessionEnd, Opened: c.opened})
+	res, err := rt.ServeConn(ctx, c, ConnOptions{Timeline: o.Timeline, Settle: o.Settle, ShutdownReason: CloseSessionEnd, Opened: c.opened, Pacer: o.Pacer})
 	if err != nil {
 		return 0, err
 	}
@@ -122,19 +131,26 @@ type loadConn struct {
 	o     LoadOptions
 	idx   int
 	out   countingOutput
+	clock connClock
 	sess  chan *runner.Session // the opened session, once
 }
 
 func newLoadConn(ctx context.Context, route transports.Route, o LoadOptions, idx int) *loadConn {
-	return &loadConn{Feed: transports.NewFeed(), ctx: ctx, route: route, o: o, idx: idx, sess: make(chan *runner.Session, 1)}
+	return &loadConn{Feed: transports.NewFeed(), ctx: ctx, route: route, o: o, idx: idx, sess: make(chan *runner.Session, 1),
+		clock: connClock{stats: o.Stats}}
 }
 
 func (c *loadConn) opened(s *runner.Session) { c.sess <- s }
 
-func (c *loadConn) Route() transports.Route      { return c.route }
-func (c *loadConn) Send(ev eventabi.Event) error { return c.out.Send(ev) }
-func (c *loadConn) Fence(string, string)         {}
-func (c *loadConn) Notify(transports.Notice)     {}
+func (c *loadConn) Route() transports.Route { return c.route }
+func (c *loadConn) Send(ev eventabi.Event) error {
+	if ev.Type == eventabi.TypeAudioFrame {
+		c.clock.out(ev.TurnID, time.Now())
+	}
+	return c.out.Send(ev)
+}
+func (c *loadConn) Fence(string, string)     {}
+func (c *loadConn) Notify(transports.Notice) {}
 
 // Bind starts the script once the session is open, after the session's
 // stagger.
@@ -147,13 +163,13 @@ func (c *loadConn) Bind(transports.Binding) error {
 			return nil
 		}
 		select {
-		case <-time.After(time.Duration(c.idx) * c.o.Stagger):
+		case <-c.o.wheel.At(time.Now().Add(time.Duration(c.idx) * c.o.Stagger)):
 		case <-ctx.Done():
 			return nil
 		case <-c.o.Stop:
 			return nil
 		}
-		return feed(ctx, loadTarget{emit: emit, sess: sess}, c.o, c.idx)
+		return feed(ctx, loadTarget{emit: emit, sess: sess, clock: &c.clock}, c.o, c.idx)
 	})
 	return nil
 }
@@ -162,13 +178,18 @@ func (c *loadConn) Bind(transports.Binding) error {
 type feedTarget interface {
 	Ingest(ev eventabi.Event) error
 	ActiveTurn() string
+	// Spoke says when an utterance's last frame was due.
+	Spoke(at time.Time)
 }
 
 // loadTarget hands frames to a loadConn's feed.
 type loadTarget struct {
-	emit func(eventabi.Event) error
-	sess *runner.Session
+	emit  func(eventabi.Event) error
+	sess  *runner.Session
+	clock *connClock
 }
+
+func (t loadTarget) Spoke(at time.Time) { t.clock.spoke(at) }
 
 func (t loadTarget) Ingest(ev eventabi.Event) error { return t.emit(ev) }
 
@@ -180,6 +201,10 @@ func feed(ctx context.Context, sess feedTarget, o LoadOptions, idx int) error {
 	quiet := make([]byte, frameBytes)
 	start := time.Now()
 	var n int64 // frames sent
+	// Frames' audio headers come from slabs: one allocation per 64 frames
+	// instead of one per frame (the kernel may hold a frame for a while,
+	// so each gets its own header).
+	var slab []eventabi.Audio
 	// send ingests one frame, paced like a microphone when Realtime. It
 	// returns done when ctx ended.
 	send := func(frame []byte) (done bool, err error) {
@@ -187,20 +212,31 @@ func feed(ctx context.Context, sess feedTarget, o LoadOptions, idx int) error {
 			return true, nil
 		}
 		if o.Realtime {
-			if d := time.Until(start.Add(time.Duration(n) * 20 * time.Millisecond)); d > 0 {
+			// One shared timer facility paces every session's frames
+			// (no timer per frame).
+			if at := start.Add(time.Duration(n) * 20 * time.Millisecond); time.Until(at) > 0 {
 				select {
-				case <-time.After(d):
+				case <-o.wheel.At(at):
 				case <-ctx.Done():
 					return true, nil
 				}
 			}
 		}
+		if len(slab) == 0 {
+			slab = make([]eventabi.Audio, 64)
+		}
+		audio := &slab[0]
+		slab = slab[1:]
+		*audio = eventabi.Audio{PCM: frame, SampleRate: 16000, Channels: 1}
 		ev := eventabi.Event{
 			Type: eventabi.TypeAudioFrame, Lane: eventabi.LaneData, SchemaVersion: eventabi.SchemaVersion,
 			MediaNanos: n * int64(20*time.Millisecond),
-			Audio:      &eventabi.Audio{PCM: frame, SampleRate: 16000, Channels: 1},
+			Audio:      audio,
 		}
 		n++
+		if o.Stats != nil {
+			o.Stats.FramesIn.Add(1)
+		}
 		if err := sess.Ingest(ev); err != nil {
 			if errors.Is(err, runner.ErrClosed) {
 				return false, err
@@ -226,11 +262,14 @@ func feed(ctx context.Context, sess feedTarget, o LoadOptions, idx int) error {
 			}
 		}
 		clip := o.Utterances[(idx+turn)%len(o.Utterances)]
-		for _, pcm := range [][]byte{clip, silence} {
+		for i, pcm := range [][]byte{clip, silence} {
 			for off := 0; off+frameBytes <= len(pcm); off += frameBytes {
 				if done, err := send(pcm[off : off+frameBytes]); done || err != nil {
 					return err
 				}
+			}
+			if i == 0 {
+				sess.Spoke(start.Add(time.Duration(n) * 20 * time.Millisecond))
 			}
 		}
 	}
@@ -269,8 +308,10 @@ type Terminals struct {
 	Aborted      int            // turns whose terminal is turn_abort
 	AbortReasons map[string]int // reason -> turns
 	// Wrong lists turns (session/turn) that had other than exactly one
-	// terminal, or a terminal without a turn_open.
-	Wrong []string
+	// terminal, or a terminal without a turn_open (a TerminalCounter keeps
+	// the first 100); WrongCount counts them all.
+	Wrong      []string
+	WrongCount int
 }
 
 // CountTerminals counts turn_open against turn_commit/turn_abort per turn
@@ -313,6 +354,7 @@ func CountTerminals(recs []kernel.TimelineRecord) Terminals {
 		switch {
 		case x.open != 1 || x.commit+x.abort != 1:
 			t.Wrong = append(t.Wrong, fmt.Sprintf("%s: %d open, %d commit, %d abort", k, x.open, x.commit, x.abort))
+			t.WrongCount++
 		case x.commit == 1:
 			t.Committed++
 		default:

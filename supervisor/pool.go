@@ -31,7 +31,11 @@ type PoolConfig struct {
 	Launch  Launch
 	// Warm is how many ready instances the pool keeps (default 1). With 2
 	// or more a crash leaves a ready standby while the replacement starts.
-	Warm       int
+	Warm int
+	// Max, when above Warm, lets the pool grow with its load up to Max
+	// instances and shrink back to Warm by draining (poolscale.go).
+	Max        int
+	Scale      ScalePolicy
 	ConfigDir  string
 	ConfigJSON []byte
 	Restart    RestartPolicy
@@ -61,6 +65,10 @@ func (c *PoolConfig) defaults() {
 	if c.Warm <= 0 {
 		c.Warm = 1
 	}
+	if c.Max < c.Warm {
+		c.Max = c.Warm
+	}
+	c.Scale.defaults()
 	if c.KillGrace <= 0 {
 		c.KillGrace = 2 * time.Second
 	}
@@ -117,6 +125,10 @@ type Pool struct {
 	closed    bool
 	crashes   map[CrashKind]int
 	restarts  int
+	target    int // instances the pool keeps: Warm..Max (poolscale.go)
+	waiting   int // Acquire calls waiting for a ready instance
+	scaleUps  int
+	scaleDown int
 
 	stop      chan struct{}
 	kick      chan struct{}
@@ -134,6 +146,7 @@ func StartPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		cfg: cfg, log: cfg.Logger.Named(cfg.Key), ctx: pctx, cancel: cancel,
 		readyWake: make(chan struct{}), crashes: map[CrashKind]int{},
 		stop: make(chan struct{}), kick: make(chan struct{}, 1), closeDone: make(chan struct{}),
+		target: cfg.Warm,
 	}
 	for range cfg.Warm {
 		inst, err := p.startInstance(ctx, false)
@@ -148,6 +161,10 @@ func StartPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 	if cfg.HealthInterval > 0 {
 		p.wg.Add(1)
 		go p.healthLoop()
+	}
+	if cfg.Max > cfg.Warm {
+		p.wg.Add(1)
+		go p.autoscale()
 	}
 	return p, nil
 }
@@ -341,14 +358,21 @@ func (p *Pool) restarted(inst *Instance) {
 	p.poke() // more may be missing
 }
 
-// deficit is how many instances are missing to Warm.
+// deficit is how many instances are missing to the pool's target
+// (draining ones do not count: they are on their way out).
 func (p *Pool) deficit() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return 0
 	}
-	return max(p.cfg.Warm-len(p.insts), 0)
+	n := 0
+	for _, inst := range p.insts {
+		if inst.State() != Draining {
+			n++
+		}
+	}
+	return max(p.target-n, 0)
 }
 
 func (p *Pool) circuitErr() error {
@@ -370,7 +394,28 @@ func (p *Pool) setCircuit(err error) {
 // While none is ready and a replacement is on its way it waits up to
 // AcquireWait for it; an avoided live instance is the last resort.
 func (p *Pool) Acquire(avoid []string) (*Instance, error) {
+	inst, err := p.acquire(avoid)
+	if inst != nil {
+		inst.reserved.Add(-1)
+	}
+	return inst, err
+}
+
+// acquire is Acquire that reserves the instance it returns (counted as
+// load until the caller's open has reached it and calls
+// inst.reserved.Add(-1)): concurrent acquires after a crash or at a burst
+// spread over the instances instead of all taking the one that looked
+// idle before any of their invocations had opened.
+func (p *Pool) acquire(avoid []string) (*Instance, error) {
 	deadline := p.cfg.Clock.Now().Add(p.cfg.AcquireWait)
+	waited := false
+	defer func() {
+		if waited {
+			p.mu.Lock()
+			p.waiting--
+			p.mu.Unlock()
+		}
+	}()
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -379,7 +424,16 @@ func (p *Pool) Acquire(avoid []string) (*Instance, error) {
 		}
 		best, fallback := p.pickLocked(avoid)
 		circuit, wake := p.circuit, p.readyWake
-		coming := p.liveLocked() < p.cfg.Warm // a replacement is on its way
+		coming := p.liveLocked() < p.target // a replacement is on its way
+		switch {
+		case best != nil:
+			best.reserved.Add(1)
+		case fallback != nil && !coming:
+			fallback.reserved.Add(1)
+		case !waited:
+			waited = true
+			p.waiting++ // queued: the autoscaler counts it as load
+		}
 		p.mu.Unlock()
 		if best != nil {
 			return best, nil
@@ -393,6 +447,7 @@ func (p *Pool) Acquire(avoid []string) (*Instance, error) {
 		left := deadline.Sub(p.cfg.Clock.Now())
 		if left <= 0 {
 			if fallback != nil {
+				fallback.reserved.Add(1)
 				return fallback, nil
 			}
 			return nil, fmt.Errorf("provider %s: no ready instance within %s: %w", p.cfg.Provider, p.cfg.AcquireWait, kernel.ErrNodeUnavailable)
@@ -422,7 +477,7 @@ func (p *Pool) pickLocked(avoid []string) (best, fallback *Instance) {
 		if inst.State() != Ready || inst.node.Err() != nil || inst.isHung() {
 			continue // dead, or being killed but not yet seen dead
 		}
-		load := inst.node.OpenInvocations()
+		load := inst.load()
 		if slices.Contains(avoid, inst.name) {
 			if fallback == nil || load < fbLoad {
 				fallback, fbLoad = inst, load

@@ -58,6 +58,12 @@ type PoolStatus struct {
 	Crashes   map[string]int    `json:"crashes,omitempty"`
 	Restarts  int               `json:"restarts"`
 	Circuit   string            `json:"circuit,omitempty"` // why it is open
+	// Served counts invocations opened per current instance; Scale is
+	// the pool's size and load.
+	Served map[string]int64 `json:"served,omitempty"`
+	Scale  ScaleStatus      `json:"scale"`
+	// PidOf is each current instance's process id.
+	PidOf map[string]int `json:"pid_of,omitempty"`
 }
 
 // Status is a snapshot of the pool.
@@ -65,9 +71,12 @@ func (p *Pool) Status() PoolStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := PoolStatus{Key: p.cfg.Key, Provider: p.cfg.Provider, Version: p.info.Version, Tenant: p.cfg.Tenant, Session: p.cfg.Session,
-		Instances: map[string]string{}, Crashes: map[string]int{}, Restarts: p.restarts}
+		Instances: map[string]string{}, Crashes: map[string]int{}, Restarts: p.restarts,
+		Served: map[string]int64{}, Scale: p.scaleStatusLocked(), PidOf: map[string]int{}}
 	for _, inst := range p.insts {
 		st.Instances[inst.name] = inst.State().String()
+		st.Served[inst.name] = inst.Served()
+		st.PidOf[inst.name] = inst.Pid()
 		st.Pids = append(st.Pids, inst.Pid())
 	}
 	for k, n := range p.crashes {

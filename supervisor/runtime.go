@@ -69,6 +69,8 @@ type Runtime struct {
 	idleSince  map[string]time.Time // keyed pools with nothing bound, since when
 	sessions   map[*sessionBindings]struct{}
 	down       map[string]*downProvider // replaceable providers that failed to start (providers.go)
+	adm        *admission
+	wheel      *runner.Wheel // ticks every session and paces the load's frames
 	closed     bool
 	drains     sync.WaitGroup
 	starts     sync.WaitGroup // keyed pool starts in progress
@@ -104,6 +106,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 		gens: map[string]*generation{}, current: map[string]string{}, gen: map[string]int{},
 		starting: map[string]*poolStart{}, startFails: map[string]*restartTracker{}, idleSince: map[string]time.Time{},
 		sessions: map[*sessionBindings]struct{}{}, reapKick: make(chan struct{}, 1), stop: make(chan struct{})}
+	rt.adm = newAdmission(rt)
+	rt.wheel = runner.NewWheel(wheelResolution, sessionTick(cfg))
 	if sock := AdminSocketPath(cfg.Runtime.AdminSocket, state.Root); sweepAdminSocket(sock) {
 		log.Info("swept stale admin socket of a dead run", "path", sock)
 	}
@@ -268,14 +272,16 @@ func (rt *Runtime) startPoolOf(ctx context.Context, g *generation, sc scope) (*P
 		if rt.opts.SandboxEntry != "" {
 			prof.EntryPath = rt.opts.SandboxEntry
 		}
+		defaultEnvelope(&prof, p, p.Instances.Max)
 		launch.Envelopes, launch.Profile = rt.envs, prof
 	}
-	warm := p.Instances
+	warm, most := p.Instances.Min, p.Instances.Max
 	if sc.probe {
-		warm = 1
+		warm, most = 1, 1
 	}
 	pool, err := StartPool(ctx, PoolConfig{
 		Key: key, Provider: p.Name, Kind: p.Kind, NodeID: p.Name, Tenant: sc.tenant, Session: sc.session, Launch: launch, Warm: warm,
+		Max: most, Scale: ScalePolicy{UpBusy: p.Instances.ScaleUpBusy, DownIdle: time.Duration(p.Instances.ScaleDownIdle)},
 		ConfigDir: rt.cfg.Dir, ConfigJSON: p.ConfigJSON, Restart: g.restartPolicy(),
 		KillGrace: time.Duration(rt.cfg.Runtime.KillGrace), AcquireWait: time.Duration(p.AcquireWait),
 		HealthInterval: time.Duration(p.HealthInterval), HealthTimeout: time.Duration(p.HealthTimeout),
@@ -389,10 +395,16 @@ func (rt *Runtime) OpenSession(o SessionOptions) (*runner.Session, error) {
 	if err := CheckTenant(o.TenantID); err != nil {
 		return nil, fmt.Errorf("session %s: %w", o.ID, err)
 	}
-	sb := &sessionBindings{rt: rt, next: next, tenant: o.TenantID, session: o.ID, turns: map[string]map[string]bool{}, bound: map[string]bool{}}
+	release, err := rt.adm.admitSession(o.TenantID)
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", o.ID, err)
+	}
+	sb := &sessionBindings{rt: rt, next: next, tenant: o.TenantID, session: o.ID, turns: map[string]map[string]bool{}, bound: map[string]bool{},
+		admit: rt.adm.forSession(o.TenantID), release: release}
 	rt.mu.Lock()
 	if rt.closed {
 		rt.mu.Unlock()
+		release()
 		return nil, fmt.Errorf("runtime closed: %w", kernel.ErrSessionClosed)
 	}
 	rt.sessions[sb] = struct{}{}
@@ -407,9 +419,9 @@ func (rt *Runtime) OpenSession(o SessionOptions) (*runner.Session, error) {
 		Kernel: kernel.SessionConfig{
 			SessionID: o.ID, TenantID: o.TenantID, Epoch: lease.Epoch(), Authority: auth, Graph: cfg.Graph(), Bindings: sb,
 			VAD: cfg.KernelVAD(), UnknownEventPolicy: cfg.Gateway.UnknownEvents,
-			AwaitPlayback: o.AwaitPlayback, Budgets: cfg.KernelBudgets(),
+			AwaitPlayback: o.AwaitPlayback, Budgets: cfg.KernelBudgets(), Admission: sb.admit,
 		},
-		Pools: rt, Output: o.Output, Timeline: sb, Observe: o.Observe, Tick: time.Duration(cfg.Runtime.TickInterval),
+		Pools: rt, Output: o.Output, Timeline: sb, Observe: o.Observe, Tick: sessionTick(cfg), Wheel: rt.wheel,
 		Budgets: cfg.NodeBudget, Recording: rt.recording(cfg),
 	})
 	if err != nil {
@@ -425,6 +437,9 @@ func (rt *Runtime) forget(sb *sessionBindings) {
 	rt.mu.Lock()
 	delete(rt.sessions, sb)
 	rt.mu.Unlock()
+	if sb.release != nil {
+		sb.release()
+	}
 	rt.kickReaper() // its session pools are idle now
 }
 
@@ -493,6 +508,7 @@ func (rt *Runtime) Close() {
 	if rt.auth != nil && rt.ownsAuth {
 		_ = rt.auth.Close()
 	}
+	rt.wheel.Close()
 	if rt.state != nil {
 		_ = rt.state.Close()
 	}

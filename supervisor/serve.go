@@ -39,6 +39,16 @@ type ServeOptions struct {
 	// Inputs: the page and the WebSocket endpoint, a session per
 	// connection, agent audio played out in real time.
 	Listen *ListenOptions
+	// StaggerWindow spreads the sessions' starts evenly over this window
+	// (session i starts i*StaggerWindow/Sessions late), so that they do
+	// not all speak and decode on the same 20 ms frame; 0: all at once.
+	StaggerWindow time.Duration
+	// PlayOut plays each session's agent audio out in real time, as a
+	// live transport does (turns end once their audio has played).
+	PlayOut bool
+	// Started, if set, is called with the runtime once it is up (metrics
+	// read its capacity from then on) and with nil when it stops.
+	Started func(rt *Runtime)
 }
 
 // Serve starts a runtime from cfg and serves until ctx ends. It returns
@@ -65,6 +75,10 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 		return Terminals{}, err
 	}
 	defer rt.Close()
+	if o.Started != nil {
+		o.Started(rt)
+		defer o.Started(nil)
+	}
 	admin, err := ServeAdmin(rt, AdminSocketPath(cfg.Runtime.AdminSocket, rt.StateDir().Root))
 	if err != nil {
 		return Terminals{}, err
@@ -116,7 +130,9 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 		}
 		return serveLive(lctx, rt, *o.Listen, tl, out)
 	}
-	col := &runner.Collector{}
+	// Only bounded counters stay in memory: records go to the timeline
+	// file (if any) and are gone.
+	col := NewTerminalCounter()
 	var tl runner.Timeline = col
 	if o.Timeline != "" {
 		jl, err := rt.CreateTimeline(o.Timeline, col)
@@ -134,11 +150,25 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 		t := time.AfterFunc(o.Duration, func() { close(stop) })
 		defer t.Stop()
 	}
-	res := RunLoad(ctx, rt, LoadOptions{Sessions: o.Sessions, Utterances: clips, Gap: o.Gap, Realtime: o.Realtime,
+	var stagger time.Duration
+	if o.StaggerWindow > 0 && o.Sessions > 1 {
+		stagger = o.StaggerWindow / time.Duration(o.Sessions)
+	}
+	var pacer *Pacer
+	if o.PlayOut {
+		pacer = NewPacer()
+		defer pacer.Close()
+	}
+	stats := &LoadStats{}
+	res := RunLoad(ctx, rt, LoadOptions{Sessions: o.Sessions, Utterances: clips, Gap: o.Gap, Realtime: o.Realtime, Stagger: stagger,
+		Stats: stats, Pacer: pacer,
 		Tenants: o.Tenants, Timeline: tl, Stop: stop, Prefix: "serve"})
-	term := CountTerminals(col.Records())
+	term := col.Terminals(true)
 	for _, l := range res.Lost {
 		fmt.Fprintf(out, "lost: %s\n", l)
+	}
+	if o.Realtime {
+		writeLoadSummary(out, stats, rt.Admission())
 	}
 	return term, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +25,9 @@ func serveCmd() *cobra.Command {
 		gap, duration               time.Duration
 		realtime                    bool
 		tf                          telemetryFlags
+		pf                          profileFlags
+		stagger                     time.Duration
+		playOut                     bool
 	)
 	var af authorityFlags // session placement leases (authority.go)
 	cmd := &cobra.Command{
@@ -75,11 +79,21 @@ providers whose binary or settings changed.`,
 				return err
 			}
 			defer stopTel()
+			var running atomic.Pointer[supervisor.Runtime]
+			if err := tf.observeCapacity(&running); err != nil {
+				return err
+			}
+			stopProf, err := pf.start()
+			if err != nil {
+				return err
+			}
+			defer stopProf()
 			out := cmd.OutOrStdout()
 			so := supervisor.ServeOptions{
 				Inputs: inputs, Sessions: sessions, Tenants: tenants, Gap: gap, Duration: duration, Realtime: realtime, Timeline: timeline,
-				Logger: newLogger(logLevel), Telemetry: tel,
-				Ready: func(sock string) { fmt.Fprintf(out, "serving %d sessions; admin socket %s\n", sessions, sock) },
+				Logger: newLogger(logLevel), Telemetry: tel, StaggerWindow: stagger, PlayOut: playOut,
+				Started: func(rt *supervisor.Runtime) { running.Store(rt) },
+				Ready:   func(sock string) { fmt.Fprintf(out, "serving %d sessions; admin socket %s\n", sessions, sock) },
 			}
 			if listen != "" {
 				so.Ready = func(sock string) { fmt.Fprintf(out, "admin socket %s\n", sock) }
@@ -104,7 +118,7 @@ providers whose binary or settings changed.`,
 				fmt.Fprintln(os.Stderr, "rspp: interrupted; sessions closed, plugins stopped")
 			}
 			fmt.Fprintf(out, "sessions: %d, turns opened: %d, committed: %d, aborted: %d, wrong terminals: %d\n",
-				term.Sessions, term.Opened, term.Committed, term.Aborted, len(term.Wrong))
+				term.Sessions, term.Opened, term.Committed, term.Aborted, term.WrongCount)
 			return nil
 		},
 	}
@@ -120,8 +134,11 @@ providers whose binary or settings changed.`,
 	f.BoolVar(&realtime, "realtime", true, "pace input at real time")
 	f.StringVar(&timeline, "timeline", "", "where to write the timeline (JSON Lines)")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
+	f.DurationVar(&stagger, "stagger", 3*time.Second, "spread the sessions' first utterances evenly over this window, as real callers arrive (0: all start at once)")
+	f.BoolVar(&playOut, "play-out", false, "play each session's agent audio out in real time, as a live caller hears it (turns end once their audio has played)")
 	tf.register(f)
 	af.register(f)
+	pf.register(f)
 	return cmd
 }
 
@@ -223,7 +240,9 @@ func statusCmd() *cobra.Command {
 			fmt.Fprintf(out, "rspp pid %d, plugin pids %v\n", resp.Pid, resp.Plugins)
 			for _, p := range resp.Pools {
 				fmt.Fprintf(out, "pool %s: %s@%s instances %v crashes %v restarts %d %s\n", p.Key, p.Provider, p.Version, p.Instances, p.Crashes, p.Restarts, p.Circuit)
+				printPoolLoad(out, p)
 			}
+			printAdmission(out, resp.Admission)
 			return nil
 		},
 	}

@@ -17,6 +17,7 @@ import (
 // have: spans to a file, metrics to a file or a Prometheus endpoint.
 type telemetryFlags struct {
 	traces, metricsFile, metricsAddr string
+	setup                            *telemetry.Setup // once started
 }
 
 func (t *telemetryFlags) register(f *pflag.FlagSet) {
@@ -38,6 +39,7 @@ func (t *telemetryFlags) start(cfg *config.Config) (runner.Timeline, func(), err
 	if s.MetricsAddr != "" {
 		fmt.Fprintf(os.Stderr, "rspp: metrics at http://%s/metrics\n", s.MetricsAddr)
 	}
+	t.setup = s
 	stop := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

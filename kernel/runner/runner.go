@@ -71,6 +71,9 @@ type Config struct {
 	Timeline Timeline
 	// Tick is how often deadlines are checked (default 20ms).
 	Tick time.Duration
+	// Wheel, if set and ticking at Tick, ticks the session instead of a
+	// ticker of its own (wheel.go).
+	Wheel *Wheel
 	// Observe, if set, sees every node output the kernel accepted, on the
 	// session goroutine (summaries, metrics). It must not block.
 	Observe func(nodeID string, ev eventabi.Event)
@@ -138,6 +141,7 @@ type Session struct {
 
 	inboxMu sync.Mutex
 	inbox   []input
+	spare   []input // the last drained batch, emptied: the next inbox (no allocation per batch)
 	wake    chan struct{}
 	dropped atomic.Int64
 
@@ -154,6 +158,19 @@ type Session struct {
 	active   atomic.Value // string: active turn id
 	idleWake chan struct{}
 	idleMu   sync.Mutex
+
+	ticked  atomic.Bool // the wheel says a tick is due
+	phase   int         // the wheel's phase (under the wheel's lock)
+	onWheel bool        // ticked by cfg.Wheel, not a ticker of its own
+}
+
+// tickDue is the wheel's tick: flag it and wake the loop (never blocks).
+func (s *Session) tickDue() {
+	s.ticked.Store(true)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 // ErrClosed is returned for input to a closed session.
@@ -184,6 +201,10 @@ func Open(cfg Config) (*Session, error) {
 		idleWake: make(chan struct{}),
 	}
 	s.active.Store("")
+	if w := cfg.Wheel; w != nil && w.Tick() == cfg.Tick {
+		s.onWheel = true
+		w.add(s)
+	}
 	go s.loop()
 	return s, nil
 }
@@ -197,17 +218,22 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 // Ingest hands a transport event to the session. It returns the kernel's
 // verdict (a typed gateway error for bad input); the session goes on.
 func (s *Session) Ingest(ev eventabi.Event) error {
-	res := make(chan error, 1)
+	res := verdicts.Get().(chan error)
 	if !s.push(input{kind: inIngest, ev: ev, res: res}, true) {
+		verdicts.Put(res)
 		return ErrClosed
 	}
 	select {
 	case err := <-res:
+		verdicts.Put(res) // read: nothing else writes it
 		return err
 	case <-s.done:
-		return ErrClosed
+		return ErrClosed // res may still be written: not reused
 	}
 }
+
+// verdicts pools Ingest's reply channels: one per frame otherwise.
+var verdicts = sync.Pool{New: func() any { return make(chan error, 1) }}
 
 // Post hands a transport event to the session without waiting for the
 // kernel's verdict: for callers that must never wait on the session loop
@@ -286,19 +312,44 @@ func (s *Session) drain() []input {
 	s.inboxMu.Lock()
 	defer s.inboxMu.Unlock()
 	in := s.inbox
-	s.inbox = nil
+	s.inbox, s.spare = s.spare, nil
 	return in
+}
+
+// recycle keeps a handled batch's backing array as the next inbox,
+// emptied so that it holds on to no event (a burst's large one is let go).
+func (s *Session) recycle(batch []input) {
+	if cap(batch) > 1024 {
+		return
+	}
+	clear(batch)
+	s.inboxMu.Lock()
+	if s.spare == nil {
+		s.spare = batch[:0]
+	}
+	s.inboxMu.Unlock()
 }
 
 func (s *Session) loop() {
 	defer close(s.done)
-	tick := time.NewTicker(s.cfg.Tick)
-	defer tick.Stop()
+	var tickC <-chan time.Time
+	if s.onWheel {
+		defer s.cfg.Wheel.remove(s)
+	} else {
+		tick := time.NewTicker(s.cfg.Tick)
+		defer tick.Stop()
+		tickC = tick.C
+	}
 	s.execute()
 	for !s.k.Closed() {
 		select {
 		case <-s.wake:
-			for i, in := range s.drain() {
+			if s.ticked.Swap(false) {
+				s.k.Tick()
+				s.execute()
+			}
+			batch := s.drain()
+			for i, in := range batch {
 				s.apply(in)
 				s.execute()
 				if i%yieldEvery == yieldEvery-1 {
@@ -308,7 +359,8 @@ func (s *Session) loop() {
 					runtime.Gosched()
 				}
 			}
-		case <-tick.C:
+			s.recycle(batch)
+		case <-tickC:
 			s.k.Tick()
 			s.execute()
 		}

@@ -76,6 +76,8 @@ type Config struct {
 	// Authority and Budgets: authority.go, budgets.go.
 	Authority Authority `yaml:"authority"`
 	Budgets   Budgets   `yaml:"budgets"`
+	// Admission bounds sessions and turns (scale.go).
+	Admission Admission `yaml:"admission"`
 
 	// Path is the file it was loaded from; Dir its directory (relative
 	// paths in the file are relative to Dir).
@@ -128,7 +130,7 @@ type Provider struct {
 	Binary       string   `yaml:"binary"`
 	SHA256       string   `yaml:"sha256"`
 	Args         []string `yaml:"args"`
-	Instances    int      `yaml:"instances"` // warm instances kept ready (>= 2 gives a standby)
+	Instances    PoolSize `yaml:"instances"` // a number or {min, max} (scale.go); >= 2 ready gives a standby
 	StartTimeout Duration `yaml:"start_timeout"`
 	Restart      Restart  `yaml:"restart"`
 	// HealthInterval is how often instances are health-checked (default
@@ -368,6 +370,9 @@ func (c *Config) validate() error {
 	if err := c.validateTimeline(); err != nil {
 		return err
 	}
+	if err := c.validateAdmission(); err != nil {
+		return err
+	}
 	return c.validateWebSocket()
 }
 
@@ -432,12 +437,6 @@ func (c *Config) validateProvider(name string, p *Provider) error {
 		}
 		p.Checksum = sum
 	}
-	if p.Instances == 0 {
-		p.Instances = 1
-	}
-	if p.Instances < 0 || p.Instances > 64 {
-		return c.errf(key+".instances", "must be 1..64, got %d", p.Instances)
-	}
 	if p.StartTimeout < 0 {
 		return c.errf(key+".start_timeout", "must be positive")
 	}
@@ -446,6 +445,9 @@ func (c *Config) validateProvider(name string, p *Provider) error {
 	}
 	if !profiles[p.Profile] {
 		return c.errf(key+".profile", "must be trusted or tenant, got %q", p.Profile)
+	}
+	if err := c.validateInstances(key, p); err != nil {
+		return err
 	}
 	if err := c.validateBudget(key+".output_budget", p.OutputBudget); err != nil {
 		return err

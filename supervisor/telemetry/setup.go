@@ -14,6 +14,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
@@ -39,6 +40,7 @@ type Setup struct {
 	MetricsAddr string // the bound address, when serving metrics
 
 	shutdowns []func(context.Context) error
+	meter     metric.Meter // for ObserveCapacity (capacity.go)
 }
 
 // Start builds the providers and exporters.
@@ -92,6 +94,7 @@ func Start(cfg Config) (*Setup, error) {
 		s.shutdowns = append(s.shutdowns, func(context.Context) error { return f.Close() })
 	}
 	mp := sdkmetric.NewMeterProvider(mopts...)
+	s.meter = mp.Meter(scope)
 	// Providers shut down first (flushing spans), then files and servers.
 	s.shutdowns = append([]func(context.Context) error{tp.Shutdown, mp.Shutdown}, s.shutdowns...)
 	rec, err := New(tp, mp, WithNodeTenants(cfg.NodeTenants))

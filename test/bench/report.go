@@ -22,6 +22,8 @@ type Results struct {
 	FrameRoundTrip *RoundTrips           `json:"frame_roundtrip"`
 	FloodRSS       *FloodRSS             `json:"supervisor_rss_under_flood,omitempty"`
 	Live           *Live                 `json:"live,omitempty"`
+	Capacity       *Capacity             `json:"capacity,omitempty"`
+	Example        *Example              `json:"example_pipeline,omitempty"`
 	GoBenchmarks   map[string]*GoPackage `json:"go_benchmarks"` // by package import path
 	Notes          []string              `json:"notes,omitempty"`
 }
@@ -137,6 +139,12 @@ func PrintSummary(w io.Writer, r *Results) {
 		fmt.Fprintf(w, "\nsupervisor RSS, %.0f s echoing vs %.0f s under a node flooding 60 KiB events (default output budget)\n", f.PhaseSeconds, f.PhaseSeconds)
 		fmt.Fprintf(w, "  baseline peak %d KiB, flood peak %d KiB: growth %d KiB, ratio %.2f; %d invocations, %d ended by the budget, %.1f MiB accepted\n",
 			f.BaselinePeakKiB, f.FloodPeakKiB, f.GrowthKiB, f.PeakRatio, f.Invocations, f.BudgetFailures, float64(f.BytesAccepted)/(1<<20))
+	}
+	if c := r.Capacity; c != nil {
+		printCapacity(w, c)
+	}
+	if e := r.Example; e != nil {
+		printExample(w, e)
 	}
 	if l := r.Live; l != nil {
 		printLive(w, l)

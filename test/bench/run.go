@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -33,7 +35,28 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&live.Clients, "live-clients", 20, "WebSocket clients of the live-path measurement's loaded phase")
 	fl.DurationVar(&live.Phase, "live-phase", 25*time.Second, "length of each phase of the live-path measurement (0: skip)")
 	fl.IntVar(&live.BargeIns, "live-barge-in-every", 2, "every Nth utterance of the live-path measurement barges in")
+	capa := CapacityConfig{TempDir: os.TempDir(), Log: stderr}
+	ladder := fl.String("capacity-ladder", "", "comma-separated session counts of the capacity ladder, smallest first (its p99 is the baseline; empty: skip)")
+	fl.DurationVar(&capa.Phase, "capacity-phase", 40*time.Second, "how long each rung of the capacity ladder feeds")
+	fl.StringVar(&capa.Instances, "capacity-instances", "1", "pool size of each light provider: a number or {min: 1, max: 4}")
+	fl.DurationVar(&capa.Soak, "soak", 0, "also run a soak of -soak-sessions light sessions this long and print its RSS curve (0: skip)")
+	fl.IntVar(&capa.SoakSessions, "soak-sessions", 200, "sessions of the soak")
+	ex := ExampleConfig{TempDir: os.TempDir(), Log: stderr, HASessions: 20, HAKillAt: 30 * time.Second}
+	exLadder := fl.String("example-ladder", "", "comma-separated session counts of the example pipeline ladder (empty: skip)")
+	fl.DurationVar(&ex.Phase, "example-phase", 40*time.Second, "how long each rung of the example ladder feeds")
+	fl.StringVar(&ex.Instances, "example-instances", "{min: 1, max: 4}", "pool size of the example pipeline's providers")
+	fl.StringVar(&ex.ExamplesDir, "examples", "examples", "`dir` of the example configs")
+	fl.DurationVar(&ex.HAPhase, "ha-phase", 0, "run examples/voice-agent-ha.yaml this long with one STT instance SIGKILLed at -ha-kill-at (0: skip)")
+	fl.DurationVar(&ex.HAKillAt, "ha-kill-at", 30*time.Second, "when the HA run kills an STT instance")
+	fl.IntVar(&ex.HASessions, "ha-sessions", 20, "sessions of the HA run")
 	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if ex.Ladder, err = parseLadder("-example-ladder", *exLadder); err != nil {
+		return err
+	}
+	if capa.Ladder, err = parseLadder("-capacity-ladder", *ladder); err != nil {
 		return err
 	}
 	if fl.NArg() > 0 {
@@ -80,6 +103,20 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			res.Notes = append(res.Notes, res.Live.Notes...)
 		}
 	}
+	if len(capa.Ladder) > 0 || capa.Soak > 0 {
+		capa.BinDir, capa.Replies = live.BinDir, live.Replies
+		if missing := capa.missing(); missing != "" {
+			res.Notes = append(res.Notes, "capacity not measured: "+missing)
+		} else if res.Capacity, err = MeasureCapacity(ctx, capa); err != nil {
+			res.Notes = append(res.Notes, "capacity: "+err.Error())
+		}
+	}
+	if len(ex.Ladder) > 0 || ex.HAPhase > 0 {
+		ex.BinDir = live.BinDir
+		if res.Example, err = MeasureExample(ctx, ex); err != nil {
+			res.Notes = append(res.Notes, "example pipeline: "+err.Error())
+		}
+	}
 	if err := WriteJSON(*out, res); err != nil {
 		return err
 	}
@@ -107,4 +144,20 @@ func readGoBench(path string) (map[string]*GoPackage, string, error) {
 		return pkgs, fmt.Sprintf("no Go benchmark results in %s", path), nil
 	}
 	return pkgs, "", nil
+}
+
+// parseLadder reads a comma-separated list of session counts.
+func parseLadder(flag, s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: bad session count %q", flag, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
