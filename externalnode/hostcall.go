@@ -72,6 +72,7 @@ type HostCall struct {
 	budget               *budgetState
 	lastBudgetRejection  error
 	budgetRejectedFrames atomic.Int64
+	droppedAfterGone     atomic.Int64 // outputs that arrived after Cancel or Abandon
 
 	// Writer state, under inst.wmu.
 	out       []*rsppv1.DataFrame // OPEN first, then EVENTs and CLOSE_INPUT
@@ -195,6 +196,11 @@ func (c *HostCall) end(err error) {
 }
 
 func (c *HostCall) finish() { c.finishOnce.Do(func() { close(c.finished) }) }
+
+// DroppedAfterCancel counts output frames that arrived after Cancel (or
+// Abandon) and were dropped: what a node emitted after it was told to stop,
+// plus whatever was already on its way.
+func (c *HostCall) DroppedAfterCancel() int64 { return c.droppedAfterGone.Load() }
 
 // BudgetRejectedFrames counts output frames dropped after the call failed
 // its output budget (the plugin went on emitting).
@@ -385,6 +391,8 @@ func (i *Instance) onEvent(c *HostCall, ev eventabi.Event) {
 	if c.gone.Load() {
 		if c.lastBudgetRejection != nil {
 			c.budgetRejectedFrames.Add(1)
+		} else {
+			c.droppedAfterGone.Add(1)
 		}
 		return
 	}
