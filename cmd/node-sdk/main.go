@@ -125,7 +125,7 @@ func newCmd(stdout io.Writer) *cobra.Command {
 			case "node":
 				fmt.Fprintf(stdout, "next: cd %s && npm install --offline && npm test && %s check ./main.js\n", dir, opts.Tool)
 			case "python":
-				fmt.Fprintf(stdout, "next: cd %s && /usr/bin//usr/bin/python3 -m unittest && %s check ./main.py\n", dir, opts.Tool)
+				fmt.Fprintf(stdout, "next: cd %s && /usr/bin/python3 -m unittest && %s check ./main.py\n", dir, opts.Tool)
 			default:
 				fmt.Fprintf(stdout, "next: cd %s && go test ./... && go build -o %s . && %s check ./%s\n", dir, opts.Name, opts.Tool, opts.Name)
 			}
