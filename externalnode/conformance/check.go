@@ -62,6 +62,10 @@ const creditRounds = 3
 // far are then out).
 const quietWindow = 200 * time.Millisecond
 
+// quietSilence is how long the no-emit-after-cancel check waits for a
+// first output before it cancels a node that has emitted nothing.
+const quietSilence = time.Second
+
 // unlimited is the output budget of the checks other than bounded-output,
 // so a flooding node fails that check alone.
 var unlimited = externalnode.OutputBudget{BytesPerSecond: 1 << 40, EventsPerSecond: 1 << 40, MaxEventBytes: externalnode.MaxMessageBytes, MaxBytesInFlight: 1 << 40}
@@ -415,12 +419,14 @@ func (c *checker) shutdown() (string, error) {
 	return fmt.Sprintf("pid %d gone and socket dir removed %s after Shutdown", pid, took.Round(time.Millisecond)), nil
 }
 
-// quiet feeds an invocation, waits until the node has been silent for
-// quietWindow, cancels it and counts outputs arriving after the cancel:
-// a node must emit nothing once told to stop.
+// quiet opens an invocation without input, waits until the node has been
+// silent (quietWindow after an output, quietSilence without any), cancels
+// it and counts outputs arriving after the cancel: a node must emit
+// nothing once told to stop. No input, so nothing of a correct node can
+// still be on its way (a flood of a streaming node would be).
 func (c *checker) quiet() (string, error) {
 	var mu sync.Mutex
-	last := time.Now()
+	var last time.Time // of the latest output; zero before the first
 	inv, err := c.s.open("conformance-quiet", unlimited, func(eventabi.Event) {
 		mu.Lock()
 		last = time.Now()
@@ -429,21 +435,16 @@ func (c *checker) quiet() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	in, _, err := c.sample()
-	if err != nil {
-		inv.call.Abandon()
-		return "", err
-	}
-	if err := inv.send(in); err != nil {
-		inv.call.Abandon()
-		return "", err
-	}
-	deadline := time.Now().Add(c.opts.Timeout)
+	t0 := time.Now()
+	deadline := t0.Add(c.opts.Timeout)
 	for {
+		// Quiet: silent for quietWindow after an output, or no output at
+		// all for quietSilence (a node that emits only once its input
+		// closes).
 		mu.Lock()
-		idle := time.Since(last)
+		seen, idle := !last.IsZero(), time.Since(last)
 		mu.Unlock()
-		if idle >= quietWindow {
+		if seen && idle >= quietWindow || !seen && time.Since(t0) >= quietSilence {
 			break
 		}
 		if time.Now().After(deadline) {
