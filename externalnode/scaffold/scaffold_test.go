@@ -180,3 +180,33 @@ func TestDefaultDirIsName(t *testing.T) {
 		t.Fatalf("written = %v", written)
 	}
 }
+
+// FindSDK finds the checkout an rspp-node binary lives in (<checkout>/bin),
+// through a symlink too, and nothing for a binary elsewhere.
+func TestFindSDK(t *testing.T) {
+	co := t.TempDir()
+	if err := os.WriteFile(filepath.Join(co, "go.mod"), []byte("module "+Module+"\n\ngo 1.26\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(co, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(co, "bin", "rspp-node")
+	if err := os.WriteFile(exe, []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "rspp-node")
+	if err := os.Symlink(exe, link); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := filepath.EvalSymlinks(co)
+	for _, p := range []string{exe, link} {
+		if got := FindSDK(p); got != want {
+			t.Errorf("FindSDK(%s) = %q, want %q", p, got, want)
+		}
+	}
+	other := filepath.Join(t.TempDir(), "bin", "rspp-node")
+	if got := FindSDK(other); got != "" {
+		t.Errorf("FindSDK(%s) = %q, want none", other, got)
+	}
+}
