@@ -200,7 +200,9 @@ def _controller_handler(on_shutdown: Callable[[], None]):
     # go-plugin's GRPCController.Shutdown(Empty) returns (Empty): empty
     # messages are zero bytes on the wire.
     async def shutdown(_req, _ctx):
-        asyncio.get_running_loop().call_soon(on_shutdown)
+        # Answer first, then go: the host waits for the exit (and kills
+        # after 2 s); a few ms let the reply out.
+        asyncio.get_running_loop().call_later(0.005, on_shutdown)
         return b""
 
     return grpc.method_handlers_generic_handler("plugin.GRPCController", {
@@ -310,7 +312,9 @@ def serve(node) -> None:
 
         loop.add_signal_handler(signal.SIGTERM, finish)
         try:
-            server, *_ = await start(node, on_shutdown=finish)
+            # On the controller's Shutdown nothing is left to do gracefully:
+            # the host has ended every invocation. Exit at once.
+            server, *_ = await start(node, on_shutdown=lambda: os._exit(0))
         except Exception as e:  # noqa: BLE001
             log("error", "cannot serve", error=str(e))
             sys.exit(1)
