@@ -2,7 +2,6 @@
 // go-plugin controller and health services.
 
 import * as crypto from 'crypto';
-import * as fs from 'fs';
 import * as path from 'path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -278,9 +277,4 @@ export function serve(node: Node, opts: ServeOptions = {}): void {
 
 function safeName(node: Node): string {
   try { return node.info().name; } catch { return 'node'; }
-}
-
-/** For tests: whether a socket path exists. */
-export function socketExists(p: string): boolean {
-  try { return fs.statSync(p).isSocket(); } catch { return false; }
 }
