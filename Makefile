@@ -13,11 +13,15 @@ GOBIN      := $(shell $(GO) env GOPATH)/bin
 APT_PKGS   := protobuf-compiler espeak-ng pocketsphinx pocketsphinx-en-us sox
 APT_PKGS   += flite
 NODE_TEST_NODE := test/nodejs/echo-node
+# Node authors' SDKs (sdk/): Node.js (TypeScript, built with tsc) and Python
+# (Debian's grpcio/protobuf: PyPI is not used).
+SDK_NODE   := sdk/node
+SDK_APT    := python3-grpcio python3-protobuf python3-cryptography protobuf-compiler-grpc
 DEMO_DIR   := demo-out
 DEMO_PHRASE ?= what time is it
 WEB_ADDR   ?= 127.0.0.1:8080
 
-.PHONY: help build deps test-deps test test-short proto proto-check bench demo web clean tools
+.PHONY: help build deps test-deps test test-short proto proto-check bench demo web clean tools sdk
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -43,6 +47,7 @@ test-deps: deps ## what only the tests need: Chromium (browser tests), Node.js a
 	@# conflicts with Debian's npm package): install only what is missing.
 	@command -v node >/dev/null || bash scripts/deps.sh nodejs
 	@command -v npm >/dev/null || bash scripts/deps.sh npm
+	@$(MAKE) --no-print-directory sdk
 	@[ -d $(NODE_TEST_NODE)/node_modules ] || npm ci --prefix $(NODE_TEST_NODE) --no-audit --no-fund >/dev/null
 
 test: test-deps build ## run all tests with the race detector (root-only tests run when root)
@@ -51,13 +56,24 @@ test: test-deps build ## run all tests with the race detector (root-only tests r
 test-short: build ## quick tests, no race detector
 	$(GO) test -count=1 ./...
 
-proto: tools ## regenerate Go code from proto/rspp/v1
+sdk: ## the SDKs' dependencies: Debian's Python gRPC, the Node.js SDK's locked modules, built
+	@/usr/bin/python3 -c 'import grpc.aio, google.protobuf, cryptography' 2>/dev/null || bash scripts/deps.sh $(SDK_APT)
+	@command -v grpc_python_plugin >/dev/null || bash scripts/deps.sh protobuf-compiler-grpc
+	@[ -d $(SDK_NODE)/node_modules ] || npm ci --prefix $(SDK_NODE) --no-audit --no-fund >/dev/null
+	@npm run --prefix $(SDK_NODE) --silent build
+
+proto: tools sdk ## regenerate Go, TypeScript (sdk/node) and Python (sdk/python) code from proto/rspp/v1
 	PATH="$(GOBIN):$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
 	  --go-grpc_out=. --go-grpc_opt=paths=source_relative proto/rspp/v1/*.proto
+	cp proto/rspp/v1/rspp.proto $(SDK_NODE)/proto/rspp.proto
+	rm -rf $(SDK_NODE)/src/gen && npm run --prefix $(SDK_NODE) --silent gen >/dev/null
+	protoc -I proto/rspp/v1 --python_out=sdk/python/rspp_node/gen --grpc_python_out=sdk/python/rspp_node/gen \
+	  --plugin=protoc-gen-grpc_python=$$(command -v grpc_python_plugin) proto/rspp/v1/rspp.proto
+	sed -i 's/^import rspp_pb2 as rspp__pb2/from . import rspp_pb2 as rspp__pb2/' sdk/python/rspp_node/gen/rspp_pb2_grpc.py
 
 proto-check: proto ## fail if the committed generated code differs from the .proto
-	@git diff --exit-code -- proto/ || { echo "proto/: generated code is stale: run make proto and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- proto/)" || { git status --porcelain -- proto/; echo "proto/: untracked generated files"; exit 1; }
+	@git diff --exit-code -- proto/ $(SDK_NODE)/proto $(SDK_NODE)/src/gen sdk/python/rspp_node/gen || { echo "generated code is stale: run make proto and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- proto/ $(SDK_NODE)/proto $(SDK_NODE)/src/gen sdk/python/rspp_node/gen)" || { git status --porcelain -- proto/ $(SDK_NODE)/src/gen sdk/python/rspp_node/gen; echo "untracked generated files"; exit 1; }
 
 demo: deps build ## synthesise an utterance, run it through rspp, show the result
 	@bash scripts/demo.sh "$(DEMO_PHRASE)" $(DEMO_DIR)

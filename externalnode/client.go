@@ -164,6 +164,9 @@ func Start(ctx context.Context, cfg StartConfig) (*Instance, error) {
 				return nil, &ProtocolError{Msg: fmt.Sprintf("%s: %v (%v)", cfg.Name, err, proc.exitError(err))}
 			default:
 			}
+			if pid := proc.pid(); pid > 0 {
+				return nil, &ProtocolError{Msg: fmt.Sprintf("%s (pid %d): %v", cfg.Name, pid, err)}
+			}
 		}
 		return nil, &ProtocolError{Msg: fmt.Sprintf("%s: %v", cfg.Name, err)}
 	}
@@ -270,7 +273,7 @@ func (i *Instance) Err() error {
 func (i *Instance) Configure(ctx context.Context, cfg Config) error {
 	_, err := i.rpc.Configure(ctx, &rsppv1.ConfigureRequest{NodeId: cfg.NodeID, ConfigDir: cfg.Dir, ConfigJson: cfg.Raw})
 	if err != nil {
-		return fmt.Errorf("configure %s: %w", i.name, fromStatus(err))
+		return configureError(i.name, err)
 	}
 	return nil
 }

@@ -79,6 +79,7 @@ type HostCall struct {
 	lastBudgetRejection  error
 	budgetRejectedFrames atomic.Int64
 	budgetRejectedBytes  atomic.Int64
+	droppedAfterGone     atomic.Int64 // outputs that arrived after Cancel or Abandon
 
 	// Writer state, under inst.wmu.
 	out       []*rsppv1.DataFrame // OPEN first, then EVENTs and CLOSE_INPUT
@@ -203,6 +204,11 @@ func (c *HostCall) end(err error) {
 }
 
 func (c *HostCall) finish() { c.finishOnce.Do(func() { close(c.finished) }) }
+
+// DroppedAfterCancel counts output frames that arrived after Cancel (or
+// Abandon) and were dropped: what a node emitted after it was told to stop,
+// plus whatever was already on its way.
+func (c *HostCall) DroppedAfterCancel() int64 { return c.droppedAfterGone.Load() }
 
 // BudgetRejectedFrames counts output frames dropped after the call failed
 // its output budget (the plugin went on emitting).
@@ -405,6 +411,8 @@ func (i *Instance) onEvent(c *HostCall, ev eventabi.Event) {
 			if frames >= FloodKillFrames || bytes >= FloodKillBytes {
 				i.stopFlooding(c, frames, bytes)
 			}
+		} else {
+			c.droppedAfterGone.Add(1)
 		}
 		return
 	}

@@ -1,6 +1,7 @@
 package externalnode
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/hashicorp/go-hclog"
@@ -49,14 +50,25 @@ func toStatus(err error) error {
 	return status.Error(codes.InvalidArgument, err.Error())
 }
 
-// fromStatus converts a gRPC error back to a plain error for the host.
-func fromStatus(err error) error {
-	if st, ok := status.FromError(err); ok {
-		return &configError{msg: st.Message()}
-	}
-	return err
+// ConfigError is a node refusing its configuration block (Configure
+// answered InvalidArgument): a configuration error of the runtime, which
+// exits 2 as for any bad config. Msg is the node's own message (the SDKs
+// name the key).
+type ConfigError struct {
+	Instance string // e.g. "tts/espeak#1"
+	Msg      string
 }
 
-type configError struct{ msg string }
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("node %s refused its config block: %s", e.Instance, e.Msg)
+}
 
-func (e *configError) Error() string { return e.msg }
+// configureError converts Configure's gRPC error, once, at the boundary:
+// InvalidArgument is the node's verdict on its config; anything else (a
+// dead or hung plugin) stays a transport error.
+func configureError(instance string, err error) error {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.InvalidArgument {
+		return &ConfigError{Instance: instance, Msg: st.Message()}
+	}
+	return fmt.Errorf("configure %s: %w", instance, err)
+}

@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/rspp/rspp/kernel/eventabi"
 )
@@ -53,46 +52,26 @@ func (s *Session) checkIngress(ev *eventabi.Event) (bool, error) {
 // Third-party types pass only where both the node's declaration and the
 // policy allow them ("" means pass for node output).
 func (s *Session) checkNodeEvent(inv *invocation, ev *eventabi.Event) (bool, error) {
-	eventabi.Normalize(ev)
-	if err := eventabi.Validate(ev, s.cfg.Limits); err != nil {
+	rules := NodeOutputRules{Limits: s.cfg.Limits, Emits: inv.binding.Emits, UnknownPolicy: s.cfg.UnknownEventPolicy,
+		SessionID: s.cfg.SessionID, TurnID: inv.ref.TurnID, InvocationID: inv.ref.InvocationID, NodeID: inv.ref.NodeID,
+		Node: inv.pn.Spec.ID, Provider: inv.binding.Provider, Version: inv.binding.Version}
+	rule, err := rules.Check(ev)
+	switch rule {
+	case OutputMalformed:
 		s.stats.NodeMalformed++
-		return false, err
-	}
-	if emits := inv.binding.Emits; len(emits) > 0 && !slices.Contains(emits, ev.Type) {
+	case OutputUndeclared:
 		s.stats.UndeclaredRejected++
-		return false, &eventabi.ValidationError{Kind: eventabi.ErrUndeclaredType, Field: "type", Type: ev.Type,
-			Msg: fmt.Sprintf("node %s (%s@%s) declares it emits only %v", inv.pn.Spec.ID, inv.binding.Provider, inv.binding.Version, emits)}
+	case OutputUnknownRejected, OutputUnknownDropped:
+		s.stats.NodeUnknownRejected++
+	case OutputCorrelation:
+		s.stats.CorrelationRejected++
 	}
-	if !eventabi.Known(ev.Type) {
-		switch s.cfg.UnknownEventPolicy {
-		case UnknownReject:
-			s.stats.NodeUnknownRejected++
-			return false, &eventabi.ValidationError{Kind: eventabi.ErrUnknownEventType, Field: "type", Type: ev.Type,
-				Msg: "output of node " + inv.pn.Spec.ID + " rejected by policy"}
-		case UnknownDrop:
-			s.stats.NodeUnknownRejected++
-			return false, nil
-		}
+	if rule != OutputOK {
+		return false, err
 	}
 	if ev.Epoch != 0 && ev.Epoch < s.cfg.Epoch || ev.Epoch == 0 && s.requireEpoch() {
 		s.stats.StaleEpoch++
 		return false, fmt.Errorf("%w: node %s output epoch %d, session epoch %d", ErrStaleEpoch, inv.pn.Spec.ID, ev.Epoch, s.cfg.Epoch)
-	}
-	field := ""
-	switch {
-	case ev.SessionID != "" && ev.SessionID != s.cfg.SessionID:
-		field = "session_id"
-	case ev.TurnID != "" && ev.TurnID != inv.ref.TurnID:
-		field = "turn_id"
-	case ev.InvocationID != "" && ev.InvocationID != inv.ref.InvocationID:
-		field = "invocation_id"
-	case ev.NodeID != "" && ev.NodeID != inv.ref.NodeID:
-		field = "node_id"
-	}
-	if field != "" {
-		s.stats.CorrelationRejected++
-		return false, &eventabi.ValidationError{Kind: eventabi.ErrCorrelation, Field: field, Type: ev.Type,
-			Msg: "does not match invocation " + inv.ref.InvocationID}
 	}
 	return true, nil
 }

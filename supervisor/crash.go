@@ -17,7 +17,8 @@ const (
 	CrashExit      CrashKind = "exit"      // the process exited by itself
 	CrashSignal    CrashKind = "signal"    // killed by a signal it did not ask for (SIGKILL, SIGSEGV, ...)
 	CrashStream    CrashKind = "stream"    // a stream broke while the process lived on
-	CrashHandshake CrashKind = "handshake" // it never completed the go-plugin handshake or Configure
+	CrashHandshake CrashKind = "handshake" // it never completed the go-plugin handshake
+	CrashConfig    CrashKind = "config"    // its Configure refused the provider's config block (externalnode.ConfigError)
 	CrashProtocol  CrashKind = "protocol"  // it violated the node protocol
 	CrashHung      CrashKind = "hung"      // it did not stop within the kill grace (or failed health checks) and was killed
 	CrashOOM       CrashKind = "oom"       // its envelope's memory limit OOM-killed it
@@ -43,6 +44,9 @@ type CrashError struct {
 }
 
 func (e *CrashError) Error() string {
+	if e.Pid == 0 { // it never started: no pid to name
+		return fmt.Sprintf("instance %s %s: %v", e.Instance, e.Kind, e.Err)
+	}
 	return fmt.Sprintf("instance %s (pid %d) %s: %v", e.Instance, e.Pid, e.Kind, e.Err)
 }
 
@@ -55,10 +59,20 @@ func (k CrashKind) kernelKind() error {
 		return kernel.ErrProtocol
 	case CrashOOM, CrashPids, CrashFlood:
 		return kernel.ErrResourceLimit
-	case CrashHandshake:
+	case CrashHandshake, CrashConfig:
 		return kernel.ErrNodeUnavailable
 	}
 	return kernel.ErrNodeCrashed
+}
+
+// configKind is CrashConfig for a node that refused its config block, else
+// CrashHandshake (Configure never answered).
+func configKind(err error) CrashKind {
+	var ce *externalnode.ConfigError
+	if errors.As(err, &ce) {
+		return CrashConfig
+	}
+	return CrashHandshake
 }
 
 // classify names the kind of a death from what the host saw (cause) and

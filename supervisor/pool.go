@@ -206,7 +206,7 @@ func (p *Pool) startInstance(ctx context.Context, replacement bool) (*Instance, 
 	defer cancel()
 	if err := node.Configure(cctx, externalnode.Config{NodeID: p.cfg.NodeID, Dir: p.cfg.ConfigDir, Raw: p.cfg.ConfigJSON}); err != nil {
 		inst.release()
-		return nil, &CrashError{Provider: p.cfg.Provider, Instance: name, Pid: node.Pid(), Kind: CrashHandshake, Err: err}
+		return nil, &CrashError{Provider: p.cfg.Provider, Instance: name, Pid: node.Pid(), Kind: configKind(err), Err: err}
 	}
 	if err := inst.move(Ready); err != nil {
 		inst.release()

@@ -70,7 +70,9 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var ue usageError
 	var ne *scaffold.NameError
 	var ke *scaffold.KindError
-	if errors.As(err, &ue) || errors.As(err, &ne) || errors.As(err, &ke) || isCobraUsage(err) {
+	var le *scaffold.LangError
+	var se *scaffold.SDKError
+	if errors.As(err, &ue) || errors.As(err, &ne) || errors.As(err, &ke) || errors.As(err, &le) || errors.As(err, &se) || isCobraUsage(err) {
 		return exitUsage
 	}
 	return exitFail
@@ -98,11 +100,19 @@ func exactArgs(n int) cobra.PositionalArgs {
 func newCmd(stdout io.Writer) *cobra.Command {
 	var opts scaffold.Options
 	cmd := &cobra.Command{
-		Use:   "new NAME [--dir DIR] [--kind custom|stt|llm|tts]",
-		Short: "Scaffold a node project: main.go, node.go, node_test.go, README.md",
+		Use:   "new NAME [--lang go|node|python] [--dir DIR] [--kind custom|stt|llm|tts] [--sdk PATH]",
+		Short: "Scaffold a node project that builds and tests offline against an RSPP checkout",
 		Args:  exactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			opts.Name = args[0]
+			exe, _ := os.Executable()
+			if opts.SDK == "" {
+				opts.SDK = scaffold.FindSDK(exe)
+			}
+			opts.Tool = "rspp-node"
+			if exe != "" {
+				opts.Tool = exe // rspp-node need not be on PATH
+			}
 			written, err := scaffold.Generate(opts)
 			for _, p := range written {
 				fmt.Fprintln(stdout, "created", p)
@@ -111,12 +121,21 @@ func newCmd(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			dir := filepath.Dir(written[0])
-			fmt.Fprintf(stdout, "next: cd %s && go test ./... && go build -o %s . && rspp-node check ./%s\n", dir, opts.Name, opts.Name)
+			switch opts.Lang {
+			case "node":
+				fmt.Fprintf(stdout, "next: cd %s && npm install --offline && npm test && %s check ./main.js\n", dir, opts.Tool)
+			case "python":
+				fmt.Fprintf(stdout, "next: cd %s && /usr/bin/python3 -m unittest && %s check ./main.py\n", dir, opts.Tool)
+			default:
+				fmt.Fprintf(stdout, "next: cd %s && go test ./... && go build -o %s . && %s check ./%s\n", dir, opts.Name, opts.Tool, opts.Name)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&opts.Dir, "dir", "", "directory to create the project in (default ./NAME)")
-	cmd.Flags().StringVar(&opts.Kind, "kind", "custom", "node kind: custom, stt, llm or tts")
+	cmd.Flags().StringVar(&opts.Kind, "kind", "custom", "node kind: custom, stt, llm or tts (node and python: custom)")
+	cmd.Flags().StringVar(&opts.Lang, "lang", "go", "language: go, node or python")
+	cmd.Flags().StringVar(&opts.SDK, "sdk", "", "root of the RSPP checkout to build against (default: the one this rspp-node was built in)")
 	return cmd
 }
 
@@ -168,10 +187,11 @@ func checkCmd(stdout io.Writer) *cobra.Command {
 	var (
 		nf      nodeFlags
 		jsonOut bool
+		unknown string
 	)
 	cmd := &cobra.Command{
-		Use:   "check BINARY [--config cfg.json] [--config-dir DIR] [--timeout 10s] [--json]",
-		Short: "Run conformance checks on a node binary (exit 0 only if all pass)",
+		Use:   "check BINARY [--config cfg.json] [--config-dir DIR] [--timeout 10s] [--json] [--unknown-events POLICY]",
+		Short: "Run the runtime's rules and protocol checks on a node binary (exit 0 only if all pass)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bin, raw, dir, err := nf.resolve(args[0])
@@ -180,7 +200,7 @@ func checkCmd(stdout io.Writer) *cobra.Command {
 			}
 			speech, _ := conformance.EspeakSpeech() // nil without espeak-ng: silence only
 			rep := conformance.Run(cmd.Context(), conformance.Options{
-				Binary: bin, Config: raw, ConfigDir: dir, Timeout: nf.timeout, Speech: speech,
+				Binary: bin, Config: raw, ConfigDir: dir, Timeout: nf.timeout, Speech: speech, UnknownEvents: unknown,
 			})
 			if jsonOut {
 				err = rep.WriteJSON(stdout)
@@ -198,6 +218,7 @@ func checkCmd(stdout io.Writer) *cobra.Command {
 	}
 	nf.register(cmd, 10*time.Second)
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	cmd.Flags().StringVar(&unknown, "unknown-events", "", "the runtime's gateway.unknown_events for outputs of types it does not know: reject, drop or pass (default: the runtime's default)")
 	return cmd
 }
 

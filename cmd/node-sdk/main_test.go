@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/rspp/rspp/externalnode/conformance"
 	"github.com/rspp/rspp/providers/speechtest"
 	"github.com/rspp/rspp/test/testenv"
 	"github.com/rspp/rspp/transports/wav"
@@ -27,9 +29,14 @@ func rsppNode(t *testing.T, args ...string) (int, string, string) {
 
 func goCmd(t *testing.T, dir string, args ...string) {
 	t.Helper()
+	goCmdEnv(t, dir, nil, args...)
+}
+
+func goCmdEnv(t *testing.T, dir string, env []string, args ...string) {
+	t.Helper()
 	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -43,33 +50,30 @@ func noChildrenLeft(t *testing.T) {
 	})
 }
 
-// TestScaffoldedNodesBuildTestAndPassCheck: `new` of every kind inside the
-// module tree gives projects that build, vet, pass their own unit tests and
-// pass `check` as built binaries.
+// TestScaffoldedNodesBuildTestAndPassCheck: `new` of every Go kind, in a
+// directory outside the module tree, gives projects that vet, pass their
+// own unit tests and build offline (no module proxy, go.mod left as
+// written) against this checkout, and pass `check` as built binaries.
+// (test/sdk does the same for Node.js and Python.)
 func TestScaffoldedNodesBuildTestAndPassCheck(t *testing.T) {
 	noChildrenLeft(t)
 	root := testenv.MustModuleRoot(t)
-	dir, err := os.MkdirTemp(filepath.Join(root, "test"), ".scaffold-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := t.TempDir()
 	kinds := []string{"custom", "stt", "llm", "tts"}
-	var pkgs []string
+	bin := filepath.Join(dir, "bin")
 	for _, kind := range kinds {
-		if code, out, _ := rsppNode(t, "new", "my-"+kind, "--kind", kind, "--dir", filepath.Join(dir, kind)); code != exitOK || !strings.Contains(out, "node_test.go") {
+		proj := filepath.Join(dir, kind)
+		if code, out, _ := rsppNode(t, "new", "my-"+kind, "--kind", kind, "--dir", proj, "--sdk", root); code != exitOK || !strings.Contains(out, "go.mod") {
 			t.Fatalf("new %s: exit %d", kind, code)
 		}
-		rel, _ := filepath.Rel(root, filepath.Join(dir, kind))
-		pkgs = append(pkgs, "./"+rel) // explicit: ./... skips dot dirs
+		offline := []string{"GOPROXY=off", "GOFLAGS=-mod=readonly"}
+		goCmdEnv(t, proj, offline, "vet", "./...")
+		goCmdEnv(t, proj, offline, "test", "-count=1", "./...")
+		goCmdEnv(t, proj, offline, "build", "-o", filepath.Join(bin, kind), ".")
 	}
-	goCmd(t, root, append([]string{"vet"}, pkgs...)...)
-	goCmd(t, root, append([]string{"test", "-count=1"}, pkgs...)...)
-	bin := filepath.Join(dir, "bin")
-	goCmd(t, root, append([]string{"build", "-o", bin + string(filepath.Separator)}, pkgs...)...)
 	for _, kind := range kinds {
 		code, out, _ := rsppNode(t, "check", filepath.Join(bin, kind))
-		if code != exitOK || !strings.Contains(out, "OK: all 8 checks passed") {
+		if code != exitOK || !strings.Contains(out, fmt.Sprintf("OK: all %d checks passed", len(conformance.Checks))) {
 			t.Fatalf("check of scaffolded %s node: exit %d", kind, code)
 		}
 	}
@@ -78,9 +82,13 @@ func TestScaffoldedNodesBuildTestAndPassCheck(t *testing.T) {
 		t.Fatalf("run llm: exit %d, output %q", code, out)
 	}
 	// A second `new` into the same place refuses, naming the file.
-	code, _, stderr := rsppNode(t, "new", "my-custom", "--dir", filepath.Join(dir, "custom"))
-	if code != exitFail || !strings.Contains(stderr, filepath.Join(dir, "custom", "main.go")+" already exists") {
+	code, _, stderr := rsppNode(t, "new", "my-custom", "--dir", filepath.Join(dir, "custom"), "--sdk", root)
+	if code != exitFail || !strings.Contains(stderr, filepath.Join(dir, "custom", "go.mod")+" already exists") {
 		t.Fatalf("overwrite: exit %d", code)
+	}
+	// Without a checkout to build against, new says how to name one.
+	if code, _, stderr := rsppNode(t, "new", "x", "--dir", filepath.Join(dir, "x")); code != exitUsage || !strings.Contains(stderr, "--sdk PATH") {
+		t.Fatalf("no sdk: exit %d", code)
 	}
 }
 
@@ -109,7 +117,7 @@ func TestCheckExitCodes(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("--json output: %v", err)
 	}
-	if code != exitFail || rep.OK || len(rep.Results) != 8 || rep.Results[0].Check != "handshake" || rep.Results[0].Status != "fail" {
+	if code != exitFail || rep.OK || len(rep.Results) != len(conformance.Checks) || rep.Results[0].Check != "handshake" || rep.Results[0].Status != "fail" {
 		t.Fatalf("not a plugin: exit %d, report %+v", code, rep)
 	}
 	for _, args := range [][]string{

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/isolation"
 	"github.com/rspp/rspp/supervisor/config"
 )
@@ -48,7 +49,8 @@ func exitCode(err error) int {
 	}
 	fmt.Fprintln(os.Stderr, "rspp:", err)
 	var ue usageError
-	if errors.Is(err, config.ErrInvalid) || errors.As(err, &ue) {
+	var ce *externalnode.ConfigError // a node refused its config block
+	if errors.Is(err, config.ErrInvalid) || errors.As(err, &ue) || errors.As(err, &ce) {
 		return exitConfig
 	}
 	return exitFail

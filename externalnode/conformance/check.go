@@ -1,7 +1,11 @@
 // Package conformance checks a node binary from the outside, the way the
 // runtime will drive it: go-plugin handshake, Describe, Configure, Health,
-// a kind-appropriate invocation, cancel, concurrent invocations and
-// shutdown. It also runs one invocation on a binary for `rspp-node run`.
+// a kind-appropriate invocation whose outputs must pass the runtime's own
+// rules (kernel.NodeOutputRules, the one implementation), cancel within
+// the grace, no output after a cancel, credits granted back, output within
+// the runtime's default budget, concurrent invocations and a graceful stop
+// under StopGrace. It also runs one invocation on a binary for
+// `rspp-node run`.
 //
 // It owns the node processes and private socket directories it starts and
 // removes them before returning; it must never leave a process, socket or
@@ -12,6 +16,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rspp/rspp/externalnode"
@@ -27,12 +33,42 @@ const (
 	CheckHealth      = "health"
 	CheckInvoke      = "invoke"
 	CheckCancel      = "cancel"
+	CheckQuiet       = "no-emit-after-cancel"
+	CheckCredits     = "credits"
+	CheckBounded     = "bounded-output"
 	CheckConcurrency = "concurrency"
 	CheckShutdown    = "shutdown"
 )
 
-// CancelGrace is how long a cancelled invocation may take to end.
+// Checks are the check names in the order they run.
+var Checks = []string{CheckHandshake, CheckDescribe, CheckConfigure, CheckHealth, CheckInvoke, CheckCancel,
+	CheckQuiet, CheckCredits, CheckBounded, CheckConcurrency, CheckShutdown}
+
+// CancelGrace is how long a cancelled invocation may take to end: the
+// runtime's default kill grace (runtime.kill_grace), after which it kills
+// the instance as hung.
 const CancelGrace = 2 * time.Second
+
+// StopGrace is how long a node may take to exit after go-plugin's
+// controller Shutdown; the runtime waits 2 s and then kills, so a node
+// that misses this slows every stop, drain and upgrade.
+const StopGrace = 500 * time.Millisecond
+
+// creditRounds is how many input windows the credits check sends.
+const creditRounds = 3
+
+// quietWindow is how long a node must stay silent before the
+// no-emit-after-cancel check cancels it (its outputs for the inputs so
+// far are then out).
+const quietWindow = 200 * time.Millisecond
+
+// quietSilence is how long the no-emit-after-cancel check waits for a
+// first output before it cancels a node that has emitted nothing.
+const quietSilence = time.Second
+
+// unlimited is the output budget of the checks other than bounded-output,
+// so a flooding node fails that check alone.
+var unlimited = externalnode.OutputBudget{BytesPerSecond: 1 << 40, EventsPerSecond: 1 << 40, MaxEventBytes: externalnode.MaxMessageBytes, MaxBytesInFlight: 1 << 40}
 
 // concurrentCalls is how many invocations the concurrency check opens at once.
 const concurrentCalls = 3
@@ -53,6 +89,10 @@ type Options struct {
 	// SocketRoot is where the private socket directory is made (default:
 	// the temp dir). Keep it short: unix socket paths must be < 108 bytes.
 	SocketRoot string
+	// UnknownEvents is the gateway policy for output types the runtime
+	// does not know (gateway.unknown_events: reject, drop, pass; "": the
+	// runtime's default for node output, pass).
+	UnknownEvents string
 }
 
 // Status is the outcome of one check.
@@ -110,6 +150,7 @@ type checker struct {
 	opts   Options
 	s      *session
 	kind   string
+	info   externalnode.Info
 	report *Report
 }
 
@@ -125,7 +166,7 @@ func Run(ctx context.Context, opts Options) *Report {
 	s, err := start(ctx, opts.Binary, opts.Env, opts.SocketRoot, opts.Timeout)
 	if err != nil {
 		c.record(CheckHandshake, t0, err)
-		for _, name := range []string{CheckDescribe, CheckConfigure, CheckHealth, CheckInvoke, CheckCancel, CheckConcurrency, CheckShutdown} {
+		for _, name := range Checks[1:] {
 			c.skip(name, "handshake failed")
 		}
 		return rep
@@ -133,7 +174,8 @@ func Run(ctx context.Context, opts Options) *Report {
 	c.s = s
 	defer s.close() // after a failed shutdown check too
 	info := s.inst.Info()
-	c.pass(CheckHandshake, t0, fmt.Sprintf("go-plugin gRPC, node protocol %d, pid %d", externalnode.ProtocolVersion, s.inst.Pid()))
+	c.info = info
+	c.pass(CheckHandshake, t0, fmt.Sprintf("go-plugin gRPC on a unix socket inside its socket dir, node protocol %d, input window %d, pid %d", externalnode.ProtocolVersion, info.InputWindow, s.inst.Pid()))
 	rep.Name, rep.Kind, rep.Version = info.Name, info.Kind, info.Version
 	c.kind = info.Kind
 
@@ -143,7 +185,8 @@ func Run(ctx context.Context, opts Options) *Report {
 	for _, step := range []struct {
 		name string
 		fn   func() (string, error)
-	}{{CheckInvoke, c.invoke}, {CheckCancel, c.cancel}, {CheckConcurrency, c.concurrency}} {
+	}{{CheckInvoke, c.invoke}, {CheckCancel, c.cancel}, {CheckQuiet, c.quiet}, {CheckCredits, c.credits},
+		{CheckBounded, c.bounded}, {CheckConcurrency, c.concurrency}} {
 		if !configured {
 			c.skip(step.name, "configure failed")
 			continue
@@ -222,10 +265,12 @@ func (c *checker) health() (string, error) {
 	return fmt.Sprintf("serving, %d open invocations", open), nil
 }
 
-// invokeOnce runs one full invocation with the sample input and checks its
-// end and the correlation of every output.
-func (c *checker) invokeOnce(id string, inputs []eventabi.Event) (outcome, error) {
-	inv, err := c.s.open(id, nil)
+// invokeOnce runs one full invocation with the given input under budget
+// and checks that it ended OK; with rules set, also that it emitted, into
+// its own invocation only, outputs that all pass the runtime's rules for
+// node output (the invoke check: the others test one thing each).
+func (c *checker) invokeOnce(id string, inputs []eventabi.Event, budget externalnode.OutputBudget, rules bool) (outcome, error) {
+	inv, err := c.s.open(id, budget, nil)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -244,36 +289,28 @@ func (c *checker) invokeOnce(id string, inputs []eventabi.Event) (outcome, error
 	if o.Err != nil {
 		return o, fmt.Errorf("invocation %s ended with error: %w", id, o.Err)
 	}
+	if !rules {
+		return o, nil
+	}
 	if n := c.s.inst.ForeignFrames() - inv.foreign; n > 0 {
 		return o, violation("%d outputs claimed another scope and were dropped by the host (last: %s)", n, c.s.inst.LastForeign())
 	}
 	if len(o.Events) == 0 {
 		return o, violation("invocation %s ended OK but emitted nothing for the sample input", id)
 	}
+	r := kernel.NodeOutputRules{Emits: c.info.Emits, UnknownPolicy: c.opts.UnknownEvents,
+		SessionID: sessionID, TurnID: turnID, InvocationID: id, NodeID: nodeID,
+		Node: nodeID, Provider: c.info.Name, Version: c.info.Version}
 	for i := range o.Events {
-		if err := checkOutput(&o.Events[i], id); err != nil {
-			return o, fmt.Errorf("output %d: %w", i, err)
+		ev := o.Events[i]
+		if rule, err := r.Check(&ev); rule != kernel.OutputOK {
+			if err == nil {
+				err = violation("%s dropped by the unknown_events policy %q", ev.Type, c.opts.UnknownEvents)
+			}
+			return o, fmt.Errorf("output %d: the runtime would refuse it: %w", i, err)
 		}
 	}
 	return o, nil
-}
-
-// checkOutput checks one output's correlation, lane and payload.
-func checkOutput(ev *eventabi.Event, invID string) error {
-	switch {
-	case ev.SessionID != sessionID:
-		return violation("%s carries session %q, want %q", ev.Type, ev.SessionID, sessionID)
-	case ev.TurnID != turnID:
-		return violation("%s carries turn %q, want %q", ev.Type, ev.TurnID, turnID)
-	case ev.InvocationID != invID:
-		return violation("%s carries invocation %q, want %q", ev.Type, ev.InvocationID, invID)
-	case ev.Lane != eventabi.LaneControl && ev.Lane != eventabi.LaneData && ev.Lane != eventabi.LaneTelemetry:
-		return violation("%s on unknown lane %d", ev.Type, ev.Lane)
-	}
-	if err := eventabi.Validate(ev, eventabi.Limits{}); err != nil {
-		return err
-	}
-	return nil
 }
 
 // sample makes the kind-appropriate input (synthesising speech for stt).
@@ -293,7 +330,7 @@ func (c *checker) invoke() (string, error) {
 		return "", err
 	}
 	t0 := time.Now()
-	o, err := c.invokeOnce("conformance-invoke", in)
+	o, err := c.invokeOnce("conformance-invoke", in, unlimited, true)
 	if err != nil {
 		return "", fmt.Errorf("input %s: %w", what, err)
 	}
@@ -303,7 +340,7 @@ func (c *checker) invoke() (string, error) {
 // cancel opens an invocation, feeds it without closing its input and
 // cancels it: it must end, as cancelled or OK, within CancelGrace.
 func (c *checker) cancel() (string, error) {
-	inv, err := c.s.open("conformance-cancel", nil)
+	inv, err := c.s.open("conformance-cancel", unlimited, nil)
 	if err != nil {
 		return "", err
 	}
@@ -350,7 +387,7 @@ func (c *checker) concurrency() (string, error) {
 	errs := make(chan error, concurrentCalls)
 	for i := range concurrentCalls {
 		go func() {
-			_, err := c.invokeOnce(fmt.Sprintf("conformance-concurrent-%d", i), in)
+			_, err := c.invokeOnce(fmt.Sprintf("conformance-concurrent-%d", i), in, unlimited, false)
 			errs <- err
 		}()
 	}
@@ -366,13 +403,129 @@ func (c *checker) concurrency() (string, error) {
 	return fmt.Sprintf("%d invocations at once all ended OK in %s", concurrentCalls, time.Since(t0).Round(time.Millisecond)), nil
 }
 
+// shutdown stops the node as the runtime does (go-plugin's controller
+// Shutdown, then a kill after 2 s): it must be gone within StopGrace and
+// leave nothing behind.
 func (c *checker) shutdown() (string, error) {
 	pid := c.s.inst.Pid()
 	t0 := time.Now()
 	if err := c.s.close(); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("pid %d gone and socket dir removed %s after Kill", pid, time.Since(t0).Round(time.Millisecond)), nil
+	took := time.Since(t0)
+	if took > StopGrace {
+		return "", violation("pid %d took %s to exit after the controller's Shutdown, limit %s (does it serve plugin.GRPCController and exit on Shutdown?)", pid, took.Round(time.Millisecond), StopGrace)
+	}
+	return fmt.Sprintf("pid %d gone and socket dir removed %s after Shutdown", pid, took.Round(time.Millisecond)), nil
+}
+
+// quiet opens an invocation without input, waits until the node has been
+// silent (quietWindow after an output, quietSilence without any), cancels
+// it and counts outputs arriving after the cancel: a node must emit
+// nothing once told to stop. No input, so nothing of a correct node can
+// still be on its way (a flood of a streaming node would be).
+func (c *checker) quiet() (string, error) {
+	var mu sync.Mutex
+	var last time.Time // of the latest output; zero before the first
+	inv, err := c.s.open("conformance-quiet", unlimited, func(eventabi.Event) {
+		mu.Lock()
+		last = time.Now()
+		mu.Unlock()
+	})
+	if err != nil {
+		return "", err
+	}
+	t0 := time.Now()
+	deadline := t0.Add(c.opts.Timeout)
+	for {
+		// Quiet: silent for quietWindow after an output, or no output at
+		// all for quietSilence (a node that emits only once its input
+		// closes).
+		mu.Lock()
+		seen, idle := !last.IsZero(), time.Since(last)
+		mu.Unlock()
+		if seen && idle >= quietWindow || !seen && time.Since(t0) >= quietSilence {
+			break
+		}
+		if time.Now().After(deadline) {
+			inv.call.Abandon()
+			return "", &TimeoutError{What: "the node's output going quiet before the cancel", After: c.opts.Timeout}
+		}
+		time.Sleep(quietWindow / 4)
+	}
+	if err := inv.call.Cancel("conformance"); err != nil {
+		inv.call.Abandon()
+		return "", err
+	}
+	_, werr := inv.wait(CancelGrace)
+	late := inv.call.DroppedAfterCancel()
+	if late > 0 {
+		return "", violation("%d outputs arrived after the cancel (the runtime drops them and counts them against the node)", late)
+	}
+	if werr != nil {
+		return "no output after the cancel (it did not end: see the cancel check)", nil
+	}
+	return "no output after the cancel", nil
+}
+
+// credits sends creditRounds windows of input: the host sends no more
+// than a window ahead, so the invocation ends only if the node grants
+// credit back as it consumes.
+func (c *checker) credits() (string, error) {
+	w := c.info.InputWindow
+	n := creditRounds * w
+	var in []eventabi.Event
+	if c.kind == "stt" {
+		in = AudioInput(silence(1 + n/50))[:n]
+	} else {
+		one := TextInput(c.kind, sampleText(c.kind))
+		for range n {
+			in = append(in, one[0])
+		}
+	}
+	var delivered atomic.Int64
+	inv, err := c.s.openDelivered("conformance-credits", unlimited, func(k int) { delivered.Add(int64(k)) })
+	if err != nil {
+		return "", err
+	}
+	if err := inv.send(in); err != nil {
+		inv.call.Abandon()
+		return "", err
+	}
+	if err := inv.call.CloseInput(); err != nil {
+		inv.call.Abandon()
+		return "", err
+	}
+	o, err := inv.wait(c.opts.Timeout)
+	if err != nil {
+		return "", violation("%d of %d inputs delivered with an input window of %d: the node granted no more credit (CREDIT frames as it consumes inputs)", delivered.Load(), n, w)
+	}
+	if o.Err != nil {
+		return "", fmt.Errorf("invocation with %d inputs ended with error: %w", n, o.Err)
+	}
+	return fmt.Sprintf("%d inputs through a window of %d, ended OK", n, w), nil
+}
+
+// bounded runs the sample invocation under the runtime's default output
+// budget (externalnode.DefaultOutputBudget).
+func (c *checker) bounded() (string, error) {
+	in, _, err := c.sample()
+	if err != nil {
+		return "", err
+	}
+	o, err := c.invokeOnce("conformance-bounded", in, externalnode.OutputBudget{}, false)
+	if err != nil {
+		var be *externalnode.BudgetError
+		if errors.As(err, &be) {
+			return "", violation("over the runtime's default output budget: %v", be)
+		}
+		return "", err
+	}
+	bytes := 0
+	for _, ev := range o.Events {
+		bytes += externalnode.EventBytes(ev)
+	}
+	return fmt.Sprintf("%d outputs, %d bytes: within the default output budget", len(o.Events), bytes), nil
 }
 
 func configFor(raw []byte, dir string) externalnode.Config {

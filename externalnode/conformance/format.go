@@ -19,7 +19,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	b.WriteString("\n")
 	for _, res := range r.Results {
 		detail := strings.ReplaceAll(res.Detail, "\n", "\n      ")
-		fmt.Fprintf(&b, "%-4s  %-11s %7s  %s\n", strings.ToUpper(string(res.Status)), res.Check, res.Elapsed.Round(time.Millisecond), detail)
+		fmt.Fprintf(&b, "%-4s  %-20s %7s  %s\n", strings.ToUpper(string(res.Status)), res.Check, res.Elapsed.Round(time.Millisecond), detail)
 	}
 	if failed := r.Failed(); len(failed) > 0 {
 		fmt.Fprintf(&b, "FAIL: %d of %d checks did not pass: %s\n", len(failed), len(r.Results), strings.Join(failed, ", "))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/kernel/eventabi"
 )
 
@@ -67,7 +68,7 @@ func RunOnce(ctx context.Context, opts RunOptions) (RunSummary, error) {
 		}
 	}
 	var sinkErr error // written only by the reader goroutine, read after the end
-	inv, err := s.open("run-1", func(ev eventabi.Event) {
+	inv, err := s.open("run-1", externalnode.OutputBudget{}, func(ev eventabi.Event) {
 		sum.Outputs++
 		switch {
 		case ev.Text != nil && opts.OnText != nil:

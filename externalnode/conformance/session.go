@@ -134,19 +134,33 @@ type invocation struct {
 
 // open starts an invocation with the conformance correlation ids; onEvent,
 // when set, sees each output as it arrives (from the reader goroutine).
-func (s *session) open(id string, onEvent func(eventabi.Event)) (*invocation, error) {
+func (s *session) open(id string, budget externalnode.OutputBudget, onEvent func(eventabi.Event)) (*invocation, error) {
+	return s.openWith(id, budget, onEvent, nil)
+}
+
+// openDelivered is open that also counts the inputs delivered.
+func (s *session) openDelivered(id string, budget externalnode.OutputBudget, onDelivered func(int)) (*invocation, error) {
+	return s.openWith(id, budget, nil, onDelivered)
+}
+
+func (s *session) openWith(id string, budget externalnode.OutputBudget, onEvent func(eventabi.Event), onDelivered func(int)) (*invocation, error) {
 	inv := &invocation{id: id, done: make(chan outcome, 1), delivered: make(chan struct{}), foreign: s.inst.ForeignFrames()}
 	var evs []eventabi.Event // touched only by the instance's reader goroutine
 	var firstDelivery sync.Once
-	c, err := s.inst.Open(externalnode.OpenRequest{InvocationID: id, SessionID: sessionID, TurnID: turnID, NodeID: nodeID}, externalnode.Handler{
+	c, err := s.inst.Open(externalnode.OpenRequest{InvocationID: id, SessionID: sessionID, TurnID: turnID, NodeID: nodeID, Budget: budget}, externalnode.Handler{
 		OnEvent: func(ev eventabi.Event) {
 			evs = append(evs, ev)
 			if onEvent != nil {
 				onEvent(ev)
 			}
 		},
-		OnEnd:       func(err error) { inv.done <- outcome{Events: evs, Err: err} },
-		OnDelivered: func(int) { firstDelivery.Do(func() { close(inv.delivered) }) },
+		OnEnd: func(err error) { inv.done <- outcome{Events: evs, Err: err} },
+		OnDelivered: func(n int) {
+			firstDelivery.Do(func() { close(inv.delivered) })
+			if onDelivered != nil {
+				onDelivered(n)
+			}
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -1,7 +1,9 @@
-// Package scaffold writes a new, working node project from templates: a thin
-// main calling externalnode.Serve, an example node of the chosen kind that
-// honours cancellation, its unit test (externalnode.NewTestCall) and a
-// README saying how to build and check it.
+// Package scaffold writes a new, working node project from templates, in
+// Go, Node.js or Python: an example node that honours cancellation, its
+// unit test (the SDK's in-memory test call), the project file (go.mod,
+// package.json, pyproject.toml) pointing at a local RSPP checkout so that
+// it builds and tests offline, and a README saying how to build and check
+// it.
 //
 // It only ever creates files: it must never overwrite or delete anything.
 package scaffold
@@ -15,16 +17,21 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/template"
 	"unicode"
 )
 
-//go:embed templates/*.tmpl
+//go:embed templates/*.tmpl templates/node/*.tmpl templates/python/*.tmpl
 var templates embed.FS
 
 // Kinds a scaffolded node may be.
 var Kinds = []string{"custom", "stt", "llm", "tts"}
+
+// Langs a node may be scaffolded in. Go has every kind; Node.js and Python
+// have the custom kind.
+var Langs = []string{"go", "node", "python"}
 
 // MaxNameLen bounds a node name.
 const MaxNameLen = 64
@@ -34,6 +41,35 @@ type Options struct {
 	Name string
 	Dir  string // default: ./Name
 	Kind string // default: custom
+	Lang string // default: go
+	// SDK is the root of the RSPP checkout the project builds against
+	// (go.mod replace, package.json file: dependency, Python sys.path).
+	SDK string
+	// Tool is how the README calls rspp-node (default "rspp-node").
+	Tool string
+}
+
+// LangError says the language is not one of Langs, or lacks the kind.
+type LangError struct{ Lang, Kind string }
+
+func (e *LangError) Error() string {
+	if e.Kind != "" {
+		return fmt.Sprintf("--lang %s scaffolds kind custom only, not %q (use --lang go for stt, llm or tts)", e.Lang, e.Kind)
+	}
+	return fmt.Sprintf("unknown language %q: want one of %s", e.Lang, strings.Join(Langs, ", "))
+}
+
+// SDKError says the RSPP checkout to build against is missing or is not one.
+type SDKError struct {
+	Path   string
+	Reason string
+}
+
+func (e *SDKError) Error() string {
+	if e.Path == "" {
+		return "no RSPP checkout to build against: pass --sdk PATH (the root of a checkout of github.com/rspp/rspp)"
+	}
+	return fmt.Sprintf("--sdk %s: %s", e.Path, e.Reason)
 }
 
 // NameError says a node name is unusable, and why.
@@ -83,16 +119,48 @@ func ValidateName(name string) error {
 	return nil
 }
 
-// file is one generated file: its name in the project and its template.
-type file struct{ name, tmpl string }
+// file is one generated file: its name in the project and its template
+// (or, when gen is set, its content made in Go).
+type file struct {
+	name, tmpl string
+	mode       os.FileMode
+	gen        func(data) ([]byte, error)
+}
 
-func files(kind string) []file {
-	return []file{
-		{"main.go", "main.go.tmpl"},
-		{"node.go", "node_" + kind + ".go.tmpl"},
-		{"node_test.go", "node_" + kind + "_test.go.tmpl"},
-		{"README.md", "README.md.tmpl"},
+func files(lang, kind string) []file {
+	switch lang {
+	case "node":
+		return []file{
+			{name: "package.json", tmpl: "node/package.json.tmpl"},
+			{name: "main.js", tmpl: "node/main.js.tmpl", mode: 0o755},
+			{name: "node.js", tmpl: "node/node.js.tmpl"},
+			{name: "node.test.js", tmpl: "node/node.test.js.tmpl"},
+			{name: "README.md", tmpl: "node/README.md.tmpl"},
+		}
+	case "python":
+		return []file{
+			{name: "pyproject.toml", tmpl: "python/pyproject.toml.tmpl"},
+			{name: "main.py", tmpl: "python/main.py.tmpl", mode: 0o755},
+			{name: "node.py", tmpl: "python/node.py.tmpl"},
+			{name: "test_node.py", tmpl: "python/test_node.py.tmpl"},
+			{name: "README.md", tmpl: "python/README.md.tmpl"},
+		}
 	}
+	return []file{
+		{name: "go.mod", gen: goMod},
+		{name: "go.sum", gen: goSum},
+		{name: "main.go", tmpl: "main.go.tmpl"},
+		{name: "node.go", tmpl: "node_" + kind + ".go.tmpl"},
+		{name: "node_test.go", tmpl: "node_" + kind + "_test.go.tmpl"},
+		{name: "README.md", tmpl: "README.md.tmpl"},
+	}
+}
+
+// data is what templates see.
+type data struct {
+	Options
+	// Dir is the project directory, absolute.
+	AbsDir string
 }
 
 // Generate writes the project and returns the paths it created. It checks
@@ -107,13 +175,36 @@ func Generate(opts Options) ([]string, error) {
 	if !validKind(opts.Kind) {
 		return nil, &KindError{Kind: opts.Kind}
 	}
+	if opts.Lang == "" {
+		opts.Lang = "go"
+	}
+	if !slices.Contains(Langs, opts.Lang) {
+		return nil, &LangError{Lang: opts.Lang}
+	}
+	if opts.Lang != "go" && opts.Kind != "custom" {
+		return nil, &LangError{Lang: opts.Lang, Kind: opts.Kind}
+	}
 	if opts.Dir == "" {
 		opts.Dir = opts.Name
 	}
-	targets := files(opts.Kind)
+	if opts.Tool == "" {
+		opts.Tool = "rspp-node"
+	}
+	sdk, err := CheckSDK(opts.SDK)
+	if err != nil {
+		return nil, err
+	}
+	opts.SDK = sdk
+	abs, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	d := data{Options: opts, AbsDir: abs}
+	d.Dir = abs
+	targets := files(opts.Lang, opts.Kind)
 	rendered := make([][]byte, len(targets))
 	for i, f := range targets {
-		b, err := render(f, opts)
+		b, err := render(f, d)
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +221,11 @@ func Generate(opts Options) ([]string, error) {
 	var written []string
 	for i, f := range targets {
 		p := filepath.Join(opts.Dir, f.name)
-		if err := writeNew(p, rendered[i]); err != nil {
+		mode := f.mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		if err := writeNew(p, rendered[i], mode); err != nil {
 			return written, err
 		}
 		written = append(written, p)
@@ -138,17 +233,13 @@ func Generate(opts Options) ([]string, error) {
 	return written, nil
 }
 
-func validKind(k string) bool {
-	for _, x := range Kinds {
-		if x == k {
-			return true
-		}
-	}
-	return false
-}
+func validKind(k string) bool { return slices.Contains(Kinds, k) }
 
 // render executes one template; Go files come out gofmt'ed.
-func render(f file, opts Options) ([]byte, error) {
+func render(f file, opts data) ([]byte, error) {
+	if f.gen != nil {
+		return f.gen(opts)
+	}
 	t, err := template.ParseFS(templates, "templates/"+f.tmpl)
 	if err != nil {
 		return nil, err
@@ -169,8 +260,8 @@ func render(f file, opts Options) ([]byte, error) {
 
 // writeNew creates p exclusively: a file that appeared since the check is
 // still never overwritten.
-func writeNew(p string, b []byte) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+func writeNew(p string, b []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if errors.Is(err, os.ErrExist) {
 		return &ExistsError{Path: p}
 	}

@@ -125,12 +125,23 @@ func PrintSummary(w io.Writer, r *Results) {
 			{"bare go-plugin gRPC", rt.BareGRPC}, {"raw unix socket", rt.RawUnix}, {"session (kernel+runner)", rt.SessionPath}} {
 			fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", p.name, p.s.P50us, p.s.P99us, p.s.MeanUs, p.s.MinUs, p.s.MaxUs)
 		}
+		for _, p := range []struct {
+			name string
+			s    *Summary
+		}{{"Node.js SDK echo node", rt.NodeJS}, {"Python SDK echo node", rt.Python}} {
+			if p.s != nil {
+				fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", p.name, p.s.P50us, p.s.P99us, p.s.MeanUs, p.s.MinUs, p.s.MaxUs)
+			}
+		}
 		_ = tw.Flush()
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "ratio\tp50\tp99\tmean\t")
-		for _, k := range []string{"real/bare", "real/raw", "bare/raw", "session/real", "session/bare", "real/window_4096", "window_1/window_4096"} {
-			q := rt.Ratios[k]
+		for _, k := range []string{"real/bare", "real/raw", "bare/raw", "session/real", "session/bare", "real/window_4096", "window_1/window_4096", "nodejs/real", "python/real"} {
+			q, ok := rt.Ratios[k]
+			if !ok {
+				continue
+			}
 			fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t\n", k, q.P50, q.P99, q.Mean)
 		}
 		_ = tw.Flush()

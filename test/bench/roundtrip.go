@@ -49,12 +49,18 @@ type realPath struct {
 }
 
 func startRealPath(ctx context.Context, self, tmp string, frame []byte, window int) (*realPath, error) {
+	return startRealPathOf(ctx, self, []string{PluginEnv + "=" + pluginEchoNode, WindowEnv + "=" + strconv.Itoa(window)}, tmp, frame)
+}
+
+// startRealPathOf is the real path to any echo node binary (the Go one, or
+// the Node.js and Python SDKs' example echo nodes).
+func startRealPathOf(ctx context.Context, binary string, env []string, tmp string, frame []byte) (*realPath, error) {
 	dir, err := os.MkdirTemp(tmp, "rspp-bench-real-")
 	if err != nil {
 		return nil, err
 	}
 	inst, err := externalnode.Start(ctx, externalnode.StartConfig{
-		Name: "bench/echo", Binary: self, Env: []string{PluginEnv + "=" + pluginEchoNode, WindowEnv + "=" + strconv.Itoa(window)},
+		Name: "bench/echo", Binary: binary, Env: env,
 		SocketDir: dir, StartTimeout: startTimeout,
 	})
 	if err != nil {
@@ -300,6 +306,9 @@ const (
 	// all but off). The default window (64) credits every 32.
 	NameRealWindow1   = "frame_roundtrip_real_path_window_1"
 	NameRealWindowMax = "frame_roundtrip_real_path_window_4096"
+	// The real path to the Node.js and Python SDKs' echo nodes.
+	NameNodeJS = "frame_roundtrip_nodejs_sdk"
+	NamePython = "frame_roundtrip_python_sdk"
 )
 
 // RoundTripConfig says how to measure the frame round trips.
@@ -316,6 +325,9 @@ type RoundTripConfig struct {
 	// lands on all paths alike rather than on whichever ran then.
 	Rounds  int           // default 10
 	Timeout time.Duration // whole measurement; default 5 min
+	// NodeJSNode and PythonNode, when set, are echo nodes on the Node.js
+	// and Python SDKs measured beside the Go node in the same rounds.
+	NodeJSNode, PythonNode string
 
 	// started, if set, is told the plugin pids once all three run (the
 	// tests check that they are gone afterwards).
@@ -360,6 +372,9 @@ type RoundTrips struct {
 	// The flow-control variants of the real path.
 	RealWindow1   Summary `json:"frame_roundtrip_real_path_window_1"`
 	RealWindowMax Summary `json:"frame_roundtrip_real_path_window_4096"`
+	// The same real path to echo nodes written on the other SDKs.
+	NodeJS *Summary `json:"frame_roundtrip_nodejs_sdk,omitempty"`
+	Python *Summary `json:"frame_roundtrip_python_sdk,omitempty"`
 	// Ratios compare the paths of this same run: "real/bare" is what RSPP's
 	// layers add over the bare go-plugin stream it rides on.
 	Ratios map[string]Ratio `json:"ratios"`
@@ -415,6 +430,19 @@ func MeasureRoundTrips(ctx context.Context, cfg RoundTripConfig) (res *RoundTrip
 		}
 		paths = append(paths, p)
 	}
+	sdkAt := map[string]int{}
+	for _, n := range []struct{ name, binary string }{{NameNodeJS, cfg.NodeJSNode}, {NamePython, cfg.PythonNode}} {
+		if n.binary == "" {
+			continue
+		}
+		p, err := startRealPathOf(ctx, n.binary, nil, cfg.TempDir, frame)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n.name, err)
+		}
+		sdkAt[n.name] = len(paths)
+		paths = append(paths, p)
+		names = append(names, n.name)
+	}
 
 	if cfg.started != nil {
 		pids := make([]int, len(paths))
@@ -455,7 +483,7 @@ func MeasureRoundTrips(ctx context.Context, cfg RoundTripConfig) (res *RoundTrip
 
 	r, b, w, s := Summarize(samples[0]), Summarize(samples[1]), Summarize(samples[2]), Summarize(samples[3])
 	w1, wmax := Summarize(samples[4]), Summarize(samples[5])
-	return &RoundTrips{
+	res = &RoundTrips{
 		FrameBytes: cfg.FrameBytes, Warmup: cfg.Warmup, Rounds: cfg.Rounds,
 		RealPath: r, BareGRPC: b, RawUnix: w, SessionPath: s, RealWindow1: w1, RealWindowMax: wmax,
 		Ratios: map[string]Ratio{"real/bare": RatioOf(r, b), "real/raw": RatioOf(r, w), "bare/raw": RatioOf(b, w),
@@ -463,5 +491,16 @@ func MeasureRoundTrips(ctx context.Context, cfg RoundTripConfig) (res *RoundTrip
 			// Flow control's own cost: the default window against flow
 			// control all but off, and its worst case.
 			"real/window_4096": RatioOf(r, wmax), "window_1/window_4096": RatioOf(w1, wmax)},
-	}, nil
+	}
+	if i, ok := sdkAt[NameNodeJS]; ok {
+		sum := Summarize(samples[i])
+		res.NodeJS = &sum
+		res.Ratios["nodejs/real"] = RatioOf(sum, r)
+	}
+	if i, ok := sdkAt[NamePython]; ok {
+		sum := Summarize(samples[i])
+		res.Python = &sum
+		res.Ratios["python/real"] = RatioOf(sum, r)
+	}
+	return res, nil
 }

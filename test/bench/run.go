@@ -28,6 +28,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&cfg.Rounds, "rounds", 10, "interleaved rounds the samples are split into")
 	fl.IntVar(&cfg.FrameBytes, "frame", 640, "frame size in bytes")
 	fl.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "limit for the round-trip measurement")
+	nodejs := fl.String("nodejs-node", "sdk/node/examples/echo.js", "echo node on the Node.js SDK measured beside the Go node (\"\": skip)")
+	python := fl.String("python-node", "sdk/python/examples/echo.py", "echo node on the Python SDK measured beside the Go node (\"\": skip)")
 	floodPhase := fl.Duration("flood", 5*time.Second, "length of each phase of the supervisor-RSS-under-flood measurement (0: skip)")
 	live := LiveConfig{Phrase: "what time is it", TempDir: os.TempDir()}
 	fl.StringVar(&live.BinDir, "live-bin", "bin", "`dir` with rspp, providers/ and bench/energystt for the live-path measurement")
@@ -81,6 +83,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if pkgs != nil {
 			res.GoBenchmarks = pkgs
 		}
+	}
+	var note string
+	if cfg.NodeJSNode, note = sdkNode(*nodejs, "node", "sdk/node/dist/src/index.js"); note != "" {
+		res.Notes = append(res.Notes, "Node.js SDK round trip not measured: "+note)
+	}
+	if cfg.PythonNode, note = sdkNode(*python, "/usr/bin/python3", ""); note != "" {
+		res.Notes = append(res.Notes, "Python SDK round trip not measured: "+note)
 	}
 	if res.FrameRoundTrip, err = MeasureRoundTrips(ctx, cfg); err != nil {
 		return fmt.Errorf("frame round trip: %w", err)

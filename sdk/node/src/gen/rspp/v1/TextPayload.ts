@@ -1,0 +1,12 @@
+// Original file: proto/rspp.proto
+
+
+export interface TextPayload {
+  'text'?: (string);
+  'final'?: (boolean);
+}
+
+export interface TextPayload__Output {
+  'text': (string);
+  'final': (boolean);
+}
