@@ -39,6 +39,9 @@ type ServeOptions struct {
 	// Inputs: the page and the WebSocket endpoint, a session per
 	// connection, agent audio played out in real time.
 	Listen *ListenOptions
+	// LiveKit, if set, serves rooms of a LiveKit server as its agent
+	// worker instead (see LiveKitOptions).
+	LiveKit *LiveKitOptions
 }
 
 // Serve starts a runtime from cfg and serves until ctx ends. It returns
@@ -57,7 +60,7 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 		}
 		clips = append(clips, pcm)
 	}
-	if len(clips) == 0 && o.Listen == nil {
+	if len(clips) == 0 && o.Listen == nil && o.LiveKit == nil {
 		return Terminals{}, fmt.Errorf("serve: no input WAV")
 	}
 	rt, err := Start(ctx, cfg, Options{Logger: o.Logger, Timeline: o.Telemetry})
@@ -95,7 +98,7 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 		}
 	}()
 
-	if o.Listen != nil {
+	if o.Listen != nil || o.LiveKit != nil {
 		var tl runner.Timeline
 		if o.Timeline != "" {
 			jl, err := runner.CreateJSONL(o.Timeline)
@@ -113,6 +116,9 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 			var cancel context.CancelFunc
 			lctx, cancel = context.WithTimeout(ctx, o.Duration)
 			defer cancel()
+		}
+		if o.LiveKit != nil {
+			return serveLiveKit(lctx, rt, *o.LiveKit, tl, out)
 		}
 		return serveLive(lctx, rt, *o.Listen, tl, out)
 	}

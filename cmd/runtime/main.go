@@ -34,6 +34,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(runCmd(), serveCmd(), upgradeCmd(), statusCmd(), chaosCmd())
+	root.AddCommand(tokenCmd())
 	err := root.Execute()
 	os.Exit(exitCode(err))
 }

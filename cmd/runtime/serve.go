@@ -24,6 +24,7 @@ func serveCmd() *cobra.Command {
 		gap, duration               time.Duration
 		realtime                    bool
 		tf                          telemetryFlags
+		lk                          livekitFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -60,10 +61,10 @@ providers whose binary or settings changed.`,
 			if err != nil {
 				return err
 			}
-			if listen == "" && len(inputs) == 0 {
+			if listen == "" && len(inputs) == 0 && lk.url == "" {
 				listen = cfg.Transports.WebSocket.Listen
 			}
-			if listen == "" && len(inputs) == 0 {
+			if listen == "" && len(inputs) == 0 && lk.url == "" {
 				return usageError{fmt.Errorf("--input, --listen or transports.websocket.listen in the config is required")}
 			}
 			tel, stopTel, err := tf.start(cfg)
@@ -92,6 +93,14 @@ providers whose binary or settings changed.`,
 				}
 				so.Listen = &lo
 			}
+			if lk.url != "" {
+				if so.LiveKit, err = lk.options(); err != nil {
+					return err
+				}
+				so.Listen = nil
+				so.Ready = func(sock string) { fmt.Fprintf(out, "admin socket %s\n", sock) }
+				so.LiveKit.Registered = func(id string) { fmt.Fprintf(out, "livekit worker %s registered with %s\n", id, lk.url) }
+			}
 			term, err := supervisor.Serve(ctx, cfg, so, out)
 			if err != nil {
 				return interruptedOr(ctx, err, " during start; plugins stopped")
@@ -117,6 +126,7 @@ providers whose binary or settings changed.`,
 	f.StringVar(&timeline, "timeline", "", "where to write the timeline (JSON Lines)")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	tf.register(f)
+	lk.register(f)
 	return cmd
 }
 
