@@ -79,15 +79,12 @@ func TestAgentHearsAndReplies(t *testing.T) {
 	if len(frames) == 0 {
 		t.Fatalf("no agent audio received; messages: %s", lkclient.Summary(ms))
 	}
-	var first time.Time
-	for _, f := range frames {
-		if f.At.After(voiceEnd) {
-			first = f.At
-			break
-		}
+	first, ok := firstVoiced(frames, voiceEnd)
+	if !ok {
+		t.Fatalf("no audible agent audio after the end of speech; messages: %s", lkclient.Summary(ms))
 	}
-	t.Logf("agent audio: %d frames (%.2f s); first audio %s after the end of speech", len(frames),
-		float64(len(agentPCM(frames)))/32000, first.Sub(voiceEnd).Round(time.Millisecond))
+	t.Logf("agent audio: %d frames (%.2f s); first audible audio %s after the end of speech", len(frames),
+		float64(len(agentPCM(frames)))/32000, first.At.Sub(voiceEnd).Round(time.Millisecond))
 	root := testenv.MustModuleRoot(t)
 	got, err := speechtest.DecodePCM(ctx, agentPCM(frames), filepath.Join(root, "examples", "replies.jsgf"))
 	if err != nil {

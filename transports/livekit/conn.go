@@ -23,6 +23,9 @@ const (
 	// maxGapFill is the most lost packets in a row filled with silence so
 	// media time stays true; a longer gap is a pause of the sender.
 	maxGapFill = 10
+	// jitterDepth is how many packets may wait for a missing one (60 ms):
+	// reordering within it costs nothing, a loss costs that wait.
+	jitterDepth = 3
 	// badPacketsInRow ends the session: the track is not Opus we can
 	// decode.
 	badPacketsInRow = 50
@@ -31,7 +34,7 @@ const (
 // ConnStats are one participant session's counters.
 type ConnStats struct {
 	PacketsIn, FramesIn   uint64
-	LatePackets           uint64 // arrived after a later one: dropped
+	LatePackets           uint64 // arrived after the jitter buffer gave up on them: dropped
 	LostPackets           uint64 // sequence gaps (filled with silence up to maxGapFill)
 	BadPackets            uint64 // the decoder refused them
 	FramesOut             uint64
@@ -360,8 +363,6 @@ func (c *Conn) readRTP(frames chan<- eventabi.Event) {
 	var (
 		n       int64
 		pending []byte
-		lastSeq uint16
-		haveSeq bool
 		badRun  int
 	)
 	emit := func(pcm []byte) bool {
@@ -384,6 +385,35 @@ func (c *Conn) readRTP(frames chan<- eventabi.Event) {
 		return true
 	}
 	silence := make([]byte, opuscodec.FrameBytes)
+	jb := newReorder(jitterDepth)
+	release := func(lost int, payload []byte) bool {
+		if lost > 0 {
+			c.count(func(s *ConnStats) { s.LostPackets += uint64(lost) })
+			for range min(lost, maxGapFill) {
+				if !emit(silence) {
+					return false
+				}
+			}
+		}
+		if len(payload) == 0 {
+			return true
+		}
+		pcm, err := c.dec.Code(payload)
+		if err != nil {
+			if opuscodec.IsExited(err) {
+				c.lostWith(err)
+				return false
+			}
+			c.count(func(s *ConnStats) { s.BadPackets++ })
+			if badRun++; badRun >= badPacketsInRow {
+				c.Refuse(fmt.Errorf("participant %s: %d Opus packets in a row do not decode: %v", c.identity, badRun, err))
+				return false
+			}
+			return true
+		}
+		badRun = 0
+		return emit(pcm)
+	}
 	for {
 		pkt, _, err := c.remote.ReadRTP()
 		if err != nil {
@@ -395,40 +425,11 @@ func (c *Conn) readRTP(frames chan<- eventabi.Event) {
 		default:
 		}
 		c.count(func(s *ConnStats) { s.PacketsIn++ })
-		if haveSeq {
-			d := int16(pkt.SequenceNumber - lastSeq)
-			if d <= 0 {
-				c.count(func(s *ConnStats) { s.LatePackets++ })
-				continue
-			}
-			if gap := int(d) - 1; gap > 0 {
-				c.count(func(s *ConnStats) { s.LostPackets += uint64(gap) })
-				for range min(gap, maxGapFill) {
-					if !emit(silence) {
-						return
-					}
-				}
-			}
+		late, ok := jb.push(pkt.SequenceNumber, pkt.Payload, release)
+		if late {
+			c.count(func(s *ConnStats) { s.LatePackets++ })
 		}
-		lastSeq, haveSeq = pkt.SequenceNumber, true
-		if len(pkt.Payload) == 0 {
-			continue
-		}
-		pcm, err := c.dec.Code(pkt.Payload)
-		if err != nil {
-			if opuscodec.IsExited(err) {
-				c.lostWith(err)
-				return
-			}
-			c.count(func(s *ConnStats) { s.BadPackets++ })
-			if badRun++; badRun >= badPacketsInRow {
-				c.Refuse(fmt.Errorf("participant %s: %d Opus packets in a row do not decode: %v", c.identity, badRun, err))
-				return
-			}
-			continue
-		}
-		badRun = 0
-		if !emit(pcm) {
+		if !ok {
 			return
 		}
 	}

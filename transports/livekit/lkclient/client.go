@@ -54,17 +54,37 @@ type Client struct {
 	dec      *opuscodec.Client
 	stereo   *stereoEncoder
 
-	mu       sync.Mutex
-	frames   []Frame
-	msgs     []Received
-	notify   chan struct{}
-	sub      bool
-	wg       sync.WaitGroup
-	closed   bool
-	sentAt   time.Time // wall clock of the last microphone frame written
-	queue    []byte
-	voiceEnd time.Time
-	stopMic  chan struct{}
+	mu         sync.Mutex
+	frames     []Frame
+	msgs       []Received
+	notify     chan struct{}
+	sub        bool
+	wg         sync.WaitGroup
+	closed     bool
+	sentAt     time.Time // wall clock of the last microphone frame written
+	queue      []byte
+	voiceEnd   time.Time
+	voiceStart time.Time
+	stopMic    chan struct{}
+	agentLeft  time.Time
+}
+
+// AgentLeft is when an agent participant left the room (zero: none did).
+func (c *Client) AgentLeft() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.agentLeft
+}
+
+// Agents are the agent participants in the room now.
+func (c *Client) Agents() []string {
+	var ids []string
+	for _, rp := range c.room.GetRemoteParticipants() {
+		if rp.Kind() == lksdk.ParticipantAgent {
+			ids = append(ids, rp.Identity())
+		}
+	}
+	return ids
 }
 
 // Join connects to the room with token as identity and publishes a
@@ -85,6 +105,14 @@ func Join(ctx context.Context, url, token, identity string, o Options) (*Client,
 	}
 	cb := lksdk.NewRoomCallback()
 	cb.OnTrackSubscribed = c.trackSubscribed
+	cb.OnParticipantDisconnected = func(rp *lksdk.RemoteParticipant) {
+		if rp.Kind() == lksdk.ParticipantAgent {
+			c.mu.Lock()
+			c.agentLeft = time.Now()
+			c.mu.Unlock()
+			c.kick()
+		}
+	}
 	cb.OnDataPacket = func(p lksdk.DataPacket, params lksdk.DataReceiveParams) {
 		u, ok := p.(*lksdk.UserDataPacket)
 		if !ok || u.Topic != livekit.Topic {
@@ -180,7 +208,16 @@ func (c *Client) trackSubscribed(track *webrtc.TrackRemote, pub *lksdk.RemoteTra
 func (c *Client) Say(pcm []byte) {
 	c.mu.Lock()
 	c.queue = append(c.queue, pcm...)
+	c.voiceStart = time.Time{}
 	c.mu.Unlock()
+}
+
+// VoiceStart is when the first voiced frame of the last Say was sent
+// (zero until it was).
+func (c *Client) VoiceStart() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.voiceStart
 }
 
 // Saying says whether queued speech is still being sent.
@@ -226,8 +263,12 @@ func (c *Client) pump() {
 			return
 		}
 		if speech && Voiced(frame) {
+			now := time.Now()
 			c.mu.Lock()
-			c.voiceEnd = time.Now()
+			if c.voiceStart.IsZero() {
+				c.voiceStart = now
+			}
+			c.voiceEnd = now
 			c.mu.Unlock()
 		}
 	}
