@@ -32,6 +32,7 @@ type roomSession struct {
 	conns    map[string]*Conn // identity -> live session
 	refused  map[string]bool  // identities told the room is full
 	told     map[string]bool  // identities told a video track is ignored
+	pending  []pendingTell    // messages from callbacks that ran before the join returned
 	leaving  bool
 	leaveErr error
 	once     sync.Once
@@ -90,7 +91,13 @@ func (r *roomSession) run() {
 	}
 	r.mu.Lock()
 	r.room = room
+	pending := r.pending
+	r.pending = nil
 	r.mu.Unlock()
+	// What the callbacks had to say while the join was under way.
+	for _, p := range pending {
+		r.tell(p.identity, p.m)
+	}
 	log("livekit joined room", "room", r.name, "job", r.jobID)
 	// Participants already there before the agent joined.
 	for _, rp := range room.GetRemoteParticipants() {
@@ -269,10 +276,19 @@ func (r *roomSession) tell(identity string, m Message) {
 	b, _ := json.Marshal(m)
 	r.mu.Lock()
 	room := r.room
-	r.mu.Unlock()
 	if room == nil {
+		if len(r.pending) < 64 {
+			r.pending = append(r.pending, pendingTell{identity, m})
+		}
+		r.mu.Unlock()
 		return
 	}
+	r.mu.Unlock()
 	_ = room.LocalParticipant.PublishDataPacket(lksdk.UserData(b), lksdk.WithDataPublishTopic(Topic),
 		lksdk.WithDataPublishReliable(true), lksdk.WithDataPublishDestination([]string{identity}))
+}
+
+type pendingTell struct {
+	identity string
+	m        Message
 }

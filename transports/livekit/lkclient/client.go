@@ -15,6 +15,8 @@ import (
 
 	protologger "github.com/livekit/protocol/logger"
 	lksdk "github.com/livekit/server-sdk-go/v2"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
@@ -43,6 +45,9 @@ type Options struct {
 	// Video also publishes a (blank) VP8 video track: the agent must
 	// ignore it.
 	Video bool
+	// Impair, if set, emulates a lossy, jittery network on the
+	// participant's RTP, both ways.
+	Impair Impair
 }
 
 // Client is one joined participant.
@@ -67,6 +72,9 @@ type Client struct {
 	voiceStart time.Time
 	stopMic    chan struct{}
 	agentLeft  time.Time
+	impair     Impair
+	opusBin    string
+	micErr     error
 }
 
 // AgentLeft is when an agent participant left the room (zero: none did).
@@ -95,7 +103,7 @@ func Join(ctx context.Context, url, token, identity string, o Options) (*Client,
 		return nil, err
 	}
 	quietSDK()
-	c := &Client{Identity: identity, notify: make(chan struct{}, 1), stopMic: make(chan struct{})}
+	c := &Client{Identity: identity, notify: make(chan struct{}, 1), stopMic: make(chan struct{}), opusBin: bin}
 	if c.enc, err = opuscodec.Start(context.WithoutCancel(ctx), bin, opuscodec.ModeEncode); err != nil {
 		return nil, err
 	}
@@ -127,7 +135,12 @@ func Join(ctx context.Context, url, token, identity string, o Options) (*Client,
 		c.mu.Unlock()
 		c.kick()
 	}
-	room, err := lksdk.ConnectToRoomWithToken(url, token, cb)
+	var copts []lksdk.ConnectOption
+	if o.Impair.active() {
+		c.impair = o.Impair
+		copts = append(copts, lksdk.WithInterceptors([]interceptor.Factory{impairFactory{o.Impair}}), lksdk.WithIncludeDefaultInterceptors(true))
+	}
+	room, err := lksdk.ConnectToRoomWithToken(url, token, cb, copts...)
 	if err != nil {
 		c.closeCodecs()
 		return nil, fmt.Errorf("join %s: %w", url, err)
@@ -180,17 +193,50 @@ func (c *Client) trackSubscribed(track *webrtc.TrackRemote, pub *lksdk.RemoteTra
 	c.sub = true
 	c.wg.Add(1)
 	c.mu.Unlock()
+	in := make(chan *rtp.Packet, 256)
 	go func() {
-		defer c.wg.Done()
+		defer close(in)
+		var held sync.WaitGroup
+		defer held.Wait()
 		for {
 			pkt, _, err := track.ReadRTP()
 			if err != nil {
 				return
 			}
+			if !c.impair.active() {
+				in <- pkt
+				continue
+			}
+			if c.impair.drop() {
+				continue
+			}
+			held.Add(1)
+			time.AfterFunc(c.impair.delay(), func() {
+				defer held.Done()
+				select {
+				case in <- pkt:
+				default:
+				}
+			})
+		}
+	}()
+	go func() {
+		defer c.wg.Done()
+		var last uint16
+		started := false
+		for pkt := range in {
+			// A naive receiver: a packet older than the last one played
+			// is dropped.
+			if started && int16(pkt.SequenceNumber-last) <= 0 {
+				continue
+			}
+			last, started = pkt.SequenceNumber, true
 			at := time.Now()
 			pcm, err := c.dec.Code(pkt.Payload)
 			if err != nil {
 				if opuscodec.IsExited(err) {
+					for range in {
+					}
 					return
 				}
 				continue
@@ -260,6 +306,10 @@ func (c *Client) pump() {
 		}
 		c.mu.Unlock()
 		if err := c.writeFrame(frame); err != nil {
+			c.mu.Lock()
+			c.micErr = err
+			c.mu.Unlock()
+			c.kick()
 			return
 		}
 		if speech && Voiced(frame) {
@@ -327,7 +377,10 @@ func (c *Client) WaitFor(ctx context.Context, limit time.Duration, cond func([]R
 		select {
 		case <-c.notify:
 		case <-t.C:
-			return ms, fmt.Errorf("%w after %s; messages: %s", ErrTimeout, limit, Summary(ms))
+			c.mu.Lock()
+			micErr := c.micErr
+			c.mu.Unlock()
+			return ms, fmt.Errorf("%w after %s; messages: %s (microphone error: %v)", ErrTimeout, limit, Summary(ms), micErr)
 		case <-ctx.Done():
 			return ms, ctx.Err()
 		}
@@ -355,6 +408,9 @@ func (c *Client) Close() {
 func (c *Client) Drop() { c.Close() }
 
 func (c *Client) closeCodecs() {
+	if c.stereo != nil && c.stereo.enc != nil {
+		_ = c.stereo.enc.Close()
+	}
 	if c.enc != nil {
 		_ = c.enc.Close()
 	}

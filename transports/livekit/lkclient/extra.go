@@ -23,7 +23,7 @@ type stereoEncoder struct {
 
 func (s *stereoEncoder) encode(c *Client, frame []byte) ([]byte, error) {
 	s.once.Do(func() {
-		bin, err := opuscodec.FindBinary("")
+		bin, err := opuscodec.FindBinary(c.opusBin)
 		if err != nil {
 			s.err = err
 			return
