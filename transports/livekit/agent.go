@@ -256,18 +256,16 @@ func (a *Agent) serve(w *workerConn) error {
 // offer answers a job offer from the worker's own figures: a draining
 // or full worker declines, so the server offers the job to another.
 func (a *Agent) offer(w *workerConn, job *lkp.Job) {
+	full := a.opts.Load != nil && a.opts.Load() >= 1
 	a.mu.Lock()
 	a.stats.Offers++
-	ok := !a.draining && !a.closed && a.usedLocked() < a.opts.MaxSessions
+	ok := !full && !a.draining && !a.closed && a.usedLocked() < a.opts.MaxSessions
 	if ok {
 		a.stats.Accepted++
 	} else {
 		a.stats.Rejected++
 	}
 	a.mu.Unlock()
-	if a.opts.Load != nil && a.opts.Load() >= 1 {
-		ok = false
-	}
 	resp := &lkp.AvailabilityResponse{JobId: job.GetId(), Available: ok}
 	if ok {
 		resp.ParticipantIdentity = "rspp-agent-" + job.GetId()
