@@ -10,6 +10,9 @@
 #      vs raw unix socket, interleaved; the live path (rspp serve --listen
 #      driven by test/wsload clients: first-audio and barge-in fence
 #      latency, client and supervisor side, 1 client vs BENCH_LIVE_CLIENTS);
+#      the LiveKit path beside the WebSocket one (one-way media latency
+#      client -> kernel and kernel -> client, first audio through
+#      rspp serve --livekit-url; in its own network namespace, root only);
 #      plus step 1 parsed, -> bench/results.json and a summary on stdout.
 # A failing Go benchmark still gets its results.json written; the target
 # then exits non-zero.
@@ -27,11 +30,17 @@ BENCH_GO      ?= go
 # Live path: clients of the loaded phase, length of each phase (0s: skip).
 BENCH_LIVE_CLIENTS ?= 20
 BENCH_LIVE_PHASE   ?= 25s
+# LiveKit path (needs root: its own network namespace; the pinned
+# livekit-server, built once by scripts/livekit-server.sh; bin/rspp-opus):
+# one-way marker samples per transport (0: skip) and first-audio turns.
+BENCH_LIVEKIT_MARKERS ?= 100
+BENCH_LIVEKIT_TURNS   ?= 5
 
 .PHONY: bench
 bench: build
 	$(BENCH_GO) build -o bin/rspp-bench ./test/bench/cmd/rspp-bench
 	$(BENCH_GO) build -o bin/bench/energystt ./test/wsload/testdata/nodes/energystt
+	@if [ "$(BENCH_LIVEKIT_MARKERS)" != 0 ]; then bash scripts/livekit-server.sh $(LIVEKIT_SERVER_VERSION); fi
 	@status=0; \
 	if [ -n "$(BENCH_PKGS)" ]; then \
 		echo "go test -bench . $(BENCH_PKGS) > bench/gobench.txt"; \
@@ -45,5 +54,6 @@ bench: build
 		tail -n 30 bench/gobench.txt; \
 	fi; \
 	bin/rspp-bench -gobench bench/gobench.txt -out bench/results.json -n $(BENCH_N) \
-		-live-bin bin -live-clients $(BENCH_LIVE_CLIENTS) -live-phase $(BENCH_LIVE_PHASE) || status=$$?; \
+		-live-bin bin -live-clients $(BENCH_LIVE_CLIENTS) -live-phase $(BENCH_LIVE_PHASE) \
+		-livekit-markers $(BENCH_LIVEKIT_MARKERS) -livekit-turns $(BENCH_LIVEKIT_TURNS) || status=$$?; \
 	exit $$status

@@ -22,6 +22,7 @@ type Results struct {
 	FrameRoundTrip *RoundTrips           `json:"frame_roundtrip"`
 	FloodRSS       *FloodRSS             `json:"supervisor_rss_under_flood,omitempty"`
 	Live           *Live                 `json:"live,omitempty"`
+	LiveKit        *LiveKitBench         `json:"livekit,omitempty"`
 	GoBenchmarks   map[string]*GoPackage `json:"go_benchmarks"` // by package import path
 	Notes          []string              `json:"notes,omitempty"`
 }
@@ -140,6 +141,9 @@ func PrintSummary(w io.Writer, r *Results) {
 	}
 	if l := r.Live; l != nil {
 		printLive(w, l)
+	}
+	if b := r.LiveKit; b != nil {
+		printLiveKit(w, b)
 	}
 	if len(r.GoBenchmarks) > 0 {
 		fmt.Fprintln(w, "\ngo benchmarks")

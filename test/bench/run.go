@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/rspp/rspp/test/lkenv"
 	"io"
 	"io/fs"
 	"os"
@@ -16,6 +17,9 @@ import (
 // results. The plugin processes are this same binary: ServePluginIfAsked
 // must have run first.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if child, err := RunLiveKitChildIfAsked(ctx, stderr); child {
+		return err
+	}
 	fl := flag.NewFlagSet("rspp-bench", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	out := fl.String("out", "bench/results.json", "where to write the results")
@@ -33,6 +37,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&live.Clients, "live-clients", 20, "WebSocket clients of the live-path measurement's loaded phase")
 	fl.DurationVar(&live.Phase, "live-phase", 25*time.Second, "length of each phase of the live-path measurement (0: skip)")
 	fl.IntVar(&live.BargeIns, "live-barge-in-every", 2, "every Nth utterance of the live-path measurement barges in")
+	lkMarkers := fl.Int("livekit-markers", 0, "one-way samples per transport of the LiveKit-path measurement (0: skip it; make bench: 100)")
+	lkTurns := fl.Int("livekit-turns", 5, "first-audio samples of the LiveKit-path measurement")
+	lkServer := fl.String("livekit-server", "", "the pinned livekit-server binary (default: GOPATH/bin/livekit-server-v"+lkenv.ServerVersion+")")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -78,6 +85,26 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			res.Notes = append(res.Notes, liveErr.Error())
 		} else {
 			res.Notes = append(res.Notes, res.Live.Notes...)
+		}
+	}
+	if *lkMarkers > 0 {
+		lkc := LiveKitConfig{BinDir: live.BinDir, Replies: live.Replies, Phrase: live.Phrase, Markers: *lkMarkers, Turns: *lkTurns,
+			Server: *lkServer, TempDir: os.TempDir()}
+		b, note, err := MeasureLiveKit(ctx, lkc)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("livekit path: %w", err)
+			res.Notes = append(res.Notes, err.Error())
+			if liveErr == nil {
+				liveErr = err
+			}
+		case note != "":
+			res.Notes = append(res.Notes, note)
+		default:
+			if res.Live != nil && len(res.Live.Phases) > 0 && len(b.Paths) > 0 {
+				b.Ratios["first_audio_client livekit/websocket (1 client)"] = RatioOf(b.Paths[0].FirstAudio, res.Live.Phases[0].FirstAudioClient)
+			}
+			res.LiveKit = b
 		}
 	}
 	if err := WriteJSON(*out, res); err != nil {

@@ -10,11 +10,11 @@ package livekit
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/rspp/rspp/isolation"
+	"github.com/rspp/rspp/test/lkenv"
 	"github.com/rspp/rspp/test/testenv"
 )
 
@@ -31,23 +31,23 @@ func TestMain(m *testing.M) {
 		skipWhy = "needs root: the test makes a network namespace and a veth pair"
 		os.Exit(m.Run())
 	}
-	if code, ok := runInNetns(); ok {
-		os.Exit(code)
+	if !lkenv.InNetns() {
+		os.Exit(lkenv.RunInNetns(os.Args[1:]))
 	}
 	os.Exit(inner(m))
 }
 
 func inner(m *testing.M) int {
 	var err error
-	if lkBin, err = serverBinary(); err != nil {
+	if lkBin, err = lkenv.ServerBinary(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := setupNet(); err != nil {
+	if err := lkenv.SetupNet(); err != nil {
 		fmt.Fprintln(os.Stderr, "test network:", err)
 		return 1
 	}
-	defer teardownNet()
+	defer lkenv.TeardownNet()
 	dir, err := os.MkdirTemp("", "rspp-lk-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -60,22 +60,19 @@ func inner(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	build := exec.Command("go", "build", "-o", opusBin, "./cmd/rspp-opus")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./cmd/rspp-opus (needs cgo and libopus-dev libopusfile-dev libsoxr-dev pkg-config): %v\n%s", err, out)
+	if err := lkenv.BuildOpus(root, opusBin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	srv, err := startServer(lkBin, dir)
+	srv, err := lkenv.StartServer(lkBin, dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	code := testenv.RunWithBins(m, "rspp-lk-bin-", &bins)
-	srv.stop()
+	srv.Stop()
 	if code != 0 {
-		b, _ := os.ReadFile(srv.log)
+		b, _ := os.ReadFile(srv.Log)
 		fmt.Fprintf(os.Stderr, "livekit-server log (tail):\n%s\n", tail(string(b), 4000))
 	}
 	return code
