@@ -12,6 +12,9 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOBIN      := $(shell $(GO) env GOPATH)/bin
 APT_PKGS   := protobuf-compiler espeak-ng pocketsphinx pocketsphinx-en-us sox
 APT_PKGS   += flite
+# The LiveKit transport's Opus helper (bin/rspp-opus, the only cgo binary).
+APT_PKGS   += libopus-dev libopusfile-dev libsoxr-dev pkg-config
+LIVEKIT_SERVER_VERSION := 1.13.5
 NODE_TEST_NODE := test/nodejs/echo-node
 # Node authors' SDKs (sdk/): Node.js (TypeScript, built with tsc) and Python
 # (Debian's grpcio/protobuf: PyPI is not used).
@@ -37,6 +40,9 @@ build: ## build bin/rspp, bin/rspp-node and bin/providers/*
 	$(GO) build -o $(BIN)/rspp ./cmd/runtime
 	$(GO) build -o $(BIN)/rspp-node ./cmd/node-sdk
 	@for p in $(PROVIDERS); do $(GO) build -o $(BIN)/providers/$$p ./providers/$$p || exit 1; done
+	@# rspp stays cgo-free (sandbox entry); Opus is libopus, so it is a helper of its own.
+	@if pkg-config --exists opus opusfile soxr 2>/dev/null; then CGO_ENABLED=1 $(GO) build -o $(BIN)/rspp-opus ./cmd/rspp-opus; \
+	  else echo "skipping bin/rspp-opus (LiveKit transport codec): needs libopus-dev libopusfile-dev libsoxr-dev pkg-config (make deps)"; fi
 
 test-deps: deps ## what only the tests need: Chromium (browser tests), Node.js and the Node.js test node's locked modules
 	@# The browser tests drive Debian's Chromium, never a downloaded browser.
@@ -49,6 +55,8 @@ test-deps: deps ## what only the tests need: Chromium (browser tests), Node.js a
 	@command -v npm >/dev/null || bash scripts/deps.sh npm
 	@$(MAKE) --no-print-directory sdk
 	@[ -d $(NODE_TEST_NODE)/node_modules ] || npm ci --prefix $(NODE_TEST_NODE) --no-audit --no-fund >/dev/null
+	@# The LiveKit e2e tests (test/livekit) run the pinned server; built once, cached.
+	@bash scripts/livekit-server.sh $(LIVEKIT_SERVER_VERSION)
 
 test: test-deps build ## run all tests with the race detector (root-only tests run when root)
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...

@@ -10,6 +10,9 @@
 #      vs raw unix socket, interleaved; the live path (rspp serve --listen
 #      driven by test/wsload clients: first-audio and barge-in fence
 #      latency, client and supervisor side, 1 client vs BENCH_LIVE_CLIENTS);
+#      the LiveKit path beside the WebSocket one (one-way media latency
+#      client -> kernel and kernel -> client, first audio through
+#      rspp serve --livekit-url; in its own network namespace, root only);
 #      plus step 1 parsed, -> bench/results.json and a summary on stdout.
 # A failing Go benchmark still gets its results.json written; the target
 # then exits non-zero.
@@ -41,12 +44,18 @@ BENCH_EXAMPLE_PHASE   ?= 40s
 BENCH_HA_PHASE        ?= 60s
 BENCH_SOAK            ?= 0
 BENCH_SOAK_SESSIONS   ?= 200
+# LiveKit path (needs root: its own network namespace; the pinned
+# livekit-server, built once by scripts/livekit-server.sh; bin/rspp-opus):
+# one-way marker samples per transport (0: skip) and first-audio turns.
+BENCH_LIVEKIT_MARKERS ?= 100
+BENCH_LIVEKIT_TURNS   ?= 5
 
 .PHONY: bench
 bench: build
 	$(BENCH_GO) build -o bin/rspp-bench ./test/bench/cmd/rspp-bench
 	$(BENCH_GO) build -o bin/bench/energystt ./test/wsload/testdata/nodes/energystt
 	$(BENCH_GO) build -o bin/bench/tonetts ./test/bench/testdata/nodes/tonetts
+	@if [ "$(BENCH_LIVEKIT_MARKERS)" != 0 ]; then bash scripts/livekit-server.sh $(LIVEKIT_SERVER_VERSION); fi
 	@status=0; \
 	if [ -n "$(BENCH_PKGS)" ]; then \
 		echo "go test -bench . $(BENCH_PKGS) > bench/gobench.txt"; \
@@ -64,6 +73,7 @@ bench: build
 		-capacity-ladder "$(BENCH_CAPACITY_LADDER)" -capacity-phase $(BENCH_CAPACITY_PHASE) \
 		-example-ladder "$(BENCH_EXAMPLE_LADDER)" -example-phase $(BENCH_EXAMPLE_PHASE) -ha-phase $(BENCH_HA_PHASE) \
 		-soak $(BENCH_SOAK) -soak-sessions $(BENCH_SOAK_SESSIONS) || status=$$?; \
+		-livekit-markers $(BENCH_LIVEKIT_MARKERS) -livekit-turns $(BENCH_LIVEKIT_TURNS) || status=$$?; \
 	exit $$status
 
 # The must-show of issue #12 at full length: `rspp chaos` for 60 s with a

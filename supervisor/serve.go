@@ -49,6 +49,9 @@ type ServeOptions struct {
 	// Started, if set, is called with the runtime once it is up (metrics
 	// read its capacity from then on) and with nil when it stops.
 	Started func(rt *Runtime)
+	// LiveKit, if set, serves rooms of a LiveKit server as its agent
+	// worker instead (see LiveKitOptions).
+	LiveKit *LiveKitOptions
 }
 
 // Serve starts a runtime from cfg and serves until ctx ends. It returns
@@ -67,7 +70,7 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 		}
 		clips = append(clips, pcm)
 	}
-	if len(clips) == 0 && o.Listen == nil {
+	if len(clips) == 0 && o.Listen == nil && o.LiveKit == nil {
 		return Terminals{}, fmt.Errorf("serve: no input WAV")
 	}
 	rt, err := Start(ctx, cfg, Options{Logger: o.Logger, Timeline: o.Telemetry})
@@ -109,7 +112,7 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 		}
 	}()
 
-	if o.Listen != nil {
+	if o.Listen != nil || o.LiveKit != nil {
 		var tl runner.Timeline
 		if o.Timeline != "" {
 			jl, err := rt.CreateTimeline(o.Timeline)
@@ -127,6 +130,9 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 			var cancel context.CancelFunc
 			lctx, cancel = context.WithTimeout(ctx, o.Duration)
 			defer cancel()
+		}
+		if o.LiveKit != nil {
+			return serveLiveKit(lctx, rt, *o.LiveKit, tl, out)
 		}
 		return serveLive(lctx, rt, *o.Listen, tl, out)
 	}

@@ -36,6 +36,7 @@ func main() {
 	}
 	root.AddCommand(runCmd(), serveCmd(), upgradeCmd(), statusCmd(), chaosCmd())
 	root.AddCommand(replayCmd())
+	root.AddCommand(tokenCmd())
 	err := root.Execute()
 	os.Exit(exitCode(err))
 }

@@ -28,6 +28,7 @@ func serveCmd() *cobra.Command {
 		pf                          profileFlags
 		stagger                     time.Duration
 		playOut                     bool
+		lk                          livekitFlags
 	)
 	var af authorityFlags // session placement leases (authority.go)
 	cmd := &cobra.Command{
@@ -68,10 +69,10 @@ providers whose binary or settings changed.`,
 			if err := af.apply(cfg); err != nil {
 				return err
 			}
-			if listen == "" && len(inputs) == 0 {
+			if listen == "" && len(inputs) == 0 && lk.url == "" {
 				listen = cfg.Transports.WebSocket.Listen
 			}
-			if listen == "" && len(inputs) == 0 {
+			if listen == "" && len(inputs) == 0 && lk.url == "" {
 				return usageError{fmt.Errorf("--input, --listen or transports.websocket.listen in the config is required")}
 			}
 			tel, stopTel, err := tf.start(cfg)
@@ -110,6 +111,14 @@ providers whose binary or settings changed.`,
 				}
 				so.Listen = &lo
 			}
+			if lk.url != "" {
+				if so.LiveKit, err = lk.options(); err != nil {
+					return err
+				}
+				so.Listen = nil
+				so.Ready = func(sock string) { fmt.Fprintf(out, "admin socket %s\n", sock) }
+				so.LiveKit.Registered = func(id string) { fmt.Fprintf(out, "livekit worker %s registered with %s\n", id, lk.url) }
+			}
 			term, err := supervisor.Serve(ctx, cfg, so, out)
 			if err != nil {
 				return interruptedOr(ctx, err, " during start; plugins stopped")
@@ -139,6 +148,7 @@ providers whose binary or settings changed.`,
 	tf.register(f)
 	af.register(f)
 	pf.register(f)
+	lk.register(f)
 	return cmd
 }
 

@@ -24,6 +24,7 @@ type Results struct {
 	Live           *Live                 `json:"live,omitempty"`
 	Capacity       *Capacity             `json:"capacity,omitempty"`
 	Example        *Example              `json:"example_pipeline,omitempty"`
+	LiveKit        *LiveKitBench         `json:"livekit,omitempty"`
 	GoBenchmarks   map[string]*GoPackage `json:"go_benchmarks"` // by package import path
 	Notes          []string              `json:"notes,omitempty"`
 }
@@ -159,6 +160,9 @@ func PrintSummary(w io.Writer, r *Results) {
 	}
 	if l := r.Live; l != nil {
 		printLive(w, l)
+	}
+	if b := r.LiveKit; b != nil {
+		printLiveKit(w, b)
 	}
 	if len(r.GoBenchmarks) > 0 {
 		fmt.Fprintln(w, "\ngo benchmarks")

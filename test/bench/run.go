@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/rspp/rspp/test/lkenv"
 	"io"
 	"io/fs"
 	"os"
@@ -18,6 +19,9 @@ import (
 // results. The plugin processes are this same binary: ServePluginIfAsked
 // must have run first.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if child, err := RunLiveKitChildIfAsked(ctx, stderr); child {
+		return err
+	}
 	fl := flag.NewFlagSet("rspp-bench", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	out := fl.String("out", "bench/results.json", "where to write the results")
@@ -51,6 +55,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl.DurationVar(&ex.HAPhase, "ha-phase", 0, "run examples/voice-agent-ha.yaml this long with one STT instance SIGKILLed at -ha-kill-at (0: skip)")
 	fl.DurationVar(&ex.HAKillAt, "ha-kill-at", 30*time.Second, "when the HA run kills an STT instance")
 	fl.IntVar(&ex.HASessions, "ha-sessions", 20, "sessions of the HA run")
+	lkMarkers := fl.Int("livekit-markers", 0, "one-way samples per transport of the LiveKit-path measurement (0: skip it; make bench: 100)")
+	lkTurns := fl.Int("livekit-turns", 5, "first-audio samples of the LiveKit-path measurement")
+	lkServer := fl.String("livekit-server", "", "the pinned livekit-server binary (default: GOPATH/bin/livekit-server-v"+lkenv.ServerVersion+")")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -124,6 +131,26 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ex.BinDir = live.BinDir
 		if res.Example, err = MeasureExample(ctx, ex); err != nil {
 			res.Notes = append(res.Notes, "example pipeline: "+err.Error())
+		}
+	}
+	if *lkMarkers > 0 {
+		lkc := LiveKitConfig{BinDir: live.BinDir, Replies: live.Replies, Phrase: live.Phrase, Markers: *lkMarkers, Turns: *lkTurns,
+			Server: *lkServer, TempDir: os.TempDir()}
+		b, note, err := MeasureLiveKit(ctx, lkc)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("livekit path: %w", err)
+			res.Notes = append(res.Notes, err.Error())
+			if liveErr == nil {
+				liveErr = err
+			}
+		case note != "":
+			res.Notes = append(res.Notes, note)
+		default:
+			if res.Live != nil && len(res.Live.Phases) > 0 && len(b.Paths) > 0 {
+				b.Ratios["first_audio_client livekit/websocket (1 client)"] = RatioOf(b.Paths[0].FirstAudio, res.Live.Phases[0].FirstAudioClient)
+			}
+			res.LiveKit = b
 		}
 	}
 	if err := WriteJSON(*out, res); err != nil {
