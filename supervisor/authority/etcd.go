@@ -195,6 +195,7 @@ type etcdLease struct {
 
 	validUntil atomic.Int64 // ns since base: the holder's own view of expiry
 	lostFlag   atomic.Bool
+	expired    atomic.Bool // lost because it ran past its TTL (set before lostFlag)
 	current    atomic.Uint64
 
 	cancel  context.CancelFunc
@@ -210,11 +211,20 @@ func (l *etcdLease) Current() uint64 { return l.current.Load() }
 // renewals are dated from when they were sent, so a process that was
 // stopped past its TTL sees its lease expired the moment it runs again,
 // before any late renewal could be believed.
+//
+// Expiry is final: a holder that once found its lease past its TTL cannot
+// know whether another holder took the session meanwhile, so a late
+// renewal that would revive it is never sent.
 func (l *etcdLease) Check() error {
 	if l.lostFlag.Load() {
+		if l.expired.Load() {
+			return ErrExpired
+		}
 		return ErrLost
 	}
 	if time.Since(l.base).Nanoseconds() >= l.validUntil.Load() {
+		l.expired.Store(true)
+		l.lose(0)
 		return ErrExpired
 	}
 	return nil
@@ -254,8 +264,8 @@ func (l *etcdLease) keepAlive(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if l.lostFlag.Load() {
-			return
+		if l.Check() != nil {
+			return // lost or expired: never revived
 		}
 		sent := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, l.ttl/3+time.Second)

@@ -3,6 +3,7 @@ package authority_test
 import (
 	"context"
 	"errors"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,5 +106,39 @@ func TestEtcdUnreachableIsTyped(t *testing.T) {
 	_, err := authority.NewEtcd(context.Background(), authority.EtcdConfig{Endpoints: []string{"http://127.0.0.1:1"}, DialTimeout: 300 * time.Millisecond})
 	if !errors.Is(err, authority.ErrAcquire) {
 		t.Fatalf("unreachable etcd: %v", err)
+	}
+}
+
+// A holder cut off from etcd (the service stopped answering) sees its
+// lease expire by its own clock one TTL after its last renewal, and for
+// good: once etcd answers again, the lease stays lost and another holder
+// takes the session with a higher epoch.
+func TestEtcdCutOffHolderExpiresByItsOwnClock(t *testing.T) {
+	srv := etcdtest.Start(t)
+	a := newEtcd(t, srv, 2*time.Second, 10*time.Second)
+	la, err := a.Acquire(context.Background(), "s4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	for la.Check() == nil && time.Since(stopped) < 10*time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := srv.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(la.Check(), authority.ErrExpired) {
+		t.Fatalf("cut-off lease after %v: %v", time.Since(stopped), la.Check())
+	}
+	b := newEtcd(t, srv, 2*time.Second, 15*time.Second)
+	lb, err := b.Acquire(context.Background(), "s4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lb.Epoch() <= la.Epoch() || !errors.Is(la.Check(), authority.ErrExpired) {
+		t.Fatalf("epochs %d -> %d; old lease %v", la.Epoch(), lb.Epoch(), la.Check())
 	}
 }

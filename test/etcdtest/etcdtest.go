@@ -116,6 +116,15 @@ func start(bin, dir string, attempt int) (*Server, error) {
 	return nil, fmt.Errorf("not ready: %v\n%s", err, s.log.String())
 }
 
+// Signal sends sig to the etcd process (SIGSTOP/SIGCONT: a lease
+// service that stops answering).
+func (s *Server) Signal(sig os.Signal) error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return os.ErrProcessDone
+	}
+	return s.cmd.Process.Signal(sig)
+}
+
 // Stop kills etcd and reaps it. Safe to call twice.
 func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
