@@ -43,7 +43,9 @@ func (st *settings) stream(ctx context.Context, params openai.ChatCompletionNewP
 		deltaE error
 	)
 	for s.Next() {
-		stall.Reset(st.stall)
+		// The stall clock is the endpoint's: it stops while we hand the
+		// chunk on (an emit may wait for the host's flow control).
+		stall.Stop()
 		chunk := s.Current()
 		if chunk.JSON.Usage.Valid() && (chunk.Usage.PromptTokens > 0 || chunk.Usage.CompletionTokens > 0) {
 			use = usage{ok: true, prompt: chunk.Usage.PromptTokens, completion: chunk.Usage.CompletionTokens}
@@ -61,6 +63,7 @@ func (st *settings) stream(ctx context.Context, params openai.ChatCompletionNewP
 		if deltaE != nil {
 			break
 		}
+		stall.Reset(st.stall)
 	}
 	if deltaE != nil {
 		return use, deltaE
