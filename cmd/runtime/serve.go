@@ -143,7 +143,7 @@ providers whose binary or settings changed.`,
 	f.BoolVar(&realtime, "realtime", true, "pace input at real time")
 	f.StringVar(&timeline, "timeline", "", "where to write the timeline (JSON Lines)")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
-	f.DurationVar(&stagger, "stagger", 3*time.Second, "spread the sessions' first utterances evenly over this window, as real callers arrive (0: all start at once)")
+	f.DurationVar(&stagger, "stagger", 0, "spread the sessions' first utterances evenly over this window, as real callers arrive, e.g. 3s (default 0: all start on the same frame, as tests that compare sessions expect)")
 	f.BoolVar(&playOut, "play-out", false, "play each session's agent audio out in real time, as a live caller hears it (turns end once their audio has played)")
 	tf.register(f)
 	af.register(f)
