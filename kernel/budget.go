@@ -449,16 +449,16 @@ func (s *Session) budgetFire(t *turn, i int, r BudgetRule, v float64) {
 }
 
 // budgetFallbackBinding is the binding a fallback rule switches node to:
-// the rule's own To, else the node's fallback provider, both frozen at
-// plan freeze. It is the seam where an ordered provider list (the next
-// provider of the node's list) plugs in.
+// the rule's own To, else the next binding of the node in this turn (the
+// next provider of its list, or its fallback provider: NextBinding), all
+// frozen at plan freeze.
 func (s *Session) budgetFallbackBinding(t *turn, i int, inv *invocation) *Binding {
 	if b := t.plan.budgetBindings[i]; b != nil {
 		return b
 	}
 	if inv != nil {
-		if fb := inv.pn.Fallback; fb != nil && (fb.Provider != inv.binding.Provider || fb.Pool != inv.binding.Pool) {
-			return fb
+		if next, _, ok := inv.pn.nextBinding(inv.binding); ok {
+			return &next
 		}
 	}
 	return nil
