@@ -449,16 +449,16 @@ func (s *Session) budgetFire(t *turn, i int, r BudgetRule, v float64) {
 }
 
 // budgetFallbackBinding is the binding a fallback rule switches node to:
-// the rule's own To, else the next provider of the node's list after the
-// one it runs on (or its fallback provider), all frozen at plan freeze:
-// the same choice a failure fallback makes (PlannedNode.nextBinding).
+// the rule's own To, else the next binding of the node in this turn (the
+// next provider of its list, or its fallback provider: NextBinding), all
+// frozen at plan freeze.
 func (s *Session) budgetFallbackBinding(t *turn, i int, inv *invocation) *Binding {
 	if b := t.plan.budgetBindings[i]; b != nil {
 		return b
 	}
 	if inv != nil {
-		if b, _, ok := inv.pn.nextBinding(inv.binding); ok {
-			return &b
+		if next, _, ok := inv.pn.nextBinding(inv.binding); ok {
+			return &next
 		}
 	}
 	return nil

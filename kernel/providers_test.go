@@ -4,6 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/rspp/rspp/kernel/eventabi"
 )
 
 // providerListHarness binds tts to [espeak, piper, flite]; mutate the
@@ -193,3 +196,29 @@ type codedErr struct{ code string }
 func (e *codedErr) Error() string       { return "upstream " + e.code }
 func (e *codedErr) FailureCode() string { return e.code }
 func (e *codedErr) Unwrap() error       { return ErrNodeFailed }
+
+// A budget rule's fallback outcome without a To of its own moves the node
+// to the next provider of its list, the same seam as a failure fallback.
+func TestBudgetFallbackTakesTheNextProviderOfTheList(t *testing.T) {
+	h := newHarness(t, func(c *SessionConfig) {
+		c.Graph.Nodes[2].Providers = []string{"espeak", "piper"}
+		c.Graph.Nodes[2].OnFailure = PolicyFallback
+		c.Budgets = Budgets{Rules: []BudgetRule{{Name: "tts-first", Scope: BudgetScopeNode, Target: "tts",
+			Metric: MetricFirstOutput, Limit: 0.2, Outcome: BudgetFallback}}}
+	})
+	h.utterance(10)
+	stt, llm, tts := h.inv("stt"), h.inv("llm"), h.inv("tts")
+	h.must(h.emitOut(stt, text(eventabi.TypeTranscriptFinal, "hello")))
+	h.end(stt, nil, "")
+	h.must(h.emitOut(llm, text(eventabi.TypeTextDelta, "hi there")))
+	h.end(llm, nil, "")
+	h.clk.Advance(300 * time.Millisecond)
+	h.s.Tick()
+	h.drain()
+	if tts2 := h.inv("tts"); tts2 == tts {
+		t.Fatalf("no new tts invocation: %v", h.recordTypes())
+	}
+	if st := lastStart(h, "tts"); st.Binding.Provider != "piper" {
+		t.Fatalf("budget fallback started %+v, want piper", st.Binding)
+	}
+}
