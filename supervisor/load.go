@@ -197,8 +197,8 @@ func (t loadTarget) ActiveTurn() string { return t.sess.ActiveTurn() }
 
 // feed plays utterances with silence between, with continuous media time.
 func feed(ctx context.Context, sess feedTarget, o LoadOptions, idx int) error {
-	silence := make([]byte, int(o.Gap/(20*time.Millisecond))*frameBytes)
-	quiet := make([]byte, frameBytes)
+	silence := silenceOf(int(o.Gap/(20*time.Millisecond)) * frameBytes)
+	quiet := silenceOf(frameBytes)
 	start := time.Now()
 	var n int64 // frames sent
 	// Frames' audio headers come from slabs: one allocation per 64 frames
@@ -379,3 +379,20 @@ func AbortClass(reason string) string {
 	}
 	return reason
 }
+
+// silenceOf returns n bytes of silence shared by every session (read
+// only: frames are sliced from it and never written), instead of one
+// gap's worth (64 KiB for 2 s) per session.
+func silenceOf(n int) []byte {
+	silenceMu.Lock()
+	defer silenceMu.Unlock()
+	if len(silenceBuf) < n {
+		silenceBuf = make([]byte, n)
+	}
+	return silenceBuf[:n:n]
+}
+
+var (
+	silenceMu  sync.Mutex
+	silenceBuf []byte
+)
