@@ -40,11 +40,19 @@ func serveLiveKit(ctx context.Context, rt *Runtime, o LiveKitOptions, tl runner.
 	if ao.MaxSessions <= 0 {
 		ao.MaxSessions = livekit.DefaultMaxSessions
 	}
-	max := ao.MaxSessions
+	limit := ao.MaxSessions
 	if ao.Load == nil {
-		// The runtime's own admission figure: sessions it serves of the
-		// most it admits.
-		ao.Load = func() float32 { return float32(active.Load()) / float32(max) }
+		// The runtime's own admission figures: this worker's sessions of
+		// the most it takes, or the runtime's admitted sessions of its
+		// admission limit (the config's admission.max_sessions), whichever is
+		// fuller.
+		ao.Load = func() float32 {
+			l := float32(active.Load()) / float32(limit)
+			if st := rt.Admission(); st.MaxSessions > 0 {
+				l = max(l, float32(st.Sessions)/float32(st.MaxSessions))
+			}
+			return l
+		}
 	}
 	ao.Log = func(msg string, kv ...any) { rt.log.Info(msg, kv...) }
 	agent, err := livekit.NewAgent(ctx, ao)

@@ -212,3 +212,22 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// TestFullWorkerDeclinesJobs: a worker whose runtime admits one session
+// (admission.max_sessions: 1) reports itself full once it has one, and
+// the next rooms go to the other worker.
+func TestFullWorkerDeclinesJobs(t *testing.T) {
+	requireEnv(t)
+	a := startWorkerCfg(t, "admit", "admission: {max_sessions: 1}\n")
+	joinAll(t, "admit", []string{"admit-0"})
+	if got := a.roomsOf(); len(got) != 1 {
+		t.Fatalf("first room on %v", got)
+	}
+	b := startWorker(t, "admit")
+	time.Sleep(2500 * time.Millisecond) // a load report of A's after its session opened
+	rooms := roomNames("admit-more", 3)
+	joinAll(t, "admit", rooms)
+	if got := b.roomsOf(); !sameSet(got, rooms) {
+		t.Fatalf("rooms after A is full went to %v on B (A has %v), want %v", got, a.roomsOf(), rooms)
+	}
+}

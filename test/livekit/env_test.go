@@ -47,6 +47,12 @@ type worker struct {
 // pipeline and waits until it registered.
 func startWorker(t *testing.T, agentName string, extra ...string) *worker {
 	t.Helper()
+	return startWorkerCfg(t, agentName, "", extra...)
+}
+
+// startWorkerCfg is startWorker with cfgTail appended to the config.
+func startWorkerCfg(t *testing.T, agentName, cfgTail string, extra ...string) *worker {
+	t.Helper()
 	speechtest.Require(t)
 	dir := t.TempDir()
 	state, err := os.MkdirTemp("", "rs")
@@ -57,6 +63,17 @@ func startWorker(t *testing.T, agentName string, extra ...string) *worker {
 	cfg, err := testenv.WriteConfig(dir, bins, testenv.ConfigOptions{StateDir: state, TTSRealtime: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfgTail != "" {
+		f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.WriteString(cfgTail)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	args := append([]string{"--livekit-url", wsURL(), "--livekit-agent-name", agentName, "--livekit-opus", opusBin, "--log-level", "info"}, extra...)
 	s, err := testenv.StartServeEnv(bins.RSPP, cfg, dir, []string{"LIVEKIT_API_KEY=" + apiKey, "LIVEKIT_API_SECRET=" + apiSecret},

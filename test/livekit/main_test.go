@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/rspp/rspp/isolation"
 	"github.com/rspp/rspp/test/lkenv"
@@ -71,6 +72,19 @@ func inner(m *testing.M) int {
 	}
 	code := testenv.RunWithBins(m, "rspp-lk-bin-", &bins)
 	srv.Stop()
+	// Codec helpers end with their session (or with the rspp that ran
+	// them, even when it was SIGKILLed).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		left := testenv.ProcsUnder(dir)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "codec helpers left behind: %v\n", left)
+			code = 1
+			break
+		}
+	}
 	if code != 0 {
 		b, _ := os.ReadFile(srv.Log)
 		fmt.Fprintf(os.Stderr, "livekit-server log (tail):\n%s\n", tail(string(b), 4000))

@@ -8,14 +8,9 @@ import (
 	"time"
 
 	lkp "github.com/livekit/protocol/livekit"
-	protologger "github.com/livekit/protocol/logger"
-	lksdk "github.com/livekit/server-sdk-go/v2"
 
 	"github.com/rspp/rspp/transports"
 )
-
-// quietSDK: the SDK and pion log every state change otherwise.
-var quietSDK sync.Once
 
 // AgentStats are a worker's job counters.
 type AgentStats struct {
@@ -53,7 +48,7 @@ func NewAgent(ctx context.Context, o Options) (*Agent, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	quietSDK.Do(func() { lksdk.SetLogger(protologger.GetDiscardLogger()) })
+	QuietSDK()
 	w, info, err := dialWorker(ctx, &o)
 	if err != nil {
 		return nil, err

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	protologger "github.com/livekit/protocol/logger"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
@@ -102,7 +101,7 @@ func Join(ctx context.Context, url, token, identity string, o Options) (*Client,
 	if err != nil {
 		return nil, err
 	}
-	quietSDK()
+	livekit.QuietSDK()
 	c := &Client{Identity: identity, notify: make(chan struct{}, 1), stopMic: make(chan struct{}), opusBin: bin}
 	if c.enc, err = opuscodec.Start(context.WithoutCancel(ctx), bin, opuscodec.ModeEncode); err != nil {
 		return nil, err
@@ -450,11 +449,4 @@ func Voiced(pcm []byte) bool {
 		sum += v * v
 	}
 	return sum/float64(n) > 327.68*327.68 // (0.01 * 32768)^2
-}
-
-var quiet sync.Once
-
-// quietSDK stops the LiveKit SDK and pion logging every state change.
-func quietSDK() {
-	quiet.Do(func() { lksdk.SetLogger(protologger.GetDiscardLogger()) })
 }

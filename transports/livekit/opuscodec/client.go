@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 )
 
 // BinaryName is the helper's file name, looked up beside the running
@@ -56,15 +55,16 @@ type Client struct {
 	once   sync.Once
 }
 
-// Start runs the helper bin in mode (ModeDecode or ModeEncode). The
-// helper dies with its parent (Pdeathsig) and ends when Close closes its
-// stdin.
+// Start runs the helper bin in mode (ModeDecode, ModeEncode or
+// ModeEncodeStereo48). The helper ends when its stdin ends: at Close, and
+// when this process dies (the kernel closes the pipe; it is close-on-exec,
+// so no other child holds it). No Pdeathsig: that fires when the forking
+// thread exits, which for a goroutine's thread is not this process's end.
 func Start(ctx context.Context, bin, mode string) (*Client, error) {
 	if mode != ModeDecode && mode != ModeEncode && mode != ModeEncodeStereo48 {
 		return nil, fmt.Errorf("opus codec: mode %q: want %s or %s", mode, ModeDecode, ModeEncode)
 	}
 	cmd := exec.CommandContext(ctx, bin, mode)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
