@@ -54,7 +54,8 @@ test-deps: deps ## what only the tests need: Chromium (browser tests), Node.js a
 	@command -v node >/dev/null || bash scripts/deps.sh nodejs
 	@command -v npm >/dev/null || bash scripts/deps.sh npm
 	@$(MAKE) --no-print-directory sdk
-	@[ -d $(NODE_TEST_NODE)/node_modules ] || npm ci --prefix $(NODE_TEST_NODE) --no-audit --no-fund >/dev/null
+	@# npm ci again whenever the lock file or the SDK build it copies is newer than what is installed.
+	@[ $(NODE_TEST_NODE)/node_modules/.package-lock.json -nt $(NODE_TEST_NODE)/package-lock.json ] && [ $(NODE_TEST_NODE)/node_modules/.package-lock.json -nt sdk/node/dist/src/index.js ] || npm ci --prefix $(NODE_TEST_NODE) --no-audit --no-fund >/dev/null
 	@# The LiveKit e2e tests (test/livekit) run the pinned server; built once, cached.
 	@bash scripts/livekit-server.sh $(LIVEKIT_SERVER_VERSION)
 
