@@ -72,7 +72,7 @@ bench: build
 		-live-bin bin -live-clients $(BENCH_LIVE_CLIENTS) -live-phase $(BENCH_LIVE_PHASE) \
 		-capacity-ladder "$(BENCH_CAPACITY_LADDER)" -capacity-phase $(BENCH_CAPACITY_PHASE) \
 		-example-ladder "$(BENCH_EXAMPLE_LADDER)" -example-phase $(BENCH_EXAMPLE_PHASE) -ha-phase $(BENCH_HA_PHASE) \
-		-soak $(BENCH_SOAK) -soak-sessions $(BENCH_SOAK_SESSIONS) || status=$$?; \
+		-soak $(BENCH_SOAK) -soak-sessions $(BENCH_SOAK_SESSIONS) \
 		-livekit-markers $(BENCH_LIVEKIT_MARKERS) -livekit-turns $(BENCH_LIVEKIT_TURNS) || status=$$?; \
 	exit $$status
 
