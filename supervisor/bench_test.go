@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -22,18 +23,23 @@ import (
 // means something at -benchtime=1s (where b.N is 1 for these).
 const samplesPerOp = 20
 
+// percentile is the nearest-rank quantile q of d (sorted in place).
+func percentile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	i := int(q*float64(len(d))+0.999999) - 1
+	return d[min(max(i, 0), len(d)-1)]
+}
+
 func reportPercentiles(b *testing.B, d []time.Duration) {
 	b.Helper()
 	if len(d) == 0 {
 		return
 	}
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	at := func(q float64) float64 {
-		i := int(q*float64(len(d))+0.999999) - 1 // nearest rank
-		return float64(d[min(max(i, 0), len(d)-1)].Microseconds())
-	}
-	b.ReportMetric(at(0.50), "p50-us")
-	b.ReportMetric(at(0.99), "p99-us")
+	b.ReportMetric(float64(percentile(d, 0.50).Microseconds()), "p50-us")
+	b.ReportMetric(float64(percentile(d, 0.99).Microseconds()), "p99-us")
 	b.ReportMetric(float64(len(d)), "samples")
 }
 
@@ -221,14 +227,7 @@ func BenchmarkTenantNeighbour(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	pct := func(d []time.Duration, q float64) float64 {
-		if len(d) == 0 {
-			return 0
-		}
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		i := int(q*float64(len(d))+0.999999) - 1
-		return float64(d[min(max(i, 0), len(d)-1)].Microseconds()) / 1000
-	}
+	pct := func(d []time.Duration, q float64) float64 { return float64(percentile(d, q).Microseconds()) / 1000 }
 	p99 := func(d []time.Duration) float64 { return pct(d, 0.99) }
 	ma, mw := pct(alone, 0.5), pct(withA, 0.5)
 	b.ReportMetric(ma, "b-alone-p50-ms")
@@ -245,4 +244,79 @@ func BenchmarkTenantNeighbour(b *testing.B) {
 	b.ReportMetric(float64(len(alone)+len(withA)), "b-turns")
 	b.ReportMetric(float64(abortsB), "b-aborts")
 	b.ReportMetric(float64(crashesA.Load()), "a-crashes")
+}
+
+// BenchmarkTenantQuotaNeighbour: tenant B's turn-open latency (an
+// utterance's first frame slot -> the turn-open notice at its transport:
+// the VAD's onset plus whatever held the session up) alone, and while
+// tenant A's sessions keep speaking over their turn quota (admission
+// tenants.a.turns: 1, so A's turns are deferred and rejected the whole
+// time). Rounds alternate alone / with-A in one run; the figure is the
+// ratio of B's p99 with A to B's p99 alone (RK-10: A at its quota never
+// delays B's turn_open).
+func BenchmarkTenantQuotaNeighbour(b *testing.B) {
+	cfgPath := testConfig(b, b.TempDir(), nil, "")
+	f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = f.WriteString("admission:\n  tenants: {a: {turns: 1}}\n")
+	_ = f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt := startRuntime(b, cfgPath, nil)
+	utter := [][]byte{tone(400 * time.Millisecond)}
+	runB := func(prefix string) []time.Duration {
+		var mu sync.Mutex
+		var lat []time.Duration
+		RunLoad(context.Background(), rt, LoadOptions{Sessions: 8, Utterances: utter, Gap: 700 * time.Millisecond, Turns: 8,
+			Realtime: true, Stagger: 80 * time.Millisecond, Tenants: []string{"b"}, Prefix: prefix, Polite: true,
+			TurnOpened: func(d time.Duration) { mu.Lock(); lat = append(lat, d); mu.Unlock() }})
+		return lat
+	}
+	runB("warm")
+	var alone, withA []time.Duration
+	aTimeline := &runner.Collector{}
+	for n := 0; n < b.N; n++ {
+		for round := range 3 {
+			alone = append(alone, runB(fmt.Sprintf("b%d-%d-alone", n, round))...)
+			stopA := make(chan struct{})
+			doneA := make(chan struct{})
+			go func() {
+				defer close(doneA)
+				RunLoad(context.Background(), rt, LoadOptions{Sessions: 12, Utterances: utter, Gap: 300 * time.Millisecond,
+					Realtime: true, Stagger: 25 * time.Millisecond, Tenants: []string{"a"}, Prefix: fmt.Sprintf("a%d-%d", n, round), Stop: stopA, Timeline: aTimeline})
+			}()
+			time.Sleep(700 * time.Millisecond) // A is over its quota
+			withA = append(withA, runB(fmt.Sprintf("b%d-%d-with-a", n, round))...)
+			close(stopA)
+			<-doneA
+		}
+	}
+	b.StopTimer()
+	deferred, rejected := 0, 0
+	for _, r := range aTimeline.Records() {
+		switch r.Type {
+		case "pre_turn_defer":
+			deferred++
+		case "pre_turn_reject":
+			rejected++
+		}
+	}
+	if deferred == 0 {
+		b.Fatal("tenant A was never deferred: it was not at its quota, the figure would mean nothing")
+	}
+	ms := func(d []time.Duration, q float64) float64 { return float64(percentile(d, q).Microseconds()) / 1000 }
+	pa, pw := ms(alone, 0.99), ms(withA, 0.99)
+	b.ReportMetric(ms(alone, 0.5), "b-alone-p50-ms")
+	b.ReportMetric(ms(withA, 0.5), "b-with-a-p50-ms")
+	b.ReportMetric(pa, "b-alone-p99-ms")
+	b.ReportMetric(pw, "b-with-a-p99-ms")
+	if pa > 0 {
+		b.ReportMetric(pw/pa, "p99-ratio")
+	}
+	b.ReportMetric(float64(len(alone)+len(withA)), "b-turns")
+	b.ReportMetric(float64(deferred), "a-deferred")
+	b.ReportMetric(float64(rejected), "a-rejected")
 }

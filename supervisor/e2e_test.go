@@ -17,7 +17,7 @@ import (
 
 // startRuntime loads cfgPath and starts a runtime that is closed (and
 // checked for leftover processes) when the test ends.
-func startRuntime(t *testing.T, cfgPath string, events func(PoolEvent)) *Runtime {
+func startRuntime(t testing.TB, cfgPath string, events func(PoolEvent)) *Runtime {
 	t.Helper()
 	cfg, err := config.Load(cfgPath)
 	if err != nil {

@@ -46,6 +46,11 @@ type LoadOptions struct {
 
 	// Stats, if set, receives latency and egress lateness (loadstats.go).
 	Stats *LoadStats
+	// TurnOpened, if set, is called (concurrently) with the time from an
+	// utterance's first frame's real-time slot to the session's turn-open
+	// notice at its transport: VAD onset plus whatever delayed the
+	// session on the way (its loop, admission).
+	TurnOpened func(time.Duration)
 	// Pacer, if set, plays each session's agent audio out in real time
 	// (as a live transport does): turns end once their audio has played.
 	Pacer *Pacer
@@ -137,7 +142,7 @@ type loadConn struct {
 
 func newLoadConn(ctx context.Context, route transports.Route, o LoadOptions, idx int) *loadConn {
 	return &loadConn{Feed: transports.NewFeed(), ctx: ctx, route: route, o: o, idx: idx, sess: make(chan *runner.Session, 1),
-		clock: connClock{stats: o.Stats}}
+		clock: connClock{stats: o.Stats, turnOpened: o.TurnOpened}}
 }
 
 func (c *loadConn) opened(s *runner.Session) { c.sess <- s }
@@ -149,8 +154,12 @@ func (c *loadConn) Send(ev eventabi.Event) error {
 	}
 	return c.out.Send(ev)
 }
-func (c *loadConn) Fence(string, string)     {}
-func (c *loadConn) Notify(transports.Notice) {}
+func (c *loadConn) Fence(string, string) {}
+func (c *loadConn) Notify(n transports.Notice) {
+	if n.Kind == transports.NoticeTurn && n.State == "open" {
+		c.clock.turnOpen(time.Now())
+	}
+}
 
 // Bind starts the script once the session is open, after the session's
 // stagger.
@@ -178,7 +187,9 @@ func (c *loadConn) Bind(transports.Binding) error {
 type feedTarget interface {
 	Ingest(ev eventabi.Event) error
 	ActiveTurn() string
-	// Spoke says when an utterance's last frame was due.
+	// Speaking says when an utterance's first frame is due; Spoke when
+	// its last one was.
+	Speaking(at time.Time)
 	Spoke(at time.Time)
 }
 
@@ -189,7 +200,8 @@ type loadTarget struct {
 	clock *connClock
 }
 
-func (t loadTarget) Spoke(at time.Time) { t.clock.spoke(at) }
+func (t loadTarget) Speaking(at time.Time) { t.clock.speaking(at) }
+func (t loadTarget) Spoke(at time.Time)    { t.clock.spoke(at) }
 
 func (t loadTarget) Ingest(ev eventabi.Event) error { return t.emit(ev) }
 
@@ -262,6 +274,7 @@ func feed(ctx context.Context, sess feedTarget, o LoadOptions, idx int) error {
 			}
 		}
 		clip := o.Utterances[(idx+turn)%len(o.Utterances)]
+		sess.Speaking(start.Add(time.Duration(n) * 20 * time.Millisecond))
 		for i, pcm := range [][]byte{clip, silence} {
 			for off := 0; off+frameBytes <= len(pcm); off += frameBytes {
 				if done, err := send(pcm[off : off+frameBytes]); done || err != nil {

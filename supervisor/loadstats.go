@@ -84,13 +84,40 @@ type LoadStats struct {
 // connClock is one load connection's view for LoadStats: when its
 // utterance ended, and where the current turn's egress is.
 type connClock struct {
-	stats *LoadStats
+	stats      *LoadStats
+	turnOpened func(time.Duration)
 
 	mu        sync.Mutex
+	speechAt  time.Time // first frame's slot of the current utterance; zero once its turn opened
 	spokeAt   time.Time // scheduled end of the last utterance; zero once answered
 	turn      string
 	turnStart time.Time
 	frames    int
+}
+
+// speaking marks the scheduled start of an utterance.
+func (c *connClock) speaking(at time.Time) {
+	if c.turnOpened == nil {
+		return
+	}
+	c.mu.Lock()
+	c.speechAt = at
+	c.mu.Unlock()
+}
+
+// turnOpen reports the time since the utterance's start, once per
+// utterance.
+func (c *connClock) turnOpen(now time.Time) {
+	if c.turnOpened == nil {
+		return
+	}
+	c.mu.Lock()
+	at := c.speechAt
+	c.speechAt = time.Time{}
+	c.mu.Unlock()
+	if !at.IsZero() {
+		c.turnOpened(now.Sub(at))
+	}
 }
 
 // spoke marks the scheduled end of an utterance.
