@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -28,6 +29,14 @@ func (rt *Runtime) CreateTimeline(path string, tees ...runner.Timeline) (*runner
 	}
 	jl.Append(TimelineHeader(rt.cfg))
 	rt.evidence.file.Store(true)
+	if rt.state != nil {
+		// Should this process die, the next runtime to sweep its run dir
+		// ends the turns it leaves open in this file (seal.go).
+		if err := rt.state.noteTimeline(path); err != nil {
+			_ = jl.Close()
+			return nil, fmt.Errorf("timeline %s: %w", path, err)
+		}
+	}
 	return jl, nil
 }
 

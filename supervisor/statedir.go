@@ -74,6 +74,10 @@ func sweepRuns(root string) ([]string, error) {
 			continue
 		}
 		p := filepath.Join(root, e.Name())
+		// Its timeline first: the turns it had open end there (seal.go).
+		if _, err := sealDeadRun(p, pid); err != nil {
+			return nil, fmt.Errorf("state dir %s: dead run %d: %w", root, pid, err)
+		}
 		if err := os.RemoveAll(p); err == nil {
 			swept = append(swept, p)
 		}

@@ -39,6 +39,9 @@ const (
 // other components add to the same timeline (a playout's playout_end)
 // and the inputs themselves are not.
 func IsReplayed(rec kernel.TimelineRecord) bool {
+	if rec.Attrs["sealed_by"] != "" {
+		return false // appended after its runtime died (supervisor.SealTimeline): no kernel made it
+	}
 	return rec.Seq > 0 || rec.Type == TypeDeterminism || rec.Type == TypeLevel
 }
 

@@ -64,7 +64,10 @@ func runTTSRetry(t *testing.T, in string, kill bool) ttsRun {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(state) })
-	cfgPath, err := testenv.WriteConfig(dir, bins, testenv.ConfigOptions{StateDir: state, TTSRealtime: true, Instances: 2})
+	// One instance per provider: the test kills espeak's, and the retry
+	// waits for the replacement. With two, the retry could land on the
+	// other instance, killed in the same sweep but not yet seen dead.
+	cfgPath, err := testenv.WriteConfig(dir, bins, testenv.ConfigOptions{StateDir: state, TTSRealtime: true, Instances: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,8 +115,9 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
 	// A private TMPDIR: a provider writing to "the" temp dir is caught.
 	env := append(os.Environ(), "TMPDIR="+tmp)
 
+	timeline := filepath.Join(dir, "killed.jsonl")
 	serve := exec.Command(bins.RSPP, "serve", "--config", cfgPath, "--input", in, "--sessions", "4",
-		"--gap", "300ms", "--tenant", "a", "--tenant", "b")
+		"--gap", "300ms", "--tenant", "a", "--tenant", "b", "--timeline", timeline)
 	serve.Env = env
 	var serveErr strings.Builder
 	serve.Stderr = &lockedWriter{w: &serveErr}
@@ -219,6 +220,22 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
 		t.Fatal("killed run left no pocketsphinx WAV in its scratch dirs")
 	}
 
+	// The killed run's timeline stops mid-turn (300 ms gaps: a turn is
+	// nearly always open).
+	recs, err := testenv.ReadTimeline(timeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := 0
+	for _, tu := range testenv.Turns(recs) {
+		if tu.Commits+tu.Aborts == 0 {
+			open++
+		}
+	}
+	if open == 0 {
+		t.Fatal("the killed run's timeline has no open turn: the seal below proves nothing")
+	}
+
 	// One more start.
 	run := exec.Command(bins.RSPP, "run", "--config", cfgPath, "--input", in, "--output", filepath.Join(dir, "out.wav"), "--tenant", "a")
 	run.Env = env
@@ -230,6 +247,23 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
 	if left := leftovers(t, dir, tmp, rsppPid); len(left) > 0 {
 		t.Errorf("left behind after the next start: %v", left)
 	}
+	// ... and it ended the turns the killed run left open, once each.
+	if recs, err = testenv.ReadTimeline(timeline); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.CheckTerminals(recs); err != nil {
+		t.Errorf("the killed run's timeline after the next start: %v", err)
+	}
+	lost := 0
+	for _, r := range recs {
+		if r.Type == "turn_abort" && strings.HasPrefix(r.Reason, supervisor.ReasonRuntimeLost) {
+			lost++
+		}
+	}
+	if lost != open {
+		t.Errorf("%d turns sealed as %s, want the %d the kill left open", lost, supervisor.ReasonRuntimeLost, open)
+	}
+	t.Logf("the next start sealed the killed run's timeline: %d open turns ended as %s", lost, supervisor.ReasonRuntimeLost)
 	if left := testenv.ProcsUnder(dir); len(left) > 0 {
 		t.Errorf("processes left behind: %v", left)
 	}
