@@ -193,8 +193,16 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
 		}
 	}
 	time.Sleep(1500 * time.Millisecond)
-	last := status()
+	// SIGKILL rspp while pocketsphinx holds an utterance's temp WAV in
+	// its scratch dir (it writes one per utterance it decodes), so that
+	// the sweep below has one to remove.
 	rsppPid := serve.Process.Pid
+	last := status()
+	for deadline := time.Now().Add(30 * time.Second); !has(leftovers(t, dir, tmp, rsppPid), "temp wav: "+state); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("pocketsphinx never held a temp WAV in 30 s of 300 ms gaps")
+		}
+	}
 	if err := serve.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
