@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/test/testenv"
 	"github.com/rspp/rspp/transports/livekit/lkclient"
 )
@@ -142,6 +143,29 @@ func TestDispatchAcrossWorkers(t *testing.T) {
 		}
 	}
 	t.Logf("killed worker's timeline: %d turns, %d cut open by the SIGKILL (no duplicate terminal)", len(testenv.Turns(recs)), cut)
+	// The next rspp start on its state dir (as a restarted worker's is)
+	// ends those turns, once each.
+	sd, _, err := supervisor.OpenStateDir(a.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = sd.Close()
+	if recs, err = testenv.ReadTimeline(a.Timeline); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.CheckTerminals(recs); err != nil {
+		t.Errorf("killed worker's timeline after the next start on its state dir: %v", err)
+	}
+	lost := 0
+	for _, r := range recs {
+		if r.Type == "turn_abort" && strings.HasPrefix(r.Reason, supervisor.ReasonRuntimeLost) {
+			lost++
+		}
+	}
+	if lost != cut {
+		t.Errorf("%d turns sealed as %s, want the %d the SIGKILL cut open", lost, supervisor.ReasonRuntimeLost, cut)
+	}
+	t.Logf("the next start on its state dir ended them: %d turns aborted as %s, every turn has one terminal", lost, supervisor.ReasonRuntimeLost)
 
 	// New rooms go to the survivor, and a call there works.
 	before := len(b.roomsOf())

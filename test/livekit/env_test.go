@@ -41,6 +41,7 @@ func dispatch(ctx context.Context, room, agentName string) error {
 // worker is one `rspp serve --livekit-url` process.
 type worker struct {
 	*testenv.Serve
+	state string // its runtime.state_dir
 }
 
 // startWorker starts rspp serve as a LiveKit worker with the example
@@ -81,7 +82,7 @@ func startWorkerCfg(t *testing.T, agentName, cfgTail string, extra ...string) *w
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &worker{s}
+	w := &worker{Serve: s, state: state}
 	t.Cleanup(func() {
 		_ = w.Stop(20 * time.Second)
 		if t.Failed() {
