@@ -22,7 +22,7 @@ func TestRoundTripSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmp := t.TempDir()
+	tmp := shortTempDir(t)
 	var pids []int
 	const n = 200
 	res, err := MeasureRoundTrips(context.Background(), RoundTripConfig{

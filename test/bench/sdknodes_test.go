@@ -27,7 +27,7 @@ func TestRoundTripSDKNodes(t *testing.T) {
 	}
 	const n = 100
 	res, err := MeasureRoundTrips(context.Background(), RoundTripConfig{
-		Self: self, TempDir: t.TempDir(), Samples: n, Warmup: 10, Rounds: 2, Timeout: 2 * time.Minute,
+		Self: self, TempDir: shortTempDir(t), Samples: n, Warmup: 10, Rounds: 2, Timeout: 2 * time.Minute,
 		NodeJSNode: nodejs, PythonNode: python,
 	})
 	if err != nil {
