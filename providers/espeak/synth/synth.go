@@ -9,13 +9,9 @@ package synth
 
 import (
 	"context"
-	"errors"
-	"io"
-	"os"
 	"strconv"
 
 	"github.com/rspp/rspp/providers/internal/tool"
-	"github.com/rspp/rspp/transports/wav"
 )
 
 // Defaults.
@@ -85,81 +81,7 @@ func (s Synth) CheckVoice(ctx context.Context) error {
 // If chunk returns an error or ctx is cancelled, both children are killed
 // and reaped and that error (or ctx.Err()) is returned.
 func (s Synth) Stream(ctx context.Context, text string, chunk func(pcm []byte) error) error {
-	ctx, kill := context.WithCancel(ctx)
-	defer kill()
-
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	speak := tool.Command(ctx, s.Espeak, "-v", s.Voice, "-s", strconv.Itoa(s.Rate), "--stdout", "--", text)
-	speak.Stdout = w
-	conv := tool.Command(ctx, s.Sox,
-		"-t", "wav", "-",
-		"-D", // no dither: the same text gives the same PCM, every run
-		"-r", strconv.Itoa(wav.SampleRate), "-c", strconv.Itoa(wav.Channels),
-		"-b", strconv.Itoa(wav.BitsPerSample), "-e", "signed-integer", "-t", "raw", "-")
-	conv.Stdin = r
-	out, err := conv.StdoutPipe()
-	if err != nil {
-		r.Close()
-		w.Close()
-		return err
-	}
-	if err := speak.Start(); err != nil {
-		r.Close()
-		w.Close()
-		return speak.Err(ctx, err)
-	}
-	if err := conv.Start(); err != nil {
-		r.Close()
-		w.Close()
-		kill()
-		speak.Wait()
-		return conv.Err(ctx, err)
-	}
-	// The children hold their own copies of the pipe ends now.
-	r.Close()
-	w.Close()
-
-	readErr := pump(ctx, out, chunk)
-	if readErr != nil {
-		kill()
-	}
-	convErr := conv.Err(ctx, conv.Wait())
-	speakErr := speak.Err(ctx, speak.Wait())
-	switch {
-	case readErr != nil:
-		return readErr
-	case speakErr != nil: // the first failure in the pipeline explains the rest
-		return speakErr
-	default:
-		return convErr
-	}
-}
-
-func pump(ctx context.Context, out io.Reader, chunk func([]byte) error) error {
-	for {
-		buf := make([]byte, 4096)
-		n, err := out.Read(buf)
-		if n > 0 {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if cerr := chunk(buf[:n]); cerr != nil {
-				return cerr
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
-		}
-	}
+	return tool.StreamSpeech(ctx, s.Sox, s.Espeak, []string{"-v", s.Voice, "-s", strconv.Itoa(s.Rate), "--stdout", "--", text}, chunk)
 }
 
 // Synthesize returns the whole PCM of text.

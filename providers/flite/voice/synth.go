@@ -9,15 +9,11 @@ package voice
 
 import (
 	"context"
-	"errors"
-	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/rspp/rspp/providers/internal/tool"
-	"github.com/rspp/rspp/transports/wav"
 )
 
 // Defaults.
@@ -89,74 +85,5 @@ func (s Synth) args(text string) []string {
 // an error or ctx is cancelled, both children are killed and reaped and
 // that error (or ctx.Err()) is returned.
 func (s Synth) Stream(ctx context.Context, text string, chunk func(pcm []byte) error) error {
-	ctx, kill := context.WithCancel(ctx)
-	defer kill()
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	speak := tool.Command(ctx, s.Flite, s.args(text)...)
-	speak.Stdout = w
-	conv := tool.Command(ctx, s.Sox, "-t", "wav", "-", "-D",
-		"-r", strconv.Itoa(wav.SampleRate), "-c", strconv.Itoa(wav.Channels),
-		"-b", strconv.Itoa(wav.BitsPerSample), "-e", "signed-integer", "-t", "raw", "-")
-	conv.Stdin = r
-	out, err := conv.StdoutPipe()
-	if err != nil {
-		r.Close()
-		w.Close()
-		return err
-	}
-	if err := speak.Start(); err != nil {
-		r.Close()
-		w.Close()
-		return speak.Err(ctx, err)
-	}
-	if err := conv.Start(); err != nil {
-		r.Close()
-		w.Close()
-		kill()
-		speak.Wait()
-		return conv.Err(ctx, err)
-	}
-	r.Close()
-	w.Close()
-	readErr := pump(ctx, out, chunk)
-	if readErr != nil {
-		kill()
-	}
-	convErr := conv.Err(ctx, conv.Wait())
-	speakErr := speak.Err(ctx, speak.Wait())
-	switch {
-	case readErr != nil:
-		return readErr
-	case speakErr != nil:
-		return speakErr
-	default:
-		return convErr
-	}
-}
-
-func pump(ctx context.Context, out io.Reader, chunk func([]byte) error) error {
-	for {
-		buf := make([]byte, 4096)
-		n, err := out.Read(buf)
-		if n > 0 {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if cerr := chunk(buf[:n]); cerr != nil {
-				return cerr
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
-		}
-	}
+	return tool.StreamSpeech(ctx, s.Sox, s.Flite, s.args(text), chunk)
 }
