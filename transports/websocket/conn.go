@@ -56,17 +56,7 @@ type clientMsg struct {
 }
 
 // serverMsg is any server text message.
-type serverMsg struct {
-	Type      string `json:"type"`
-	Session   string `json:"session,omitempty"`
-	Protocol  int    `json:"protocol,omitempty"`
-	Turn      string `json:"turn,omitempty"`
-	State     string `json:"state,omitempty"`
-	Reason    string `json:"reason,omitempty"`
-	LatencyMs *int64 `json:"latency_ms,omitempty"`
-	Text      string `json:"text,omitempty"`
-	Final     *bool  `json:"final,omitempty"`
-}
+type serverMsg = transports.Message
 
 // Conn is one WebSocket connection: one session (transports.Conn).
 type Conn struct {
@@ -201,17 +191,8 @@ func (c *Conn) Send(ev eventabi.Event) error {
 // audio.
 func (c *Conn) Fence(turnID, reason string) {
 	c.mu.Lock()
-	kept := c.audio[:0]
-	dropped := 0
-	for _, ev := range c.audio {
-		if ev.TurnID == turnID {
-			dropped++
-			continue
-		}
-		kept = append(kept, ev)
-	}
-	clear(c.audio[len(kept):])
-	c.audio = kept
+	var dropped int
+	c.audio, dropped = transports.DropTurn(c.audio, turnID)
 	if c.audioTurn == turnID {
 		c.audioTurn = ""
 	}
@@ -224,23 +205,9 @@ func (c *Conn) Fence(turnID, reason string) {
 
 // Notify implements transports.Conn.
 func (c *Conn) Notify(n transports.Notice) {
-	m := serverMsg{Type: n.Kind, Turn: n.Turn}
-	switch n.Kind {
-	case transports.NoticeTurn:
-		m.State, m.Reason = n.State, n.Reason
-		if n.State == "commit" || n.State == "abort" {
-			lat := n.LatencyMs
-			m.LatencyMs = &lat
-		}
-	case transports.NoticeTranscript:
-		final := n.Final
-		m.Text, m.Final = n.Text, &final
-	case transports.NoticeReply:
-		m.Text = n.Text
-	default:
-		return
+	if m, ok := transports.NoticeMessage(n); ok {
+		c.queueCtrl(m)
 	}
-	c.queueCtrl(m)
 }
 
 // Refuse implements transports.Conn: the runtime refused the input.
