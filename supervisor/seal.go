@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,25 +60,32 @@ func sealDeadRun(runDir string, pid int) (int, error) {
 // it ended; a turn that ended but was never closed gets its turn_close. A
 // timeline with nothing open is left as it is.
 func SealTimeline(path string, deadPid int) (int, error) {
-	raw, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return 0, fmt.Errorf("seal timeline: %w", err)
 	}
-	torn := 0
-	if i := bytes.LastIndexByte(raw, '\n'); i != len(raw)-1 {
-		torn = len(raw) - (i + 1) // a write the kill cut short
-		raw = raw[:i+1]
-	}
+	defer f.Close()
 	type turnKey struct{ session, turn string }
 	type turnState struct{ ended, closed bool }
 	lastSeq := map[string]uint64{}
 	turns := map[turnKey]*turnState{}
 	var order []turnKey
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	for sc.Scan() {
+	// Read line by line (a full-level timeline can be large): end is the
+	// offset after the last complete line; what follows it is a write
+	// the kill cut short.
+	var end int64
+	rd := bufio.NewReaderSize(f, 64<<10)
+	for {
+		line, err := rd.ReadBytes('\n')
+		if err != nil {
+			if err != io.EOF {
+				return 0, fmt.Errorf("seal timeline %s: %w", path, err)
+			}
+			break
+		}
+		end += int64(len(line))
 		var r kernel.TimelineRecord
-		if json.Unmarshal(sc.Bytes(), &r) != nil || r.SessionID == "" {
+		if json.Unmarshal(line, &r) != nil || r.SessionID == "" {
 			continue
 		}
 		if r.Seq > lastSeq[r.SessionID] {
@@ -100,9 +108,11 @@ func SealTimeline(path string, deadPid int) (int, error) {
 			st.closed = true
 		}
 	}
-	if err := sc.Err(); err != nil {
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
 		return 0, fmt.Errorf("seal timeline %s: %w", path, err)
 	}
+	torn := int(size - end)
 	sealed, unclosed := 0, 0
 	for _, k := range order {
 		switch st := turns[k]; {
@@ -149,15 +159,10 @@ func SealTimeline(path string, deadPid int) (int, error) {
 			return 0, err
 		}
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return 0, fmt.Errorf("seal timeline: %w", err)
-	}
-	defer f.Close()
-	if err := f.Truncate(int64(len(raw))); err != nil {
+	if err := f.Truncate(end); err != nil {
 		return 0, fmt.Errorf("seal timeline %s: %w", path, err)
 	}
-	if _, err := f.WriteAt(out.Bytes(), int64(len(raw))); err != nil {
+	if _, err := f.WriteAt(out.Bytes(), end); err != nil {
 		return 0, fmt.Errorf("seal timeline %s: %w", path, err)
 	}
 	return sealed, f.Sync()
