@@ -4,7 +4,7 @@
 // clock of its own: time and ids are injected, inputs arrive as method calls,
 // and everything the outside world must do comes back as Effects drained with
 // Ready (the etcd-raft RawNode/Ready pattern). The I/O loop that carries out
-// effects lives in kernel/runner.
+// effects lives in supervisor/session.
 //
 // A Session is not safe for concurrent use: one goroutine (the runner's
 // session loop) owns it.

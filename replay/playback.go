@@ -17,7 +17,7 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/record"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/config"
 )
@@ -39,7 +39,7 @@ type PlaybackOptions struct {
 	// feeds the next utterance (default 30s).
 	IdleWait time.Duration
 	// Timeline, if set, receives the played sessions' records.
-	Timeline runner.Timeline
+	Timeline session.Timeline
 }
 
 // TurnDiff is one turn whose decisions or outputs changed.
@@ -395,7 +395,7 @@ type played struct {
 	turnNo     map[string]int
 	opens      map[[2]string]int // (turn id, node) -> opens so far
 	unrecorded int
-	tee        runner.Timeline
+	tee        session.Timeline
 	closed     int           // turns closed
 	outputs    int           // node outputs accepted
 	closeWake  chan struct{} // closed and replaced at every turn_close and output
@@ -447,7 +447,7 @@ func playSession(ctx context.Context, rec *recording, cfg *config.Config, rt *su
 	pl := &played{turnNo: map[string]int{}, opens: map[[2]string]int{}, tee: o.Timeline, closeWake: make(chan struct{})}
 	pools := &playbackPools{rec: rec, pl: pl, rt: rt}
 	binds := &playbackBindings{rec: rec, rt: rt, live: live}
-	s, err := runner.Open(runner.Config{
+	s, err := session.Open(session.Config{
 		Kernel: kernel.SessionConfig{SessionID: rec.id, TenantID: rec.tenant, Epoch: 1, Graph: cfg.Graph(), Bindings: binds,
 			VAD: cfg.KernelVAD(), UnknownEventPolicy: cfg.Gateway.UnknownEvents},
 		Pools: pools, Output: discard{}, Timeline: pl, Observe: pl.observe, Tick: time.Duration(cfg.Runtime.TickInterval),
@@ -493,7 +493,7 @@ func playSession(ctx context.Context, rec *recording, cfg *config.Config, rt *su
 			}
 		}
 		last = in
-		if err := s.Ingest(in.ev); err == runner.ErrClosed {
+		if err := s.Ingest(in.ev); err == session.ErrClosed {
 			break
 		}
 	}
@@ -514,7 +514,7 @@ func playSession(ctx context.Context, rec *recording, cfg *config.Config, rt *su
 
 // playedLevel records the played sessions' inputs only if their
 // timeline goes somewhere.
-func playedLevel(tl runner.Timeline) record.Policy {
+func playedLevel(tl session.Timeline) record.Policy {
 	if tl == nil {
 		return record.Policy{Level: kernel.LevelControl}
 	}
@@ -558,7 +558,7 @@ type playbackPools struct {
 	unrecorded int
 }
 
-func (p *playbackPools) Open(pool string, req externalnode.OpenRequest, avoid []string, h externalnode.Handler) (runner.Call, error) {
+func (p *playbackPools) Open(pool string, req externalnode.OpenRequest, avoid []string, h externalnode.Handler) (session.Call, error) {
 	if !strings.HasPrefix(pool, replayPool) {
 		if p.rt == nil {
 			return nil, fmt.Errorf("%w: no live runtime for pool %s", kernel.ErrNodeUnavailable, pool)

@@ -16,7 +16,7 @@ import (
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/isolation"
 	"github.com/rspp/rspp/kernel/eventabi"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 )
 
 // samplesPerOp: each benchmark op takes this many samples so that a p99
@@ -182,7 +182,7 @@ func BenchmarkTenantNeighbour(b *testing.B) {
 	})
 	utter := [][]byte{tone(400 * time.Millisecond)}
 	runB := func(prefix string) (lat []time.Duration, aborts int) {
-		tl := &runner.Collector{}
+		tl := &session.Collector{}
 		// 16 sessions x 8 turns a round, 3 rounds: ~380 turns a phase, so
 		// that p99 is not simply the slowest of a few dozen.
 		RunLoad(context.Background(), rt, LoadOptions{Sessions: 16, Utterances: utter, Gap: 700 * time.Millisecond, Turns: 8,
@@ -217,7 +217,7 @@ func BenchmarkTenantNeighbour(b *testing.B) {
 			go func() {
 				defer close(doneA)
 				RunLoad(context.Background(), rt, LoadOptions{Sessions: 6, Utterances: utter, Gap: 500 * time.Millisecond,
-					Realtime: true, Tenants: []string{"a"}, Prefix: "a", Stop: stopA, Timeline: &runner.Collector{}})
+					Realtime: true, Tenants: []string{"a"}, Prefix: "a", Stop: stopA, Timeline: &session.Collector{}})
 			}()
 			time.Sleep(500 * time.Millisecond) // A is crash-looping
 			lat, ab = runB(fmt.Sprintf("b%d-%d-with-a", n, round))
@@ -277,7 +277,7 @@ func BenchmarkTenantQuotaNeighbour(b *testing.B) {
 	}
 	runB("warm")
 	var alone, withA []time.Duration
-	aTimeline := &runner.Collector{}
+	aTimeline := &session.Collector{}
 	for n := 0; n < b.N; n++ {
 		for round := range 3 {
 			alone = append(alone, runB(fmt.Sprintf("b%d-%d-alone", n, round))...)

@@ -5,7 +5,7 @@ import (
 	"sync"
 
 	"github.com/rspp/rspp/kernel"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 )
 
 // sessionBindings is one session's view of the runtime's bindings. It
@@ -17,7 +17,7 @@ import (
 // session's) pool is not stopped as idle while a live session uses it.
 type sessionBindings struct {
 	rt      *Runtime
-	next    runner.Timeline
+	next    session.Timeline
 	tenant  string
 	session string
 

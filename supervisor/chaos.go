@@ -12,7 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
 )
 
@@ -36,7 +36,7 @@ type ChaosOptions struct {
 	Timeline string // optional JSON Lines file of every record
 	Logger   hclog.Logger
 	// Telemetry, if set, also receives every record (see Options.Timeline).
-	Telemetry runner.Timeline
+	Telemetry session.Timeline
 	Log       io.Writer // one line per fault (nil: none)
 }
 
@@ -136,8 +136,8 @@ func RunChaos(ctx context.Context, cfg *config.Config, o ChaosOptions) (ChaosRep
 	if err != nil {
 		return rep, err
 	}
-	col := &runner.Collector{}
-	var tl runner.Timeline = col
+	col := &session.Collector{}
+	var tl session.Timeline = col
 	if o.Timeline != "" {
 		jl, err := rt.CreateTimeline(o.Timeline, col)
 		if err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/fence"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/transports"
 )
 
@@ -37,7 +37,7 @@ type ConnOptions struct {
 	PlayoutFrames int
 	// SessionID names the session when the route does not.
 	SessionID string
-	Timeline  runner.Timeline
+	Timeline  session.Timeline
 	// Observe also sees every node output the kernel accepted.
 	Observe func(nodeID string, ev eventabi.Event)
 	// Settle bounds the wait for the last turn after the input ended
@@ -47,7 +47,7 @@ type ConnOptions struct {
 	// ("": CloseShutdown).
 	ShutdownReason string
 	// Opened, if set, is called with the session once it is open.
-	Opened func(s *runner.Session)
+	Opened func(s *session.Session)
 }
 
 // ConnResult is how a connection's session ended.
@@ -91,7 +91,7 @@ func (rt *Runtime) ServeConn(ctx context.Context, c transports.Conn, o ConnOptio
 	gate := fence.NewGate(0)
 	n := &noticer{conn: c, next: o.Timeline, live: o.Pacer != nil, observe: o.Observe}
 	var (
-		out     runner.Output = gatedOutput{conn: c, gate: gate}
+		out     session.Output = gatedOutput{conn: c, gate: gate}
 		playout *Playout
 		post    postBox
 	)
@@ -143,7 +143,7 @@ loop:
 				break loop
 			}
 			if err := sess.Ingest(ev); err != nil {
-				if errors.Is(err, runner.ErrClosed) {
+				if errors.Is(err, session.ErrClosed) {
 					res.EndedItself = true
 					c.Refuse(fmt.Errorf("%w: session %s", kernel.ErrSessionClosed, id))
 					reason = "session_closed"
@@ -221,10 +221,10 @@ func (g gatedOutput) Fence(turnID, reason string) {
 // postBox lets a playout created before its session post to it once
 // the session is open.
 type postBox struct {
-	s atomic.Pointer[runner.Session]
+	s atomic.Pointer[session.Session]
 }
 
-func (p *postBox) set(s *runner.Session) { p.s.Store(s) }
+func (p *postBox) set(s *session.Session) { p.s.Store(s) }
 
 func (p *postBox) played(turn string, n int) {
 	if s := p.s.Load(); s != nil {
@@ -244,7 +244,7 @@ func (p *postBox) post(ev eventabi.Event) bool {
 // records on. It runs on the session loop: Notify never blocks.
 type noticer struct {
 	conn    transports.Conn
-	next    runner.Timeline
+	next    session.Timeline
 	live    bool
 	observe func(nodeID string, ev eventabi.Event)
 

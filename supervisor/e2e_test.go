@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/kernel"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
 )
 
@@ -72,7 +72,7 @@ func TestFiftySessionsSurviveProviderSIGKILL(t *testing.T) {
 			crashed <- ev
 		}
 	})
-	tl := &runner.Collector{}
+	tl := &session.Collector{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var (
@@ -105,7 +105,7 @@ func TestFiftySessionsSurviveProviderSIGKILL(t *testing.T) {
 	if err := syscall.Kill(victim.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	killedAt := runner.ProcessClock{}.Now()
+	killedAt := session.ProcessClock{}.Now()
 	var ev PoolEvent
 	select {
 	case ev = <-crashed:
@@ -169,7 +169,7 @@ func TestHungPluginTimedOutKilledAndReplaced(t *testing.T) {
 	if err := os.WriteFile(hang, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tl := &runner.Collector{}
+	tl := &session.Collector{}
 	res := RunLoad(context.Background(), rt, LoadOptions{Sessions: 1, Utterances: [][]byte{tone(400 * time.Millisecond)},
 		Gap: 3 * time.Second, Turns: 2, Realtime: true, Timeline: tl, Prefix: "hang"})
 	recs := tl.Records()

@@ -35,7 +35,7 @@ func defaultEnvelope(prof *isolation.Profile, p *config.Provider, poolMax int) {
 }
 
 // wheelResolution is the granularity of the runtime's one timer facility
-// (runner.Wheel): fed frames are paced, and session deadlines checked, at
+// (session.Wheel): fed frames are paced, and session deadlines checked, at
 // most this late.
 const wheelResolution = 2 * time.Millisecond
 

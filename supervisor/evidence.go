@@ -11,7 +11,7 @@ import (
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/record"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
 )
 
@@ -22,8 +22,8 @@ const TypeTimelineHeader = "timeline_header"
 // CreateTimeline creates the JSON Lines timeline at path with the
 // config's writer options and writes its header. tees also receive every
 // record.
-func (rt *Runtime) CreateTimeline(path string, tees ...runner.Timeline) (*runner.JSONLTimeline, error) {
-	jl, err := runner.CreateJSONLWith(path, runner.WriterOptions{BufferBytes: rt.cfg.TimelineBuffer(), FlushEvery: rt.cfg.TimelineFlush()}, tees...)
+func (rt *Runtime) CreateTimeline(path string, tees ...session.Timeline) (*session.JSONLTimeline, error) {
+	jl, err := session.CreateJSONLWith(path, session.WriterOptions{BufferBytes: rt.cfg.TimelineBuffer(), FlushEvery: rt.cfg.TimelineFlush()}, tees...)
 	if err != nil {
 		return nil, err
 	}

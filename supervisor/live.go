@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/kernel"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
 	"github.com/rspp/rspp/transports"
 	"github.com/rspp/rspp/transports/websocket"
@@ -52,7 +52,7 @@ func ListenFromConfig(ws config.WebSocket) ListenOptions {
 // serveLive serves the page and the WebSocket endpoint on o.Addr until
 // ctx ends: a session per connection, all paced by one pacer. It returns
 // what the timeline says of every session.
-func serveLive(ctx context.Context, rt *Runtime, o ListenOptions, tl runner.Timeline, out io.Writer) (Terminals, error) {
+func serveLive(ctx context.Context, rt *Runtime, o ListenOptions, tl session.Timeline, out io.Writer) (Terminals, error) {
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = DefaultMaxLiveSessions
 	}
@@ -66,7 +66,7 @@ func serveLive(ctx context.Context, rt *Runtime, o ListenOptions, tl runner.Time
 	go func() { httpDone <- hsrv.Serve(ln) }()
 	pacer := NewPacer()
 	tally := &liveTally{open: map[string]*tallyTurn{}}
-	var next runner.Timeline = tally
+	var next session.Timeline = tally
 	if tl != nil {
 		next = teeTimeline{tally, tl}
 	}

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/transports/livekit"
 )
 
@@ -34,7 +34,7 @@ type LiveKitOptions struct {
 // participant session of the rooms it is dispatched to, paced by one
 // pacer, until ctx ends; then it drains: no new jobs, live rooms run to
 // their end (up to o.Drain), then the rest is closed.
-func serveLiveKit(ctx context.Context, rt *Runtime, o LiveKitOptions, tl runner.Timeline, out io.Writer) (Terminals, error) {
+func serveLiveKit(ctx context.Context, rt *Runtime, o LiveKitOptions, tl session.Timeline, out io.Writer) (Terminals, error) {
 	var active atomic.Int64
 	ao := o.Agent
 	if ao.MaxSessions <= 0 {
@@ -64,7 +64,7 @@ func serveLiveKit(ctx context.Context, rt *Runtime, o LiveKitOptions, tl runner.
 	}
 	pacer := NewPacer()
 	tally := &liveTally{open: map[string]*tallyTurn{}}
-	var next runner.Timeline = tally
+	var next session.Timeline = tally
 	if tl != nil {
 		next = teeTimeline{tally, tl}
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/transports"
 )
 
@@ -29,7 +29,7 @@ type LoadOptions struct {
 	// Tenants, if set, are the sessions' tenants, taken in turn: session
 	// i belongs to Tenants[i%len(Tenants)].
 	Tenants  []string
-	Timeline runner.Timeline // receives every session's records (concurrently)
+	Timeline session.Timeline // receives every session's records (concurrently)
 	Stop     <-chan struct{} // closed: stop feeding (nil: never)
 	// Stagger delays session i's first frame by i*Stagger, so that
 	// sessions do not all speak at the same instant.
@@ -55,7 +55,7 @@ type LoadOptions struct {
 	// (as a live transport does): turns end once their audio has played.
 	Pacer *Pacer
 
-	wheel *runner.Wheel // the runtime's timer facility: paces the frames
+	wheel *session.Wheel // the runtime's timer facility: paces the frames
 }
 
 // LoadResult says what happened to the sessions themselves.
@@ -137,15 +137,15 @@ type loadConn struct {
 	idx   int
 	out   countingOutput
 	clock connClock
-	sess  chan *runner.Session // the opened session, once
+	sess  chan *session.Session // the opened session, once
 }
 
 func newLoadConn(ctx context.Context, route transports.Route, o LoadOptions, idx int) *loadConn {
-	return &loadConn{Feed: transports.NewFeed(), ctx: ctx, route: route, o: o, idx: idx, sess: make(chan *runner.Session, 1),
+	return &loadConn{Feed: transports.NewFeed(), ctx: ctx, route: route, o: o, idx: idx, sess: make(chan *session.Session, 1),
 		clock: connClock{stats: o.Stats, turnOpened: o.TurnOpened}}
 }
 
-func (c *loadConn) opened(s *runner.Session) { c.sess <- s }
+func (c *loadConn) opened(s *session.Session) { c.sess <- s }
 
 func (c *loadConn) Route() transports.Route { return c.route }
 func (c *loadConn) Send(ev eventabi.Event) error {
@@ -165,7 +165,7 @@ func (c *loadConn) Notify(n transports.Notice) {
 // stagger.
 func (c *loadConn) Bind(transports.Binding) error {
 	c.Start(c.ctx, func(ctx context.Context, emit func(eventabi.Event) error) error {
-		var sess *runner.Session
+		var sess *session.Session
 		select {
 		case sess = <-c.sess:
 		case <-ctx.Done():
@@ -196,7 +196,7 @@ type feedTarget interface {
 // loadTarget hands frames to a loadConn's feed.
 type loadTarget struct {
 	emit  func(eventabi.Event) error
-	sess  *runner.Session
+	sess  *session.Session
 	clock *connClock
 }
 
@@ -250,7 +250,7 @@ func feed(ctx context.Context, sess feedTarget, o LoadOptions, idx int) error {
 			o.Stats.FramesIn.Add(1)
 		}
 		if err := sess.Ingest(ev); err != nil {
-			if errors.Is(err, runner.ErrClosed) {
+			if errors.Is(err, session.ErrClosed) {
 				return false, err
 			}
 			return false, fmt.Errorf("frame %d: %w", n, err)

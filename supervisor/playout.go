@@ -10,7 +10,7 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/fence"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/transports"
 )
 
@@ -131,17 +131,17 @@ type PlayoutConfig struct {
 	Conn transports.Conn
 	Gate *fence.Gate
 	// Post hands an output signal back to the session without waiting
-	// (runner.Session.Post).
+	// (session.Session.Post).
 	Post func(ev eventabi.Event) bool
 	// Played, if set, reports egress events of a turn played or dropped
-	// here (runner.Session.EgressPlayed): the kernel's egress credit.
+	// here (session.Session.EgressPlayed): the kernel's egress credit.
 	Played func(turn string, n int)
 	// Timeline, if set, gets a playout_end record when a turn is fenced
 	// (reason fenced, attr frames: how many of its frames went out), at
 	// the time its last frame went to the connection, on Clock (the
-	// kernel's: runner.ProcessClock by default). Fence runs on the session
+	// kernel's: session.ProcessClock by default). Fence runs on the session
 	// loop, which writes the kernel's records too.
-	Timeline  runner.Timeline
+	Timeline  session.Timeline
 	SessionID string
 	Clock     kernel.Clock
 	// Frames bounds buffered audio (0: DefaultPlayoutFrames).
@@ -205,7 +205,7 @@ func (p *Pacer) NewPlayout(cfg PlayoutConfig) *Playout {
 		cfg.Gate = fence.NewGate(0)
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = runner.ProcessClock{}
+		cfg.Clock = session.ProcessClock{}
 	}
 	return &Playout{cfg: cfg, pacer: p}
 }

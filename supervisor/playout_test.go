@@ -10,7 +10,7 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/fence"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/transports"
 )
 
@@ -159,7 +159,7 @@ func TestPlayoutPacesFramesAfterPreRoll(t *testing.T) {
 // its last frame of the turn; the next turn's audio plays.
 func TestPlayoutFenceDropsTurnAtOnce(t *testing.T) {
 	r := newPlayoutRig(0)
-	tl := &runner.Collector{}
+	tl := &session.Collector{}
 	clk := &fakeMono{ns: 5}
 	r.pl.cfg.Timeline, r.pl.cfg.SessionID, r.pl.cfg.Clock = tl, "s", clk
 	for range 20 {

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/kernel"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
 	"github.com/rspp/rspp/transports/wav"
 )
@@ -191,7 +191,7 @@ func TestHotUpgradeUnderFiftySessions(t *testing.T) {
 	}
 	defer admin.Close()
 
-	tl := &runner.Collector{}
+	tl := &session.Collector{}
 	done := make(chan LoadResult, 1)
 	go func() {
 		done <- RunLoad(context.Background(), rt, LoadOptions{Sessions: 50, Utterances: [][]byte{tone(400 * time.Millisecond)},
@@ -201,7 +201,7 @@ func TestHotUpgradeUnderFiftySessions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	resp, err := AdminCall(ctx, admin.Path(), AdminRequest{Op: "upgrade", Provider: "tts", Binary: v2})
-	switched := runner.ProcessClock{}.Now()
+	switched := session.ProcessClock{}.Now()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/transports"
 	"github.com/rspp/rspp/transports/file"
 )
@@ -69,7 +69,7 @@ func RunFile(ctx context.Context, rt *Runtime, fr FileRun) (Summary, error) {
 	}
 	defer sink.Close()
 	counter := &summaryTap{sum: &sum}
-	var tl runner.Timeline = counter
+	var tl session.Timeline = counter
 	if fr.Timeline != "" {
 		jl, err := rt.CreateTimeline(fr.Timeline, counter)
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/fence"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/authority"
 	"github.com/rspp/rspp/supervisor/config"
 )
@@ -31,7 +31,7 @@ type Options struct {
 	Events func(PoolEvent)
 	// Timeline, if set, also receives every session's timeline records
 	// (telemetry). It must not block.
-	Timeline runner.Timeline
+	Timeline session.Timeline
 	// Authority hands out session placement leases (nil: from the config,
 	// etcd or the in-process default; supervisor/authority).
 	Authority authority.Authority
@@ -70,7 +70,7 @@ type Runtime struct {
 	sessions   map[*sessionBindings]struct{}
 	down       map[string]*downProvider // replaceable providers that failed to start (providers.go)
 	adm        *admission
-	wheel      *runner.Wheel // ticks every session and paces the load's frames
+	wheel      *session.Wheel // ticks every session and paces the load's frames
 	closed     bool
 	drains     sync.WaitGroup
 	starts     sync.WaitGroup // keyed pool starts in progress
@@ -107,7 +107,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 		starting: map[string]*poolStart{}, startFails: map[string]*restartTracker{}, idleSince: map[string]time.Time{},
 		sessions: map[*sessionBindings]struct{}{}, reapKick: make(chan struct{}, 1), stop: make(chan struct{})}
 	rt.adm = newAdmission(rt)
-	rt.wheel = runner.NewWheel(wheelResolution, sessionTick(cfg))
+	rt.wheel = session.NewWheel(wheelResolution, sessionTick(cfg))
 	if sock := AdminSocketPath(cfg.Runtime.AdminSocket, state.Root); sweepAdminSocket(sock) {
 		log.Info("swept stale admin socket of a dead run", "path", sock)
 	}
@@ -348,11 +348,11 @@ func (rt *Runtime) binding(provider, tenant, session string) (kernel.Binding, bo
 		Down: rt.downReasonLocked(g, key), Caps: g.info.Caps, Idempotent: g.info.Idempotent}, true
 }
 
-// Open implements runner.Pools: it opens an invocation on the pool the
+// Open implements session.Pools: it opens an invocation on the pool the
 // turn's frozen binding names, even if that pool is draining after an
 // upgrade, and starts a tenant's (or session's) pool on its first use.
 // The runner calls it off the session loop.
-func (rt *Runtime) Open(pool string, req externalnode.OpenRequest, avoid []string, h externalnode.Handler) (runner.Call, error) {
+func (rt *Runtime) Open(pool string, req externalnode.OpenRequest, avoid []string, h externalnode.Handler) (session.Call, error) {
 	for attempt := 0; ; attempt++ {
 		p, err := rt.poolFor(pool)
 		if err != nil {
@@ -375,8 +375,8 @@ func (rt *Runtime) Open(pool string, req externalnode.OpenRequest, avoid []strin
 type SessionOptions struct {
 	ID       string
 	TenantID string
-	Output   runner.Output
-	Timeline runner.Timeline
+	Output   session.Output
+	Timeline session.Timeline
 	Observe  func(nodeID string, ev eventabi.Event)
 	// AwaitPlayback: the output plays audio in real time and the session's
 	// turns end when their audio has played (kernel.SessionConfig).
@@ -387,7 +387,7 @@ type SessionOptions struct {
 }
 
 // OpenSession starts a kernel session bound to this runtime's pools.
-func (rt *Runtime) OpenSession(o SessionOptions) (*runner.Session, error) {
+func (rt *Runtime) OpenSession(o SessionOptions) (*session.Session, error) {
 	next := o.Timeline
 	if rt.opts.Timeline != nil {
 		next = teeTimeline{o.Timeline, rt.opts.Timeline}
@@ -415,7 +415,7 @@ func (rt *Runtime) OpenSession(o SessionOptions) (*runner.Session, error) {
 		rt.forget(sb)
 		return nil, err
 	}
-	s, err := runner.Open(runner.Config{
+	s, err := session.Open(session.Config{
 		Kernel: kernel.SessionConfig{
 			SessionID: o.ID, TenantID: o.TenantID, Epoch: lease.Epoch(), Authority: auth, Graph: cfg.Graph(), Bindings: sb,
 			VAD: cfg.KernelVAD(), UnknownEventPolicy: cfg.Gateway.UnknownEvents,
@@ -515,7 +515,7 @@ func (rt *Runtime) Close() {
 }
 
 // teeTimeline hands each record to every non-nil timeline, in order.
-type teeTimeline []runner.Timeline
+type teeTimeline []session.Timeline
 
 func (t teeTimeline) Append(rec kernel.TimelineRecord) {
 	for _, tl := range t {

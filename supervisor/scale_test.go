@@ -15,7 +15,7 @@ import (
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
 	"github.com/rspp/rspp/transports/wav"
 )
@@ -178,7 +178,7 @@ func admissionConfig(t *testing.T, admission string, providerExtra map[string]st
 // while another tenant is not; status shows capacity, load and refusals.
 func TestAdmissionMaxSessionsAndTenantQuota(t *testing.T) {
 	rt := startRuntime(t, admissionConfig(t, "  max_sessions: 3\n  tenants: {a: {sessions: 1}}\n", nil), nil)
-	open := func(id, tenant string) (*runner.Session, error) {
+	open := func(id, tenant string) (*session.Session, error) {
 		return rt.OpenSession(SessionOptions{ID: id, TenantID: tenant})
 	}
 	s1, err := open("s1", "a")
@@ -212,7 +212,7 @@ func TestAdmissionMaxSessionsAndTenantQuota(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a slot was freed by a close, still refused: %v", err)
 	}
-	for _, s := range []*runner.Session{s2, s3, s4} {
+	for _, s := range []*session.Session{s2, s3, s4} {
 		s.Close("test")
 	}
 	if st := rt.Admission(); st.Sessions != 0 || st.Admitted != 4 {
@@ -228,7 +228,7 @@ func TestTenantTurnQuotaNeverDelaysOtherTenant(t *testing.T) {
 		t.Skip("real-time sessions of two tenants")
 	}
 	rt := startRuntime(t, admissionConfig(t, "  tenants: {a: {turns: 1}}\n", nil), nil)
-	tl := &runner.Collector{}
+	tl := &session.Collector{}
 	var wg sync.WaitGroup
 	lost := make([][]string, 2)
 	for i, tenant := range []string{"a", "b"} {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
 	"github.com/rspp/rspp/transports/file"
 )
@@ -32,7 +32,7 @@ type ServeOptions struct {
 	Timeline string // JSON Lines of every session's records
 	Logger   hclog.Logger
 	// Telemetry, if set, also receives every record (see Options.Timeline).
-	Telemetry runner.Timeline
+	Telemetry session.Timeline
 	// Ready, if set, is called with the admin socket path once serving.
 	Ready func(adminSocket string)
 	// Listen, if set, serves the live transports instead of replaying
@@ -113,7 +113,7 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 	}()
 
 	if o.Listen != nil || o.LiveKit != nil {
-		var tl runner.Timeline
+		var tl session.Timeline
 		if o.Timeline != "" {
 			jl, err := rt.CreateTimeline(o.Timeline)
 			if err != nil {
@@ -139,7 +139,7 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 	// Only bounded counters stay in memory: records go to the timeline
 	// file (if any) and are gone.
 	col := NewTerminalCounter()
-	var tl runner.Timeline = col
+	var tl session.Timeline = col
 	if o.Timeline != "" {
 		jl, err := rt.CreateTimeline(o.Timeline, col)
 		if err != nil {

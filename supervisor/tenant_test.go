@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/isolation"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
 )
 
@@ -124,8 +124,8 @@ func TestTenantCrashLoopStaysInItsOwnPool(t *testing.T) {
 	if p := rt.Pool("tts"); p != nil {
 		t.Fatalf("tenant provider has a shared pool %s", p.Key())
 	}
-	tlA, tlB := &runner.Collector{}, &runner.Collector{}
-	load := func(tenant string, tl runner.Timeline) LoadResult {
+	tlA, tlB := &session.Collector{}, &session.Collector{}
+	load := func(tenant string, tl session.Timeline) LoadResult {
 		return RunLoad(context.Background(), rt, LoadOptions{Sessions: 2, Utterances: [][]byte{tone(400 * time.Millisecond)},
 			Gap: 1500 * time.Millisecond, Turns: 5, Realtime: true, Polite: true, Stagger: 50 * time.Millisecond,
 			Tenants: []string{tenant}, Prefix: tenant, Timeline: tl})
@@ -218,7 +218,7 @@ func TestTenantPoolsLazyIdleAndUpgraded(t *testing.T) {
 			t.Fatalf("pool %s running before any session", st.Key)
 		}
 	}
-	tl := &runner.Collector{}
+	tl := &session.Collector{}
 	done := make(chan LoadResult, 1)
 	go func() {
 		done <- RunLoad(context.Background(), rt, LoadOptions{Sessions: 3, Utterances: [][]byte{tone(400 * time.Millisecond)},

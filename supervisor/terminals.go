@@ -8,7 +8,7 @@ import (
 )
 
 // TerminalCounter counts turn lifecycles as records stream past
-// (runner.Timeline), keeping only what is bounded: the turns open right
+// (session.Timeline), keeping only what is bounded: the turns open right
 // now, a ring of recently ended ones (to catch a second terminal) and
 // counters. A long-running serve keeps nothing per turn for its life: the
 // records themselves go to the timeline writer, if any, and are gone.
@@ -52,7 +52,7 @@ func (c *TerminalCounter) endedLocked(k string) {
 	c.next = (c.next + 1) % len(c.ring)
 }
 
-// Append implements runner.Timeline.
+// Append implements session.Timeline.
 func (c *TerminalCounter) Append(r kernel.TimelineRecord) {
 	switch r.Type {
 	case "session_open", "session_close", "turn_open", "turn_commit", "turn_abort":

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/replay"
 	"github.com/rspp/rspp/supervisor/config"
 )
@@ -79,7 +79,7 @@ func replayCmd() *cobra.Command {
 				defer stop()
 				po := replay.PlaybackOptions{Logger: newLogger(logLevel)}
 				if out != "" {
-					jl, err := runner.CreateJSONL(out)
+					jl, err := session.CreateJSONL(out)
 					if err != nil {
 						return err
 					}

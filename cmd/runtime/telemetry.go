@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
 	"github.com/rspp/rspp/supervisor/telemetry"
 )
@@ -28,7 +28,7 @@ func (t *telemetryFlags) register(f *pflag.FlagSet) {
 
 // start builds the exporters; the returned stop flushes them. With no flag
 // set it returns a nil timeline and a no-op stop.
-func (t *telemetryFlags) start(cfg *config.Config) (runner.Timeline, func(), error) {
+func (t *telemetryFlags) start(cfg *config.Config) (session.Timeline, func(), error) {
 	if t.traces == "" && t.metricsFile == "" && t.metricsAddr == "" {
 		return nil, func() {}, nil
 	}

@@ -27,7 +27,7 @@ type Timeline struct {
 	Flush         Duration `yaml:"flush"`
 }
 
-// Default timeline writer buffer (runner.DefaultTimelineBuffer).
+// Default timeline writer buffer (session.DefaultTimelineBuffer).
 const defaultTimelineBuffer = 4 << 20
 
 func (c *Config) validateTimeline() error {

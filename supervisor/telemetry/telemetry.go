@@ -25,7 +25,7 @@ import (
 // Instrumentation scope name.
 const scope = "github.com/rspp/rspp"
 
-// Recorder implements runner.Timeline. Safe for concurrent use.
+// Recorder implements session.Timeline. Safe for concurrent use.
 type Recorder struct {
 	tracer trace.Tracer
 

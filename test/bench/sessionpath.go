@@ -9,7 +9,7 @@ import (
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 )
 
 // sessionPath is the frame round trip as a session sees it, kernel ->
@@ -21,7 +21,7 @@ type sessionPath struct {
 	ctx   context.Context
 	dir   string
 	inst  *externalnode.Instance
-	sess  *runner.Session
+	sess  *session.Session
 	out   chan eventabi.Event
 	frame eventabi.Event
 }
@@ -42,7 +42,7 @@ func startSessionPath(ctx context.Context, self, tmp string, frame []byte) (*ses
 	p := &sessionPath{ctx: ctx, dir: dir, inst: inst, out: make(chan eventabi.Event, 1),
 		frame: eventabi.Event{Type: eventabi.TypeAudioFrame, Lane: eventabi.LaneData, SchemaVersion: eventabi.SchemaVersion,
 			Audio: &eventabi.Audio{PCM: frame, SampleRate: 16000, Channels: 1}}}
-	p.sess, err = runner.Open(runner.Config{
+	p.sess, err = session.Open(session.Config{
 		Kernel: kernel.SessionConfig{
 			SessionID: "bench-session", Epoch: 1,
 			Graph: kernel.GraphSpec{
@@ -104,7 +104,7 @@ func (oneBinding) Binding(provider string) (kernel.Binding, bool) {
 // instancePool serves every invocation from one instance.
 type instancePool struct{ inst *externalnode.Instance }
 
-func (p instancePool) Open(_ string, req externalnode.OpenRequest, _ []string, h externalnode.Handler) (runner.Call, error) {
+func (p instancePool) Open(_ string, req externalnode.OpenRequest, _ []string, h externalnode.Handler) (session.Call, error) {
 	c, err := p.inst.Open(req, h)
 	if err != nil {
 		return nil, err

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/kernel/eventabi"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/providers/speechtest"
 	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/config"
@@ -103,7 +103,7 @@ func TestBargeInFencesAgentAudio(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := &recordingOutput{feed: make(chan struct{}, 1)}
-	tl := &runner.Collector{}
+	tl := &session.Collector{}
 	sess, err := rt.OpenSession(supervisor.SessionOptions{ID: "barge-1", Output: out, Timeline: tl})
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +163,7 @@ func TestBargeInFencesAgentAudio(t *testing.T) {
 
 // feeder paces 20 ms frames in real time, as a microphone would.
 type feeder struct {
-	sess  *runner.Session
+	sess  *session.Session
 	t     *testing.T
 	media int64
 	next  time.Time

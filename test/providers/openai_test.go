@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/kernel/eventabi"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/providers/openai/openaitest"
 	"github.com/rspp/rspp/providers/speechtest"
 	"github.com/rspp/rspp/supervisor"
@@ -151,7 +151,7 @@ func TestOpenAICancelClosesUpstream(t *testing.T) {
 	var mu sync.Mutex
 	deltas := 0
 	streaming := make(chan struct{})
-	tl := &runner.Collector{}
+	tl := &session.Collector{}
 	sess, err := rt.OpenSession(supervisor.SessionOptions{ID: "cancel-1", Timeline: tl, Output: discard{},
 		Observe: func(node string, ev eventabi.Event) {
 			if node != "llm" || ev.Type != eventabi.TypeTextDelta {
@@ -214,7 +214,7 @@ func (discard) Fence(string, string)      {}
 
 // feed ingests pcm as 20 ms frames, then silence frames (no pacing: the
 // kernel's clock is the media time of the frames).
-func feed(t *testing.T, sess *runner.Session, pcm []byte, silence int) {
+func feed(t *testing.T, sess *session.Session, pcm []byte, silence int) {
 	t.Helper()
 	var media int64
 	frames := wav.Frames(pcm)

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/kernel/eventabi"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/providers/speechtest"
 	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/config"
@@ -83,7 +83,7 @@ func speakTurns(t *testing.T, p pipeline) []testenv.Record {
 	}
 	defer rt.Close()
 	out := &turnAudio{pcm: map[string][]byte{}}
-	tl := &runner.Collector{}
+	tl := &session.Collector{}
 	sess, err := rt.OpenSession(supervisor.SessionOptions{ID: "switch-1", Output: out, Timeline: tl})
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +250,7 @@ func TestDownProviderIsRetriedAndBoundAgain(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	tl := &runner.Collector{}
+	tl := &session.Collector{}
 	sess, err := rt.OpenSession(supervisor.SessionOptions{ID: "back-1", Output: discard{}, Timeline: tl})
 	if err != nil {
 		t.Fatal(err)

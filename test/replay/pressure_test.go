@@ -12,7 +12,7 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/record"
-	"github.com/rspp/rspp/kernel/runner"
+	"github.com/rspp/rspp/supervisor/session"
 	rr "github.com/rspp/rspp/replay"
 	"github.com/rspp/rspp/supervisor/config"
 )
@@ -29,7 +29,7 @@ type fakeEchoCall struct {
 	n int
 }
 
-func (fakeEchoPools) Open(_ string, _ externalnode.OpenRequest, _ []string, h externalnode.Handler) (runner.Call, error) {
+func (fakeEchoPools) Open(_ string, _ externalnode.OpenRequest, _ []string, h externalnode.Handler) (session.Call, error) {
 	return &fakeEchoCall{h: h}, nil
 }
 
@@ -72,7 +72,7 @@ func (c *controlTap) Append(rec kernel.TimelineRecord) {
 func pressureRun(t *testing.T, cfg *config.Config, path string) (*rr.Timeline, *controlTap, int64) {
 	t.Helper()
 	tap := &controlTap{per: map[string]int{}}
-	jl, err := runner.CreateJSONLWith(path, runner.WriterOptions{BufferBytes: cfg.TimelineBuffer()}, tap)
+	jl, err := session.CreateJSONLWith(path, session.WriterOptions{BufferBytes: cfg.TimelineBuffer()}, tap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func pressureRun(t *testing.T, cfg *config.Config, path string) (*rr.Timeline, *
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := runner.Open(runner.Config{
+			s, err := session.Open(session.Config{
 				Kernel: kernel.SessionConfig{SessionID: fmt.Sprintf("p-%03d", i), Epoch: 1, Bindings: fakeBindings{},
 					VAD: kernel.VADConfig{Disabled: true}, OutstandingInputs: 1 << 20,
 					Graph: kernel.GraphSpec{

@@ -18,7 +18,7 @@ import (
 // frameNanos is the media duration of one 20 ms frame.
 const frameNanos = int64(20 * time.Millisecond)
 
-// Ingester takes ingress events (runner.Session satisfies it).
+// Ingester takes ingress events (session.Session satisfies it).
 type Ingester interface {
 	Ingest(ev eventabi.Event) error
 }

@@ -1,9 +1,15 @@
-// Package runner drives kernel sessions against the real world: it owns one
-// goroutine per session that feeds the deterministic kernel core its inputs
-// (transport ingress, node outputs, invocation ends, ticks) and carries out
-// the effects it returns (start/feed/cancel plugin invocations, egress,
-// fence, timeline). All I/O of a session happens here, never in kernel.
-package runner
+// Package session is the supervisor's way of running one kernel session:
+// it owns one goroutine per session that feeds the deterministic kernel
+// core its inputs (transport ingress, node outputs, invocation ends, ticks)
+// and carries out the effects it returns (start/feed/cancel plugin
+// invocations, egress, fence, timeline). All I/O of a session happens here,
+// never in kernel. It also holds the session clock, id generator, the
+// shared timer wheel and the timeline writers.
+//
+// It may import kernel/..., externalnode and proto; it must not import the
+// rest of supervisor, transports or providers (transports reach it through
+// the Output and Ingest interfaces).
+package session
 
 import (
 	"errors"
