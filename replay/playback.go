@@ -17,9 +17,9 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/record"
-	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/session"
 )
 
 // Playback runs each recorded session's ingress through the real runner

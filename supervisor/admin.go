@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rspp/rspp/supervisor/pool"
 )
 
 // AdminRequest is one admin API call: one JSON line on the admin socket.
@@ -27,7 +29,7 @@ type AdminResponse struct {
 	OK      bool            `json:"ok"`
 	Error   string          `json:"error,omitempty"`
 	Pid     int             `json:"pid"`             // the runtime's pid
-	Pools   []PoolStatus    `json:"pools,omitempty"` // status
+	Pools   []pool.Status   `json:"pools,omitempty"` // status
 	Plugins []int           `json:"plugins,omitempty"`
 	Upgrade *UpgradeResult  `json:"upgrade,omitempty"`
 	Reload  []UpgradeResult `json:"reload,omitempty"`

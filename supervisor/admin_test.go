@@ -8,13 +8,15 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/rspp/rspp/supervisor/internal/testplugin"
 )
 
 // A live runtime's admin socket is never taken over or swept; a dead
 // one's (socket file and unlocked lock file left, as after a SIGKILL) is
 // swept by the next start.
 func TestAdminSocketLiveKeptStaleSwept(t *testing.T) {
-	rt := startRuntime(t, testConfig(t, t.TempDir(), nil, ""), nil)
+	rt := startRuntime(t, testplugin.Config(t, t.TempDir(), nil, ""), nil)
 	sock := filepath.Join(rt.StateDir().Root, "admin.sock")
 	live, err := ServeAdmin(rt, sock)
 	if err != nil {

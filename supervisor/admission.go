@@ -9,6 +9,7 @@ import (
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/pool"
 )
 
 // ErrAdmission: the runtime refused a session (it is full, the tenant is
@@ -159,24 +160,24 @@ func (a *admission) headroom(cfg config.Admission) *AdmissionError {
 	var found *AdmissionError
 	for _, p := range a.rt.sharedPools() {
 		for _, inst := range p.Instances() {
-			if inst.env == nil || inst.State() != Ready {
+			if inst.Envelope() == nil || inst.State() != pool.Ready {
 				continue
 			}
-			st, err := inst.env.Stats()
+			st, err := inst.Envelope().Stats()
 			if err != nil {
 				continue
 			}
 			if cfg.MemoryHeadroom > 0 && st.MemoryLimitBytes > 0 &&
 				float64(st.MemoryLimitBytes-min(st.MemoryBytes, st.MemoryLimitBytes)) < cfg.MemoryHeadroom*float64(st.MemoryLimitBytes) && found == nil {
-				found = &AdmissionError{Reason: ReasonMemoryHeadroom, Detail: fmt.Sprintf("instance %s uses %d of %d bytes", inst.name, st.MemoryBytes, st.MemoryLimitBytes)}
+				found = &AdmissionError{Reason: ReasonMemoryHeadroom, Detail: fmt.Sprintf("instance %s uses %d of %d bytes", inst.Name(), st.MemoryBytes, st.MemoryLimitBytes)}
 			}
 			a.mu.Lock()
-			prev := a.throttle[inst.name]
-			a.throttle[inst.name] = [2]uint64{st.CPUPeriods, st.CPUThrottled}
+			prev := a.throttle[inst.Name()]
+			a.throttle[inst.Name()] = [2]uint64{st.CPUPeriods, st.CPUThrottled}
 			a.mu.Unlock()
 			if dp := st.CPUPeriods - prev[0]; cfg.CPUHeadroom > 0 && prev[0] > 0 && dp > 0 && found == nil {
 				if share := float64(st.CPUThrottled-prev[1]) / float64(dp); share > 1-cfg.CPUHeadroom {
-					found = &AdmissionError{Reason: ReasonCPUHeadroom, Detail: fmt.Sprintf("instance %s throttled in %.0f%% of its CPU periods", inst.name, 100*share)}
+					found = &AdmissionError{Reason: ReasonCPUHeadroom, Detail: fmt.Sprintf("instance %s throttled in %.0f%% of its CPU periods", inst.Name(), 100*share)}
 				}
 			}
 		}
@@ -312,10 +313,10 @@ func (a *admission) status() AdmissionStatus {
 func (rt *Runtime) Admission() AdmissionStatus { return rt.adm.status() }
 
 // sharedPools lists the current shared (trusted) pools.
-func (rt *Runtime) sharedPools() []*Pool {
+func (rt *Runtime) sharedPools() []*pool.Pool {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
-	var out []*Pool
+	var out []*pool.Pool
 	for _, key := range rt.current {
 		if p := rt.pools[key]; p != nil {
 			out = append(out, p)
@@ -325,9 +326,9 @@ func (rt *Runtime) sharedPools() []*Pool {
 }
 
 // instanceByName finds a live instance of any pool (nil if none).
-func (rt *Runtime) instanceByName(name string) *Instance {
+func (rt *Runtime) instanceByName(name string) *pool.Instance {
 	rt.mu.RLock()
-	pools := make([]*Pool, 0, len(rt.pools))
+	pools := make([]*pool.Pool, 0, len(rt.pools))
 	for _, p := range rt.pools {
 		pools = append(pools, p)
 	}

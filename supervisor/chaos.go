@@ -12,8 +12,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/pool"
+	"github.com/rspp/rspp/supervisor/session"
 )
 
 // ChaosOptions drive a chaos run: Sessions concurrent sessions of
@@ -126,7 +127,7 @@ func RunChaos(ctx context.Context, cfg *config.Config, o ChaosOptions) (ChaosRep
 	}
 	rep := ChaosReport{Duration: o.Duration, Sessions: o.Sessions, Realtime: o.Realtime, Faults: map[string]int{}, Crashes: map[string]int{}}
 	var crashMu sync.Mutex
-	rt, err := Start(ctx, cfg, Options{Logger: o.Logger, Timeline: o.Telemetry, Events: func(ev PoolEvent) {
+	rt, err := Start(ctx, cfg, Options{Logger: o.Logger, Timeline: o.Telemetry, Events: func(ev pool.Event) {
 		if ev.Type == "crashed" {
 			crashMu.Lock()
 			rep.Crashes[string(ev.Crash.Kind)]++

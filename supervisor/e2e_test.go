@@ -10,14 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/supervisor/internal/testplugin"
+	"github.com/rspp/rspp/supervisor/pool"
+
 	"github.com/rspp/rspp/kernel"
-	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/session"
 )
 
 // startRuntime loads cfgPath and starts a runtime that is closed (and
 // checked for leftover processes) when the test ends.
-func startRuntime(t testing.TB, cfgPath string, events func(PoolEvent)) *Runtime {
+func startRuntime(t testing.TB, cfgPath string, events func(pool.Event)) *Runtime {
 	t.Helper()
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
@@ -65,9 +68,9 @@ func TestFiftySessionsSurviveProviderSIGKILL(t *testing.T) {
 	}
 	dir := t.TempDir()
 	two := "instances: 2"
-	cfgPath := testConfig(t, dir, map[string]string{"stt": two, "llm": two, "tts": two}, ", on_failure: retry, max_retries: 2")
-	crashed := make(chan PoolEvent, 16)
-	rt := startRuntime(t, cfgPath, func(ev PoolEvent) {
+	cfgPath := testplugin.Config(t, dir, map[string]string{"stt": two, "llm": two, "tts": two}, ", on_failure: retry, max_retries: 2")
+	crashed := make(chan pool.Event, 16)
+	rt := startRuntime(t, cfgPath, func(ev pool.Event) {
 		if ev.Type == "crashed" {
 			crashed <- ev
 		}
@@ -81,38 +84,38 @@ func TestFiftySessionsSurviveProviderSIGKILL(t *testing.T) {
 	)
 	go func() {
 		defer close(done)
-		res = RunLoad(ctx, rt, LoadOptions{Sessions: 50, Utterances: [][]byte{tone(400 * time.Millisecond)},
+		res = RunLoad(ctx, rt, LoadOptions{Sessions: 50, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
 			Gap: 1500 * time.Millisecond, Turns: 4, Realtime: true, Polite: true, Stagger: 20 * time.Millisecond, Timeline: tl, Prefix: "s"})
 	}()
 	// Once turns are in flight, kill the busiest instance of any provider
 	// at a moment it has several invocations open (or the busiest seen
 	// within 3 s).
 	time.Sleep(2 * time.Second)
-	var victim *Instance
+	var victim *pool.Instance
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		for _, prov := range []string{"stt", "llm", "tts"} {
 			for _, inst := range rt.Pool(prov).Instances() {
-				if victim == nil || inst.node.OpenInvocations() > victim.node.OpenInvocations() {
+				if victim == nil || inst.Node().OpenInvocations() > victim.Node().OpenInvocations() {
 					victim = inst
 				}
 			}
 		}
-		if victim.node.OpenInvocations() >= 5 {
+		if victim.Node().OpenInvocations() >= 5 {
 			break
 		}
 	}
-	inflight := victim.node.OpenInvocations()
+	inflight := victim.Node().OpenInvocations()
 	if err := syscall.Kill(victim.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	killedAt := session.ProcessClock{}.Now()
-	var ev PoolEvent
+	var ev pool.Event
 	select {
 	case ev = <-crashed:
 	case <-time.After(30 * time.Second):
 		t.Fatal("SIGKILL not detected")
 	}
-	if ev.Crash.Kind != CrashSignal || ev.Instance != victim.Name() {
+	if ev.Crash.Kind != pool.CrashSignal || ev.Instance != victim.Name() {
 		t.Fatalf("crash event %+v, want signal crash of %s", ev, victim.Name())
 	}
 	<-done
@@ -151,16 +154,16 @@ func TestFiftySessionsSurviveProviderSIGKILL(t *testing.T) {
 // timeout, and the next turn commits on the replacement.
 func TestHungPluginTimedOutKilledAndReplaced(t *testing.T) {
 	dir := t.TempDir()
-	hang := filepath.Join(signalDir(t), "hang")
-	cfgPath := testConfig(t, dir, map[string]string{"llm.config": "hang_file: " + hang}, "")
+	hang := filepath.Join(testplugin.SignalDir(t), "hang")
+	cfgPath := testplugin.Config(t, dir, map[string]string{"llm.config": "hang_file: " + hang}, "")
 	// llm times out after 1s (the others keep 10s).
 	raw, _ := os.ReadFile(cfgPath)
 	os.WriteFile(cfgPath, []byte(strings.Replace(string(raw), "{id: llm, provider: llm, timeout: 10s", "{id: llm, provider: llm, timeout: 1s", 1)), 0o644)
 	var (
 		mu     sync.Mutex
-		events []PoolEvent
+		events []pool.Event
 	)
-	rt := startRuntime(t, cfgPath, func(ev PoolEvent) {
+	rt := startRuntime(t, cfgPath, func(ev pool.Event) {
 		mu.Lock()
 		events = append(events, ev)
 		mu.Unlock()
@@ -170,7 +173,7 @@ func TestHungPluginTimedOutKilledAndReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	tl := &session.Collector{}
-	res := RunLoad(context.Background(), rt, LoadOptions{Sessions: 1, Utterances: [][]byte{tone(400 * time.Millisecond)},
+	res := RunLoad(context.Background(), rt, LoadOptions{Sessions: 1, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
 		Gap: 3 * time.Second, Turns: 2, Realtime: true, Timeline: tl, Prefix: "hang"})
 	recs := tl.Records()
 	term := CountTerminals(recs)
@@ -191,16 +194,16 @@ func TestHungPluginTimedOutKilledAndReplaced(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	var crash *CrashError
+	var crash *pool.CrashError
 	for _, ev := range events {
 		if ev.Type == "crashed" && ev.Pid == hungPid {
 			crash = ev.Crash
 		}
 	}
-	if crash == nil || crash.Kind != CrashHung {
+	if crash == nil || crash.Kind != pool.CrashHung {
 		t.Fatalf("hung llm (pid %d) was not killed as hung: %v", hungPid, crash)
 	}
-	if ProcessAlive(hungPid) {
+	if pool.ProcessAlive(hungPid) {
 		t.Fatalf("hung plugin pid %d still alive", hungPid)
 	}
 	t.Logf("turn 1: %s %q; crash: %v; turn 2: %s", terms[0].Type, terms[0].Reason, crash, terms[1].Type)

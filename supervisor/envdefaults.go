@@ -46,3 +46,14 @@ func sessionTick(cfg *config.Config) time.Duration {
 	}
 	return 20 * time.Millisecond
 }
+
+// providerProfile is the isolation profile of a configured provider: its
+// profile with its limits, read paths and user applied.
+func providerProfile(p *config.Provider, scratchRoot string) (isolation.Profile, error) {
+	return isolation.ProfileByName(p.Profile, isolation.Override{
+		Limits:      isolation.Limits{MemoryBytes: p.Limits.MemoryMB << 20, CPUCores: p.Limits.CPU, Pids: p.Limits.Pids},
+		ReadPaths:   p.ReadPaths,
+		RunAsRoot:   p.User == "root",
+		ScratchRoot: scratchRoot,
+	})
+}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/record"
-	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/session"
 )
 
 // TypeTimelineHeader is the first record of a timeline file: the config it

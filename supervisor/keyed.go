@@ -11,6 +11,7 @@ import (
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/pool"
 )
 
 // ErrBadTenant: a session's tenant id is not a usable name. Tenant ids end
@@ -116,7 +117,7 @@ func (rt *Runtime) keyedGenLocked(key string) (*generation, scope) {
 // wait for it instead of starting their own.
 type poolStart struct {
 	done chan struct{}
-	pool *Pool
+	pool *pool.Pool
 	err  error
 }
 
@@ -124,7 +125,7 @@ type poolStart struct {
 // It blocks while the pool starts: callers are the runner's asynchronous
 // opens, never a session loop. Repeated start failures of one key open a
 // circuit for that key alone (the provider's restart policy).
-func (rt *Runtime) poolFor(key string) (*Pool, error) {
+func (rt *Runtime) poolFor(key string) (*pool.Pool, error) {
 	rt.mu.RLock()
 	p := rt.pools[key]
 	rt.mu.RUnlock()
@@ -139,7 +140,7 @@ func (rt *Runtime) poolFor(key string) (*Pool, error) {
 		}
 		if rt.closed {
 			rt.mu.Unlock()
-			return nil, fmt.Errorf("pool %s: runtime closing: %w", key, ErrPoolClosed)
+			return nil, fmt.Errorf("pool %s: runtime closing: %w", key, pool.ErrPoolClosed)
 		}
 		g, sc := rt.keyedGenLocked(key)
 		if g == nil {
@@ -148,7 +149,7 @@ func (rt *Runtime) poolFor(key string) (*Pool, error) {
 		}
 		if g.retired {
 			rt.mu.Unlock()
-			return nil, fmt.Errorf("pool %s: superseded by an upgrade: %w", key, ErrPoolClosed)
+			return nil, fmt.Errorf("pool %s: superseded by an upgrade: %w", key, pool.ErrPoolClosed)
 		}
 		if st := rt.starting[key]; st != nil {
 			rt.mu.Unlock()
@@ -161,7 +162,7 @@ func (rt *Runtime) poolFor(key string) (*Pool, error) {
 		if tr := rt.startFails[key]; tr != nil && tr.Open() {
 			if at := tr.HalfOpenAt(); at.IsZero() || rt.opts.Clock.Now().Before(at) {
 				rt.mu.Unlock()
-				return nil, fmt.Errorf("provider %s (%s): pool does not start: %w", g.name, key, ErrCircuitOpen)
+				return nil, fmt.Errorf("provider %s (%s): pool does not start: %w", g.name, key, pool.ErrCircuitOpen)
 			}
 		}
 		st := &poolStart{done: make(chan struct{})}
@@ -179,20 +180,20 @@ func (rt *Runtime) poolFor(key string) (*Pool, error) {
 // finishStart publishes a keyed pool start (or its failure) to the
 // runtime and to the opens waiting on it.
 func (rt *Runtime) finishStart(key string, g *generation, st *poolStart) {
-	var stale *Pool
+	var stale *pool.Pool
 	rt.mu.Lock()
 	delete(rt.starting, key)
 	switch {
 	case st.err == nil && (rt.closed || g.retired):
 		stale, st.pool = st.pool, nil
-		st.err = fmt.Errorf("pool %s: %w", key, ErrPoolClosed)
+		st.err = fmt.Errorf("pool %s: %w", key, pool.ErrPoolClosed)
 	case st.err == nil:
 		rt.pools[key] = st.pool
 		delete(rt.startFails, key)
 	default:
 		tr := rt.startFails[key]
 		if tr == nil {
-			tr = newRestartTracker(g.restartPolicy(), rt.opts.Clock, uint64(g.n))
+			tr = pool.NewRestartTracker(g.restartPolicy(), rt.opts.Clock, uint64(g.n))
 			rt.startFails[key] = tr
 		}
 		if tr.Open() {
@@ -209,9 +210,9 @@ func (rt *Runtime) finishStart(key string, g *generation, st *poolStart) {
 }
 
 // restartPolicy is the provider's restart policy.
-func (g *generation) restartPolicy() RestartPolicy {
+func (g *generation) restartPolicy() pool.RestartPolicy {
 	r := g.cfg.Restart
-	return RestartPolicy{Intensity: r.Intensity, Period: time.Duration(r.Period), BackoffBase: time.Duration(r.Backoff),
+	return pool.RestartPolicy{Intensity: r.Intensity, Period: time.Duration(r.Period), BackoffBase: time.Duration(r.Backoff),
 		BackoffMax: time.Duration(r.BackoffMax), Jitter: r.Jitter, Cooldown: time.Duration(r.Cooldown)}
 }
 
@@ -248,7 +249,7 @@ func (rt *Runtime) reaper() {
 }
 
 func (rt *Runtime) reapIdle(now time.Time) {
-	var stale []*Pool
+	var stale []*pool.Pool
 	rt.mu.Lock()
 	if rt.closed {
 		rt.mu.Unlock()
@@ -275,7 +276,7 @@ func (rt *Runtime) reapIdle(now time.Time) {
 		}
 	}
 	for key, tr := range rt.startFails {
-		if g, _ := rt.keyedGenLocked(key); g == nil || (!tr.Open() && tr.quietSince(rt.opts.Clock.Now())) {
+		if g, _ := rt.keyedGenLocked(key); g == nil || (!tr.Open() && tr.QuietSince(rt.opts.Clock.Now())) {
 			delete(rt.startFails, key)
 		}
 	}
@@ -301,7 +302,7 @@ func (rt *Runtime) kickReaper() {
 
 // probe starts a tenant provider's binary once, outside any tenant, to
 // check that it starts and to learn its version; it is stopped at once.
-func (rt *Runtime) probe(ctx context.Context, g *generation) (*Pool, error) {
+func (rt *Runtime) probe(ctx context.Context, g *generation) (*pool.Pool, error) {
 	return rt.startPoolOf(ctx, g, scope{probe: true})
 }
 

@@ -6,66 +6,22 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/rspp/rspp/supervisor/internal/testplugin"
+	"github.com/rspp/rspp/supervisor/pool"
 
 	"github.com/rspp/rspp/supervisor/config"
 )
 
-// A node declaring kind custom, configured as tts: the pool does not start,
-// the error names provider, configured and declared kind, and nothing of the
-// started instance is left.
-func TestPoolRefusesKindMismatch(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sockets := t.TempDir()
-	pids := &PidLog{}
-	_, err = StartPool(context.Background(), PoolConfig{
-		Key: "voice#1", Provider: "voice", Kind: "tts", ConfigJSON: []byte(`{"role":"tts"}`),
-		Launch:         Launch{Binary: self, Args: []string{testPluginArg}, SocketDir: sockets, StartTimeout: 10 * time.Second},
-		HealthInterval: -1, Pids: pids,
-	})
-	var km *KindMismatchError
-	if !errors.As(err, &km) || !errors.Is(err, ErrKindMismatch) {
-		t.Fatalf("StartPool: %v, want a KindMismatchError", err)
-	}
-	if km.Provider != "voice" || km.Configured != "tts" || km.Declared != "custom" {
-		t.Errorf("mismatch %+v, want provider voice, configured tts, declared custom", km)
-	}
-	for _, s := range []string{"voice", `"tts"`, `"custom"`} {
-		if !strings.Contains(err.Error(), s) {
-			t.Errorf("error %q does not name %s", err, s)
-		}
-	}
-	if left := pids.Alive(); len(left) > 0 {
-		t.Errorf("plugin processes left: %v", left)
-	}
-	if left, _ := os.ReadDir(sockets); len(left) > 0 {
-		t.Errorf("socket dirs left: %v", left)
-	}
-}
-
-// The same node declaring what it is configured as starts.
-func TestPoolAcceptsMatchingKind(t *testing.T) {
-	p, _ := testPool(t, func(c *PoolConfig) {
-		c.Kind, c.Warm = "tts", 1
-		c.Launch.Args = []string{testPluginArg, "tts"}
-	})
-	if k := p.Info().Kind; k != "tts" {
-		t.Fatalf("pool info kind %q", k)
-	}
-}
-
 // Through the runtime: the provider's config kind is what is checked.
 func TestRuntimeRefusesKindMismatch(t *testing.T) {
 	dir := t.TempDir()
-	path := testConfig(t, dir, nil, "")
+	path := testplugin.Config(t, dir, nil, "")
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := strings.Replace(string(raw), testPluginArg+", llm]", testPluginArg+", custom]", 1)
+	s := strings.Replace(string(raw), testplugin.Arg+", llm]", testplugin.Arg+", custom]", 1)
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +34,7 @@ func TestRuntimeRefusesKindMismatch(t *testing.T) {
 		rt.Close()
 		t.Fatal("runtime started with an llm provider whose node declares custom")
 	}
-	var km *KindMismatchError
+	var km *pool.KindMismatchError
 	if !errors.As(err, &km) || km.Provider != "llm" || km.Configured != "llm" || km.Declared != "custom" {
 		t.Fatalf("Start: %v, want a KindMismatchError for provider llm (llm vs custom)", err)
 	}

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/kernel"
-	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/transports"
 	"github.com/rspp/rspp/transports/websocket"
 )

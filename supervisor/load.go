@@ -30,7 +30,7 @@ type LoadOptions struct {
 	// i belongs to Tenants[i%len(Tenants)].
 	Tenants  []string
 	Timeline session.Timeline // receives every session's records (concurrently)
-	Stop     <-chan struct{} // closed: stop feeding (nil: never)
+	Stop     <-chan struct{}  // closed: stop feeding (nil: never)
 	// Stagger delays session i's first frame by i*Stagger, so that
 	// sessions do not all speak at the same instant.
 	Stagger time.Duration

@@ -181,7 +181,7 @@ type Playout struct {
 	started   string          // last turn playback_started was reported for
 	ended     map[string]bool // turns whose egress is complete (EndOfTurn), frames still buffered
 	lastTurn  string          // turn of the last frame sent on
-	lastAt    int64           // Clock reading when it went
+	lastAt    int64           // pool.Clock reading when it went
 	lastN     int             // frames of lastTurn sent
 	closed    bool
 	full      uint64 // frames refused: buffer full

@@ -13,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/supervisor/internal/testplugin"
+	"github.com/rspp/rspp/supervisor/pool"
+
 	"github.com/rspp/rspp/kernel"
-	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/transports/wav"
 )
 
@@ -45,15 +48,15 @@ func build(t *testing.T, dir, name, pkg string, ldflags string) string {
 // rspp serve is upgraded with the rspp upgrade command and reloaded with
 // SIGHUP.
 func TestSIGKILLOfRsppLeavesNoPlugin(t *testing.T) {
-	dir := shortDir(t)
+	dir := testplugin.ShortDir(t)
 	rspp := build(t, dir, "rspp", "github.com/rspp/rspp/cmd/runtime", "")
-	cfgPath := testConfig(t, dir, nil, "")
+	cfgPath := testplugin.Config(t, dir, nil, "")
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := filepath.Join(dir, "in.wav")
-	if err := wav.WriteFile(in, tone(400*time.Millisecond)); err != nil {
+	if err := wav.WriteFile(in, testplugin.Tone(400*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(rspp, "serve", "--config", cfgPath, "--input", in, "--sessions", "3")
@@ -128,7 +131,7 @@ func TestSIGKILLOfRsppLeavesNoPlugin(t *testing.T) {
 	for {
 		alive = alive[:0]
 		for _, pid := range resp.Plugins {
-			if ProcessAlive(pid) {
+			if pool.ProcessAlive(pid) {
 				alive = append(alive, pid)
 			}
 		}
@@ -167,14 +170,14 @@ func TestHotUpgradeUnderFiftySessions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("50 real-time sessions")
 	}
-	dir := shortDir(t)
+	dir := testplugin.ShortDir(t)
 	v1 := build(t, dir, "espeak-1", "github.com/rspp/rspp/providers/espeak", "-X main.version=1.0.0")
 	v2 := build(t, dir, "espeak-2", "github.com/rspp/rspp/providers/espeak", "-X main.version=2.0.0")
-	cfgPath := testConfig(t, dir, map[string]string{"stt": "instances: 2", "llm": "instances: 2"}, "")
+	cfgPath := testplugin.Config(t, dir, map[string]string{"stt": "instances: 2", "llm": "instances: 2"}, "")
 	raw, _ := os.ReadFile(cfgPath)
 	self, _ := os.Executable()
 	// tts is the real espeak provider, version 1.0.0.
-	s := strings.Replace(string(raw), "  tts:\n    kind: tts\n    binary: "+self+"\n    args: ["+testPluginArg+", tts]\n", "  tts:\n    kind: tts\n    binary: "+v1+"\n    instances: 2\n", 1)
+	s := strings.Replace(string(raw), "  tts:\n    kind: tts\n    binary: "+self+"\n    args: ["+testplugin.Arg+", tts]\n", "  tts:\n    kind: tts\n    binary: "+v1+"\n    instances: 2\n", 1)
 	s = strings.Replace(s, "config: {role: tts}", "config: {voice: en-us}", 1)
 	if err := os.WriteFile(cfgPath, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
@@ -194,7 +197,7 @@ func TestHotUpgradeUnderFiftySessions(t *testing.T) {
 	tl := &session.Collector{}
 	done := make(chan LoadResult, 1)
 	go func() {
-		done <- RunLoad(context.Background(), rt, LoadOptions{Sessions: 50, Utterances: [][]byte{tone(400 * time.Millisecond)},
+		done <- RunLoad(context.Background(), rt, LoadOptions{Sessions: 50, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
 			Gap: 2 * time.Second, Turns: 4, Realtime: true, Polite: true, Stagger: 20 * time.Millisecond, Timeline: tl, Prefix: "up"})
 	}()
 	time.Sleep(4 * time.Second)
@@ -256,7 +259,7 @@ func TestHotUpgradeUnderFiftySessions(t *testing.T) {
 		t.Fatal("old tts pool never drained")
 	}
 	for _, pid := range oldPids {
-		if ProcessAlive(pid) {
+		if pool.ProcessAlive(pid) {
 			t.Errorf("old tts plugin pid %d still alive after drain", pid)
 		}
 	}
@@ -265,7 +268,7 @@ func TestHotUpgradeUnderFiftySessions(t *testing.T) {
 // A new version that fails its health check (here: it does not even
 // handshake) leaves the old version serving, and the error says why.
 func TestFailedUpgradeKeepsOldVersion(t *testing.T) {
-	rt := startRuntime(t, testConfig(t, t.TempDir(), nil, ""), nil)
+	rt := startRuntime(t, testplugin.Config(t, t.TempDir(), nil, ""), nil)
 	old := rt.Pool("tts").Key()
 	_, err := rt.Upgrade(context.Background(), "tts", "/bin/true")
 	if err == nil || !strings.Contains(err.Error(), "old version kept") {

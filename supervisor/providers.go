@@ -7,6 +7,7 @@ import (
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/pool"
 )
 
 // Provider lists (config: provider: [espeak, flite]) need the supervisor to
@@ -39,7 +40,7 @@ func (rt *Runtime) markDown(g *generation, err error) {
 	rt.mu.Unlock()
 	rt.log.Error("provider failed to start; its nodes switch to the next provider of their list", "provider", g.name, "error", err)
 	if rt.opts.Events != nil {
-		rt.opts.Events(PoolEvent{Type: "circuit_open", Pool: g.key, At: rt.opts.Clock.Now()})
+		rt.opts.Events(pool.Event{Type: "circuit_open", Pool: g.key, At: rt.opts.Clock.Now()})
 	}
 	if !closed {
 		go rt.retryDown(g)
@@ -50,9 +51,9 @@ func (rt *Runtime) markDown(g *generation, err error) {
 // (its restart policy's; 10 s by default) and installs it once it starts.
 func (rt *Runtime) retryDown(g *generation) {
 	defer rt.bg.Done()
-	wait := g.restartPolicy().withDefaults().Cooldown
+	wait := g.restartPolicy().WithDefaults().Cooldown
 	if wait <= 0 {
-		wait = DefaultRestartPolicy.Cooldown
+		wait = pool.DefaultRestartPolicy.Cooldown
 	}
 	for {
 		select {
@@ -61,12 +62,12 @@ func (rt *Runtime) retryDown(g *generation) {
 		case <-rt.opts.Clock.After(wait):
 		}
 		ng := rt.newGeneration(g.cfg)
-		pool, err := rt.startGeneration(rt.ctx, ng, nil)
+		started, err := rt.startGeneration(rt.ctx, ng, nil)
 		rt.mu.Lock()
 		if rt.closed {
 			rt.mu.Unlock()
-			if pool != nil {
-				pool.Close()
+			if started != nil {
+				started.Close()
 			}
 			return
 		}
@@ -77,11 +78,11 @@ func (rt *Runtime) retryDown(g *generation) {
 			continue
 		}
 		delete(rt.down, g.name)
-		rt.install(ng, pool)
+		rt.install(ng, started)
 		rt.mu.Unlock()
 		rt.log.Info("provider started after all; its nodes bind it again", "provider", g.name, "version", ng.version)
 		if rt.opts.Events != nil {
-			rt.opts.Events(PoolEvent{Type: "circuit_closed", Pool: ng.key, At: rt.opts.Clock.Now()})
+			rt.opts.Events(pool.Event{Type: "circuit_closed", Pool: ng.key, At: rt.opts.Clock.Now()})
 		}
 		return
 	}
@@ -101,7 +102,7 @@ func (rt *Runtime) downBindingLocked(provider string) (kernel.Binding, bool) {
 // serve now ("" when it can). rt.mu held (read).
 func (rt *Runtime) downReasonLocked(g *generation, key string) string {
 	if p := rt.pools[key]; p != nil {
-		if err := p.circuitErr(); err != nil {
+		if err := p.CircuitErr(); err != nil {
 			return err.Error()
 		}
 		return ""

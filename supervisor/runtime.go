@@ -15,9 +15,10 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/fence"
-	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/authority"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/pool"
+	"github.com/rspp/rspp/supervisor/session"
 )
 
 // Options configure a Runtime beyond the config file.
@@ -25,10 +26,10 @@ type Options struct {
 	Logger hclog.Logger
 	// Clock drives restart backoff, kill grace and health checks (default
 	// the system clock).
-	Clock Clock
+	Clock pool.Clock
 	// Events, if set, sees every pool lifecycle change (metrics, tests,
 	// benchmarks). It must not block.
-	Events func(PoolEvent)
+	Events func(pool.Event)
 	// Timeline, if set, also receives every session's timeline records
 	// (telemetry). It must not block.
 	Timeline session.Timeline
@@ -53,19 +54,19 @@ type Runtime struct {
 	log   hclog.Logger
 	state *StateDir
 	envs  *isolation.Envelopes // nil: isolation off or unavailable
-	pids  PidLog
+	pids  pool.PidLog
 	ctx   context.Context // cancelled by Close: aborts keyed pool starts
 	halt  context.CancelFunc
 
 	upgradeMu sync.Mutex // one upgrade or reload at a time
 
 	mu         sync.RWMutex
-	pools      map[string]*Pool       // by pool key, current and draining, shared and keyed
+	pools      map[string]*pool.Pool  // by pool key, current and draining, shared and keyed
 	gens       map[string]*generation // by generation key, current and retiring
 	current    map[string]string      // provider -> current generation key
 	gen        map[string]int         // provider -> last generation number
 	starting   map[string]*poolStart  // keyed pool starts in progress
-	startFails map[string]*restartTracker
+	startFails map[string]*pool.RestartTracker
 	idleSince  map[string]time.Time // keyed pools with nothing bound, since when
 	sessions   map[*sessionBindings]struct{}
 	down       map[string]*downProvider // replaceable providers that failed to start (providers.go)
@@ -91,7 +92,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 		opts.Logger = hclog.NewNullLogger()
 	}
 	if opts.Clock == nil {
-		opts.Clock = SystemClock{}
+		opts.Clock = pool.SystemClock{}
 	}
 	log := opts.Logger
 	state, swept, err := OpenStateDir(cfg.Runtime.StateDir)
@@ -102,9 +103,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 		log.Info("swept stale state of a dead run", "path", s)
 	}
 	rctx, halt := context.WithCancel(context.WithoutCancel(ctx))
-	rt := &Runtime{cfg: cfg, opts: opts, log: log, state: state, ctx: rctx, halt: halt, pools: map[string]*Pool{},
+	rt := &Runtime{cfg: cfg, opts: opts, log: log, state: state, ctx: rctx, halt: halt, pools: map[string]*pool.Pool{},
 		gens: map[string]*generation{}, current: map[string]string{}, gen: map[string]int{},
-		starting: map[string]*poolStart{}, startFails: map[string]*restartTracker{}, idleSince: map[string]time.Time{},
+		starting: map[string]*poolStart{}, startFails: map[string]*pool.RestartTracker{}, idleSince: map[string]time.Time{},
 		sessions: map[*sessionBindings]struct{}{}, reapKick: make(chan struct{}, 1), stop: make(chan struct{})}
 	rt.adm = newAdmission(rt)
 	rt.wheel = session.NewWheel(wheelResolution, sessionTick(cfg))
@@ -129,7 +130,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 		go func() {
 			defer wg.Done()
 			g := rt.newGeneration(cfg.Providers[name])
-			pool, err := rt.startGeneration(ctx, g, nil)
+			started, err := rt.startGeneration(ctx, g, nil)
 			if err != nil && cfg.Replaceable(name) && ctx.Err() == nil {
 				rt.markDown(g, err) // its nodes switch to another provider
 				return
@@ -141,7 +142,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 				return
 			}
 			rt.mu.Lock()
-			rt.install(g, pool)
+			rt.install(g, started)
 			rt.mu.Unlock()
 		}()
 	}
@@ -210,24 +211,24 @@ func (rt *Runtime) newGeneration(p *config.Provider) *generation {
 // it), which learns the version and is stopped again. check, if set,
 // must pass on what started. The pool returned is the shared one (nil for
 // a tenant provider).
-func (rt *Runtime) startGeneration(ctx context.Context, g *generation, check func(*Pool) error) (*Pool, error) {
-	pool, err := rt.startPoolOf(ctx, g, scope{probe: g.keyed()})
+func (rt *Runtime) startGeneration(ctx context.Context, g *generation, check func(*pool.Pool) error) (*pool.Pool, error) {
+	started, err := rt.startPoolOf(ctx, g, scope{probe: g.keyed()})
 	if err != nil {
 		return nil, err
 	}
 	if check != nil {
-		if err := check(pool); err != nil {
-			pool.Close()
+		if err := check(started); err != nil {
+			started.Close()
 			return nil, &checkError{err}
 		}
 	}
-	g.info = pool.Info()
+	g.info = started.Info()
 	g.version = g.info.Version
 	if g.keyed() {
-		pool.Close()
+		started.Close()
 		return nil, nil
 	}
-	return pool, nil
+	return started, nil
 }
 
 // checkError: what started failed its health check.
@@ -237,7 +238,7 @@ func (e *checkError) Error() string { return e.err.Error() }
 func (e *checkError) Unwrap() error { return e.err }
 
 // install makes g the provider's current generation (rt.mu held).
-func (rt *Runtime) install(g *generation, shared *Pool) {
+func (rt *Runtime) install(g *generation, shared *pool.Pool) {
 	rt.gens[g.key] = g
 	rt.current[g.name] = g.key
 	if shared != nil {
@@ -246,7 +247,7 @@ func (rt *Runtime) install(g *generation, shared *Pool) {
 }
 
 // startPoolOf starts the pool of generation g serving sc.
-func (rt *Runtime) startPoolOf(ctx context.Context, g *generation, sc scope) (*Pool, error) {
+func (rt *Runtime) startPoolOf(ctx context.Context, g *generation, sc scope) (*pool.Pool, error) {
 	p := g.cfg
 	key := g.key
 	switch {
@@ -259,7 +260,7 @@ func (rt *Runtime) startPoolOf(ctx context.Context, g *generation, sc scope) (*P
 	if sc.tenant != "" {
 		tenant = sc.tenant
 	}
-	launch := Launch{
+	launch := pool.Launch{
 		Binary: p.BinaryPath, Args: p.Args, Checksum: p.Checksum, Tenant: tenant,
 		SocketDir: rt.state.Run, ScratchRoot: rt.state.Scratch(), StartTimeout: time.Duration(p.StartTimeout), Logger: rt.log,
 		Channel: externalnode.Channel(rt.cfg.Runtime.PluginChannel),
@@ -279,9 +280,9 @@ func (rt *Runtime) startPoolOf(ctx context.Context, g *generation, sc scope) (*P
 	if sc.probe {
 		warm, most = 1, 1
 	}
-	pool, err := StartPool(ctx, PoolConfig{
+	started, err := pool.Start(ctx, pool.Config{
 		Key: key, Provider: p.Name, Kind: p.Kind, NodeID: p.Name, Tenant: sc.tenant, Session: sc.session, Launch: launch, Warm: warm,
-		Max: most, Scale: ScalePolicy{UpBusy: p.Instances.ScaleUpBusy, DownIdle: time.Duration(p.Instances.ScaleDownIdle)},
+		Max: most, Scale: pool.ScalePolicy{UpBusy: p.Instances.ScaleUpBusy, DownIdle: time.Duration(p.Instances.ScaleDownIdle)},
 		ConfigDir: rt.cfg.Dir, ConfigJSON: p.ConfigJSON, Restart: g.restartPolicy(),
 		KillGrace: time.Duration(rt.cfg.Runtime.KillGrace), AcquireWait: time.Duration(p.AcquireWait),
 		HealthInterval: time.Duration(p.HealthInterval), HealthTimeout: time.Duration(p.HealthTimeout),
@@ -290,7 +291,7 @@ func (rt *Runtime) startPoolOf(ctx context.Context, g *generation, sc scope) (*P
 	if err != nil {
 		return nil, fmt.Errorf("provider %s: %w", p.Name, err)
 	}
-	return pool, nil
+	return started, nil
 }
 
 // Config is the loaded configuration.
@@ -302,7 +303,7 @@ func (rt *Runtime) Config() *config.Config {
 
 // Pool returns a provider's current shared pool (nil for a tenant
 // provider: see TenantPool).
-func (rt *Runtime) Pool(provider string) *Pool {
+func (rt *Runtime) Pool(provider string) *pool.Pool {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	return rt.pools[rt.current[provider]]
@@ -310,7 +311,7 @@ func (rt *Runtime) Pool(provider string) *Pool {
 
 // TenantPool returns the current pool serving tenant's sessions of a
 // share: tenant provider, nil if none is running (it starts on first use).
-func (rt *Runtime) TenantPool(provider, tenant string) *Pool {
+func (rt *Runtime) TenantPool(provider, tenant string) *pool.Pool {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	g := rt.gens[rt.current[provider]]
@@ -321,7 +322,7 @@ func (rt *Runtime) TenantPool(provider, tenant string) *Pool {
 }
 
 // PoolByKey returns a pool by key (current or draining).
-func (rt *Runtime) PoolByKey(key string) *Pool {
+func (rt *Runtime) PoolByKey(key string) *pool.Pool {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	return rt.pools[key]
@@ -352,9 +353,9 @@ func (rt *Runtime) binding(provider, tenant, session string) (kernel.Binding, bo
 // turn's frozen binding names, even if that pool is draining after an
 // upgrade, and starts a tenant's (or session's) pool on its first use.
 // The runner calls it off the session loop.
-func (rt *Runtime) Open(pool string, req externalnode.OpenRequest, avoid []string, h externalnode.Handler) (session.Call, error) {
+func (rt *Runtime) Open(key string, req externalnode.OpenRequest, avoid []string, h externalnode.Handler) (session.Call, error) {
 	for attempt := 0; ; attempt++ {
-		p, err := rt.poolFor(pool)
+		p, err := rt.poolFor(key)
 		if err != nil {
 			return nil, err
 		}
@@ -362,7 +363,7 @@ func (rt *Runtime) Open(pool string, req externalnode.OpenRequest, avoid []strin
 		if err != nil {
 			// An idle keyed pool may have been stopped between lookup and
 			// open: start it again, once.
-			if attempt == 0 && errors.Is(err, ErrPoolClosed) && rt.PoolByKey(pool) == nil {
+			if attempt == 0 && errors.Is(err, pool.ErrPoolClosed) && rt.PoolByKey(key) == nil {
 				continue
 			}
 			return nil, err
@@ -455,17 +456,17 @@ func (rt *Runtime) Pids() map[string][]int {
 }
 
 // StartedPids is every plugin process this runtime ever started.
-func (rt *Runtime) StartedPids() *PidLog { return &rt.pids }
+func (rt *Runtime) StartedPids() *pool.PidLog { return &rt.pids }
 
 // Status is a snapshot of every pool, current ones first.
-func (rt *Runtime) Status() []PoolStatus {
+func (rt *Runtime) Status() []pool.Status {
 	rt.mu.RLock()
-	pools := make([]*Pool, 0, len(rt.pools))
+	pools := make([]*pool.Pool, 0, len(rt.pools))
 	for _, p := range rt.pools {
 		pools = append(pools, p)
 	}
 	rt.mu.RUnlock()
-	out := make([]PoolStatus, 0, len(pools))
+	out := make([]pool.Status, 0, len(pools))
 	for _, p := range pools {
 		out = append(out, p.Status())
 	}
@@ -491,7 +492,7 @@ func (rt *Runtime) Close() {
 	rt.bg.Wait()
 	rt.mu.Lock()
 	pools := rt.pools
-	rt.pools = map[string]*Pool{}
+	rt.pools = map[string]*pool.Pool{}
 	rt.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range pools {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rspp/rspp/supervisor/internal/testplugin"
+
 	"github.com/rspp/rspp/kernel"
 )
 
@@ -29,7 +31,7 @@ func deadPid(t *testing.T) int {
 // runtime_lost, turn_close), closes a turn that ended unclosed, cuts a
 // torn last line, and leaves complete turns as they were.
 func TestDeadRunsTimelineIsSealedOnTheNextStart(t *testing.T) {
-	root := shortDir(t)
+	root := testplugin.ShortDir(t)
 	tl := filepath.Join(t.TempDir(), "timeline.jsonl")
 	var b bytes.Buffer
 	for _, r := range []kernel.TimelineRecord{

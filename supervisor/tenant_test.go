@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/supervisor/internal/testplugin"
+	"github.com/rspp/rspp/supervisor/pool"
+
 	"github.com/rspp/rspp/isolation"
-	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/session"
 )
 
 // tenantBinary copies the test binary into a world-readable directory:
@@ -29,7 +32,7 @@ func tenantBinary(t testing.TB) (dir, bin string) {
 		t.Skipf("no cgroup envelopes here: %v", err)
 	}
 	_ = envs.Close()
-	dir = shortDir(t)
+	dir = testplugin.ShortDir(t)
 	if err := os.Chmod(dir, 0o711); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +58,7 @@ func tenantConfig(t testing.TB, dir, bin string, blocks map[string]string) strin
 	var b strings.Builder
 	b.WriteString("version: 1\nruntime:\n  state_dir: " + state + "\n  kill_grace: 500ms\n  isolation: \"on\"\nproviders:\n")
 	for _, role := range []string{"stt", "llm", "tts"} {
-		b.WriteString("  " + role + ":\n    kind: " + role + "\n    binary: " + bin + "\n    args: [" + testPluginArg + ", " + role + "]\n    health_interval: 500ms\n")
+		b.WriteString("  " + role + ":\n    kind: " + role + "\n    binary: " + bin + "\n    args: [" + testplugin.Arg + ", " + role + "]\n    health_interval: 500ms\n")
 		limits := "{memory_mb: 1024, cpu: 1, pids: 512}" // the race detector's appetite
 		if x := blocks[role+".limits"]; x != "" {
 			limits = x
@@ -75,7 +78,7 @@ func tenantConfig(t testing.TB, dir, bin string, blocks map[string]string) strin
     - {id: stt, provider: stt, timeout: 10s}
     - {id: llm, provider: llm, timeout: 10s}
     - {id: tts, provider: tts, timeout: 10s}
-` + chainEdges)
+` + testplugin.ChainEdges)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -83,7 +86,7 @@ func tenantConfig(t testing.TB, dir, bin string, blocks map[string]string) strin
 	return path
 }
 
-func startTenantRuntime(t testing.TB, cfgPath, entry string, events func(PoolEvent)) *Runtime {
+func startTenantRuntime(t testing.TB, cfgPath, entry string, events func(pool.Event)) *Runtime {
 	t.Helper()
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
@@ -119,14 +122,14 @@ func TestTenantCrashLoopStaysInItsOwnPool(t *testing.T) {
 		"tts":        "profile: tenant\nidle_timeout: 30s\nrestart: {intensity: 3, period: 60s, backoff: 10ms, cooldown: 60s}",
 		"tts.config": "crash_sessions: a-, flood: 5000",
 	})
-	evs := newEventLog()
-	rt := startTenantRuntime(t, cfgPath, bin, evs.add)
+	evs := testplugin.NewEventLog[pool.Event]()
+	rt := startTenantRuntime(t, cfgPath, bin, evs.Add)
 	if p := rt.Pool("tts"); p != nil {
 		t.Fatalf("tenant provider has a shared pool %s", p.Key())
 	}
 	tlA, tlB := &session.Collector{}, &session.Collector{}
 	load := func(tenant string, tl session.Timeline) LoadResult {
-		return RunLoad(context.Background(), rt, LoadOptions{Sessions: 2, Utterances: [][]byte{tone(400 * time.Millisecond)},
+		return RunLoad(context.Background(), rt, LoadOptions{Sessions: 2, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
 			Gap: 1500 * time.Millisecond, Turns: 5, Realtime: true, Polite: true, Stagger: 50 * time.Millisecond,
 			Tenants: []string{tenant}, Prefix: tenant, Timeline: tl})
 	}
@@ -138,7 +141,7 @@ func TestTenantCrashLoopStaysInItsOwnPool(t *testing.T) {
 	go func() { defer wg.Done(); resA = load("a", tlA) }()
 	go func() { defer wg.Done(); resB = load("b", tlB) }()
 	wg.Wait()
-	status := map[string]PoolStatus{}
+	status := map[string]pool.Status{}
 	for _, st := range rt.Status() {
 		status[st.Key] = st
 	}
@@ -169,8 +172,7 @@ func TestTenantCrashLoopStaysInItsOwnPool(t *testing.T) {
 	if a := status[keyA]; a.Circuit == "" || a.Crashes["exit"] < 3 {
 		t.Errorf("tenant A's pool: crashes %v, circuit %q; want its circuit open after 3+ exits", a.Crashes, a.Circuit)
 	}
-	evs.mu.Lock()
-	for _, ev := range evs.evs {
+	for _, ev := range evs.All() {
 		switch {
 		case (ev.Type == "crashed" || ev.Type == "circuit_open" || ev.Type == "restart_scheduled") && ev.Pool != keyA:
 			t.Errorf("%s in pool %s (only %s crashes)", ev.Type, ev.Pool, keyA)
@@ -178,8 +180,7 @@ func TestTenantCrashLoopStaysInItsOwnPool(t *testing.T) {
 			t.Errorf("unexpected tts pool %s", ev.Pool)
 		}
 	}
-	evs.mu.Unlock()
-	evs.wait(t, "circuit_open of A", func(ev PoolEvent) bool { return ev.Type == "circuit_open" && ev.Pool == keyA })
+	evs.Wait(t, "circuit_open of A", func(ev pool.Event) bool { return ev.Type == "circuit_open" && ev.Pool == keyA })
 }
 
 // Tenant pools start on first use and stop when idle; share: session
@@ -201,7 +202,7 @@ func TestTenantPoolsLazyIdleAndUpgraded(t *testing.T) {
 		ready = map[string]time.Time{} // pool -> first ready
 		stops = map[string]bool{}
 	)
-	rt := startTenantRuntime(t, cfgPath, bin, func(ev PoolEvent) {
+	rt := startTenantRuntime(t, cfgPath, bin, func(ev pool.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch ev.Type {
@@ -221,7 +222,7 @@ func TestTenantPoolsLazyIdleAndUpgraded(t *testing.T) {
 	tl := &session.Collector{}
 	done := make(chan LoadResult, 1)
 	go func() {
-		done <- RunLoad(context.Background(), rt, LoadOptions{Sessions: 3, Utterances: [][]byte{tone(400 * time.Millisecond)},
+		done <- RunLoad(context.Background(), rt, LoadOptions{Sessions: 3, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
 			Gap: 2 * time.Second, Turns: 4, Realtime: true, Polite: true, Stagger: 30 * time.Millisecond,
 			Tenants: []string{"x", "y", "x"}, Prefix: "k", Timeline: tl})
 	}()
@@ -280,7 +281,7 @@ func TestTenantPoolsLazyIdleAndUpgraded(t *testing.T) {
 		}
 	}
 	for _, pid := range oldPids {
-		if ProcessAlive(pid) {
+		if pool.ProcessAlive(pid) {
 			t.Errorf("old generation's tenant plugin %d still alive", pid)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/pool"
 )
 
 // ErrUpgradeFailed: the new version did not start or failed its health
@@ -68,7 +69,7 @@ func (rt *Runtime) replace(ctx context.Context, np *config.Provider) (UpgradeRes
 	if old != nil {
 		res.OldKey, res.OldVersion = old.key, old.version
 	}
-	check := func(pool *Pool) error {
+	check := func(pool *pool.Pool) error {
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		return pool.CheckHealth(hctx)
@@ -126,7 +127,7 @@ func (rt *Runtime) retire(old *generation) {
 	}
 	rt.mu.Lock()
 	old.retired = true // no keyed pool of it starts from now on
-	var pools []*Pool
+	var pools []*pool.Pool
 	for key, p := range rt.pools {
 		if key == old.key || strings.HasPrefix(key, old.key+"/") {
 			pools = append(pools, p)

@@ -5,12 +5,14 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/rspp/rspp/supervisor/internal/testplugin"
 )
 
 // SIGHUP's Reload hot-upgrades exactly the providers whose settings
 // changed and leaves the others on their pools.
 func TestReloadUpgradesChangedProviders(t *testing.T) {
-	cfgPath := testConfig(t, t.TempDir(), nil, "")
+	cfgPath := testplugin.Config(t, t.TempDir(), nil, "")
 	rt := startRuntime(t, cfgPath, nil)
 	before := map[string]string{}
 	for _, p := range []string{"stt", "llm", "tts"} {

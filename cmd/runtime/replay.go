@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/replay"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/session"
 )
 
 func replayCmd() *cobra.Command {

@@ -8,11 +8,12 @@ import (
 	"sync/atomic"
 
 	"github.com/rspp/rspp/supervisor"
+	"github.com/rspp/rspp/supervisor/pool"
 	"github.com/rspp/rspp/supervisor/telemetry"
 )
 
 // printPoolLoad prints a pool's size, load and how its invocations spread.
-func printPoolLoad(out io.Writer, p supervisor.PoolStatus) {
+func printPoolLoad(out io.Writer, p pool.Status) {
 	sc := p.Scale
 	fmt.Fprintf(out, "  size %d (min %d, max %d), load %d open, %d waiting, scaled up %d, down %d; served %s\n",
 		sc.Target, sc.Min, sc.Max, sc.Load, sc.Waiting, sc.ScaleUps, sc.ScaleDowns, kv(p.Served))

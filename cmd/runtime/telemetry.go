@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/supervisor/telemetry"
 )
 

@@ -7,13 +7,12 @@ package kbench
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
+	"github.com/rspp/rspp/test/stats"
 )
 
 // clock is a manual clock advanced by the benchmark.
@@ -85,22 +84,7 @@ func TurnOpen(b *testing.B) {
 		s.Ready()
 	}
 	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/turn_open")
-	reportPercentiles(b, samples)
-}
-
-// reportPercentiles adds p50-us and p99-us of the per-iteration samples:
-// the quality gates are tail latencies, not means.
-func reportPercentiles(b *testing.B, samples []time.Duration) {
-	if len(samples) == 0 {
-		return
-	}
-	slices.Sort(samples)
-	at := func(q float64) float64 {
-		i := int(math.Ceil(q*float64(len(samples)))) - 1
-		return float64(samples[max(i, 0)].Nanoseconds()) / 1e3
-	}
-	b.ReportMetric(at(0.50), "p50-us")
-	b.ReportMetric(at(0.99), "p99-us")
+	stats.Report(b, samples)
 }
 
 // CancelFence measures barge-in ingress -> FenceEgress: speech starting
@@ -129,7 +113,7 @@ func CancelFence(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/fence")
-	reportPercentiles(b, samples)
+	stats.Report(b, samples)
 }
 
 // DataEvent measures the kernel's cost per user audio frame (gateway, VAD,

@@ -3,7 +3,6 @@ package authority_test
 import (
 	"context"
 	"fmt"
-	"sort"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/supervisor/authority"
 	"github.com/rspp/rspp/test/etcdtest"
+	"github.com/rspp/rspp/test/stats"
 )
 
 // Turn-open latency with the lease check, local vs etcd, in one run (the
@@ -24,18 +24,6 @@ import (
 // Each op takes samples so that a p99 means something at -benchtime=1s.
 
 const samples = 200
-
-func percentiles(b *testing.B, d []time.Duration) {
-	b.Helper()
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	at := func(q float64) float64 {
-		i := int(q*float64(len(d))+0.999999) - 1
-		return float64(d[min(max(i, 0), len(d)-1)].Nanoseconds()) / 1e3
-	}
-	b.ReportMetric(at(0.50), "p50-us")
-	b.ReportMetric(at(0.99), "p99-us")
-	b.ReportMetric(float64(len(d)), "samples")
-}
 
 type clock struct{ start time.Time }
 
@@ -108,7 +96,7 @@ func BenchmarkTurnOpenFirstOfSession(b *testing.B) {
 				l.Release()
 			}
 		}
-		percentiles(b, d)
+		stats.Report(b, d)
 	})
 }
 
@@ -129,6 +117,6 @@ func BenchmarkTurnOpenWithLeaseHeld(b *testing.B) {
 				endTurn(s)
 			}
 		}
-		percentiles(b, d)
+		stats.Report(b, d)
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/providers/espeak/synth"
 	"github.com/rspp/rspp/supervisor"
+	"github.com/rspp/rspp/supervisor/pool"
 )
 
 // ExampleConfig measures the example pipeline (pocketsphinx, rules,
@@ -202,19 +203,19 @@ func (c *ExampleConfig) haRun(ctx context.Context, dir, wav string, gap time.Dur
 	var killMono int64 // serve's process clock at the kill (ns since its start)
 	var before map[string]int64
 	sock := supervisor.AdminSocketPath("", state)
-	status := func(ctx context.Context) (supervisor.PoolStatus, bool) {
+	status := func(ctx context.Context) (pool.Status, bool) {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		resp, err := supervisor.AdminCall(cctx, sock, supervisor.AdminRequest{Op: "status"})
 		if err != nil {
-			return supervisor.PoolStatus{}, false
+			return pool.Status{}, false
 		}
 		for _, p := range resp.Pools {
 			if p.Provider == "pocketsphinx" {
 				return p, true
 			}
 		}
-		return supervisor.PoolStatus{}, false
+		return pool.Status{}, false
 	}
 	c.logf("HA example: %d sessions for %s, SIGKILL of an STT instance at %s ...", c.HASessions, c.HAPhase, c.HAKillAt)
 	ha.Point = runServe(ctx, serveRun{rspp: filepath.Join(c.BinDir, "rspp"), cfg: cfg, wav: wav, sessions: c.HASessions, phase: c.HAPhase, gap: gap,
@@ -272,7 +273,7 @@ func (c *ExampleConfig) haRun(ctx context.Context, dir, wav string, gap time.Dur
 	return ha, nil
 }
 
-func allReady(st supervisor.PoolStatus) bool {
+func allReady(st pool.Status) bool {
 	for _, s := range st.Instances {
 		if s != "ready" {
 			return false

@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/rspp/rspp/test/stats"
 )
 
 // Summary describes one set of latency samples in microseconds.
@@ -31,8 +33,8 @@ func Summarize(d []time.Duration) Summary {
 	slices.Sort(us)
 	return Summary{
 		N:      len(us),
-		P50us:  Percentile(us, 0.50),
-		P99us:  Percentile(us, 0.99),
+		P50us:  stats.Percentile(us, 0.50),
+		P99us:  stats.Percentile(us, 0.99),
 		MeanUs: roundTo(sum/float64(len(us)), 1e-3), // ns: the clock's resolution
 		MinUs:  us[0],
 		MaxUs:  us[len(us)-1],
@@ -42,22 +44,6 @@ func Summarize(d []time.Duration) Summary {
 // roundTo rounds v to a multiple of unit, so results.json carries no float
 // noise digits.
 func roundTo(v, unit float64) float64 { return math.Round(v/unit) * unit }
-
-// Percentile returns the q-quantile (0 <= q <= 1) of sorted by the
-// nearest-rank method: the smallest sample such that at least q of all
-// samples are <= it. Nearest rank always returns an observed sample, so a
-// p99 is a latency that really happened, never an interpolation between
-// two. It returns NaN for an empty slice or q outside [0, 1].
-func Percentile(sorted []float64, q float64) float64 {
-	if len(sorted) == 0 || q < 0 || q > 1 || math.IsNaN(q) {
-		return math.NaN()
-	}
-	rank := int(math.Ceil(q * float64(len(sorted))))
-	if rank < 1 {
-		rank = 1
-	}
-	return sorted[rank-1]
-}
 
 // Ratio is num/den for each of the summary's figures; it compares two
 // measurements taken in the same run.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rspp/rspp/providers/speechtest"
 	"github.com/rspp/rspp/supervisor"
+	"github.com/rspp/rspp/supervisor/pool"
 	"github.com/rspp/rspp/test/testenv"
 	"github.com/rspp/rspp/transports/wav"
 )
@@ -157,7 +158,7 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
 		return st
 	}
 	// pidsOf lists the live instances of the pools pick accepts.
-	pidsOf := func(pick func(supervisor.PoolStatus) bool) []int {
+	pidsOf := func(pick func(pool.Status) bool) []int {
 		var pids []int
 		for _, p := range status().Pools {
 			if pick(p) {
@@ -166,7 +167,7 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
 		}
 		return pids
 	}
-	tenantPool := func(p supervisor.PoolStatus) bool { return p.Tenant != "" }
+	tenantPool := func(p pool.Status) bool { return p.Tenant != "" }
 	// Both tenants' espeak pools start on their first turns; SIGKILL
 	// their instances twice (each time the replacement too).
 	var killed []int
@@ -187,7 +188,7 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
 		time.Sleep(1500 * time.Millisecond)
 	}
 	// pocketsphinx is mid-utterance most of the time (300 ms gaps).
-	for _, pid := range pidsOf(func(p supervisor.PoolStatus) bool { return p.Provider == "pocketsphinx" }) {
+	for _, pid := range pidsOf(func(p pool.Status) bool { return p.Provider == "pocketsphinx" }) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
 			killed = append(killed, pid)
 		}
@@ -276,7 +277,7 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
 		t.Errorf("processes left behind: %v", left)
 	}
 	for _, pid := range append(killed, last.Plugins...) {
-		if supervisor.ProcessAlive(pid) {
+		if pool.ProcessAlive(pid) {
 			t.Errorf("plugin %d alive", pid)
 		}
 	}

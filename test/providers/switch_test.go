@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/kernel/eventabi"
-	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/providers/speechtest"
 	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/test/testenv"
 )
 

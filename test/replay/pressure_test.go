@@ -12,9 +12,9 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/record"
-	"github.com/rspp/rspp/supervisor/session"
 	rr "github.com/rspp/rspp/replay"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/session"
 )
 
 // fakeEchoPools is a fake plugin pool (no process): each invocation,

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/rspp/rspp/test/stats"
 )
 
 // Report is what a load run measured, over all clients.
@@ -90,8 +92,7 @@ func StatsOf(d []time.Duration) Stats {
 		sum += v
 	}
 	ms := func(v time.Duration) float64 { return math.Round(float64(v)/1e3) / 1e3 }
-	rank := func(q float64) time.Duration { return s[max(int(math.Ceil(q*float64(len(s))))-1, 0)] }
-	return Stats{N: len(s), P50: ms(rank(0.50)), P99: ms(rank(0.99)), Max: ms(s[len(s)-1]), Mean: ms(sum / time.Duration(len(s)))}
+	return Stats{N: len(s), P50: ms(stats.Duration(s, 0.50)), P99: ms(stats.Duration(s, 0.99)), Max: ms(s[len(s)-1]), Mean: ms(sum / time.Duration(len(s)))}
 }
 
 // bargeInSlack: a turn whose last frame arrived at most this long after

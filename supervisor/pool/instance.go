@@ -1,4 +1,4 @@
-package supervisor
+package pool
 
 import (
 	"errors"
@@ -210,3 +210,7 @@ func (i *Instance) release() {
 		_ = os.RemoveAll(i.scratch)
 	}
 }
+
+// Envelope is the instance's cgroup envelope, nil without isolation. The
+// admission check reads its usage; the pool owns its life.
+func (i *Instance) Envelope() *isolation.Envelope { return i.env }

@@ -1,4 +1,4 @@
-package supervisor
+package pool
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/isolation"
-	"github.com/rspp/rspp/supervisor/config"
 )
 
 // Launch says how to start one instance of a pool's plugin. With Envelopes
@@ -158,17 +157,6 @@ func newScratchDir(root, name string) (string, error) {
 		return "", fmt.Errorf("scratch dir: %w", err)
 	}
 	return dir, nil
-}
-
-// providerProfile is the isolation profile of a configured provider: its
-// profile with its limits, read paths and user applied.
-func providerProfile(p *config.Provider, scratchRoot string) (isolation.Profile, error) {
-	return isolation.ProfileByName(p.Profile, isolation.Override{
-		Limits:      isolation.Limits{MemoryBytes: p.Limits.MemoryMB << 20, CPUCores: p.Limits.CPU, Pids: p.Limits.Pids},
-		ReadPaths:   p.ReadPaths,
-		RunAsRoot:   p.User == "root",
-		ScratchRoot: scratchRoot,
-	})
 }
 
 // pluginLogger is the logger handed to go-plugin. go-plugin logs every

@@ -1,4 +1,4 @@
-package supervisor
+package pool
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ func TestRestartPolicyIntensityBackoffAndCircuit(t *testing.T) {
 	clk := &manualClock{now: time.Unix(1000, 0)}
 	pol := RestartPolicy{Intensity: 3, Period: 10 * time.Second, BackoffBase: 100 * time.Millisecond,
 		BackoffMax: 250 * time.Millisecond, Jitter: 0.1, Cooldown: 5 * time.Second}
-	tr := newRestartTracker(pol, clk, 7)
+	tr := NewRestartTracker(pol, clk, 7)
 	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 250 * time.Millisecond}
 	for i, base := range want {
 		d, err := tr.Crashed()
@@ -49,7 +49,7 @@ func TestRestartPolicyIntensityBackoffAndCircuit(t *testing.T) {
 
 func TestRestartPolicyForgetsCrashesOutsidePeriod(t *testing.T) {
 	clk := &manualClock{now: time.Unix(0, 0)}
-	tr := newRestartTracker(RestartPolicy{Intensity: 2, Period: time.Second}, clk, 1)
+	tr := NewRestartTracker(RestartPolicy{Intensity: 2, Period: time.Second}, clk, 1)
 	for i := range 10 {
 		if _, err := tr.Crashed(); err != nil {
 			t.Fatalf("crash %d spaced past the period opened the circuit: %v", i, err)
@@ -61,7 +61,7 @@ func TestRestartPolicyForgetsCrashesOutsidePeriod(t *testing.T) {
 func TestRestartPolicyIsDeterministic(t *testing.T) {
 	run := func() []time.Duration {
 		clk := &manualClock{now: time.Unix(0, 0)}
-		tr := newRestartTracker(RestartPolicy{Intensity: 4, Jitter: 0.5}, clk, 42)
+		tr := NewRestartTracker(RestartPolicy{Intensity: 4, Jitter: 0.5}, clk, 42)
 		var out []time.Duration
 		for range 4 {
 			d, _ := tr.Crashed()

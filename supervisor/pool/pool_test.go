@@ -1,14 +1,15 @@
-package supervisor
+package pool
 
 import (
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rspp/rspp/supervisor/internal/testplugin"
 
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/isolation"
@@ -16,62 +17,23 @@ import (
 	"github.com/rspp/rspp/kernel/eventabi"
 )
 
-// eventLog collects pool events; wait blocks until one matches.
-type eventLog struct {
-	mu  sync.Mutex
-	evs []PoolEvent
-	ch  chan struct{}
-}
-
-func newEventLog() *eventLog { return &eventLog{ch: make(chan struct{}, 1)} }
-
-func (l *eventLog) add(ev PoolEvent) {
-	l.mu.Lock()
-	l.evs = append(l.evs, ev)
-	l.mu.Unlock()
-	select {
-	case l.ch <- struct{}{}:
-	default:
-	}
-}
-
-func (l *eventLog) wait(t testing.TB, what string, match func(PoolEvent) bool) PoolEvent {
-	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		l.mu.Lock()
-		for _, ev := range l.evs {
-			if match(ev) {
-				l.mu.Unlock()
-				return ev
-			}
-		}
-		l.mu.Unlock()
-		select {
-		case <-l.ch:
-		case <-deadline:
-			t.Fatalf("no %s event", what)
-		}
-	}
-}
-
-func testPool(t testing.TB, mod func(*PoolConfig)) (*Pool, *eventLog) {
+func testPool(t testing.TB, mod func(*Config)) (*Pool, *testplugin.EventLog[Event]) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := newEventLog()
-	cfg := PoolConfig{
+	log := testplugin.NewEventLog[Event]()
+	cfg := Config{
 		Key: "echo#1", Provider: "echo", Warm: 2, ConfigJSON: []byte(`{"role":"echo"}`),
-		Launch:    Launch{Binary: self, Args: []string{testPluginArg}, SocketDir: t.TempDir()},
-		KillGrace: 300 * time.Millisecond, HealthInterval: -1, Events: log.add,
+		Launch:    Launch{Binary: self, Args: []string{testplugin.Arg}, SocketDir: t.TempDir()},
+		KillGrace: 300 * time.Millisecond, HealthInterval: -1, Events: log.Add,
 		Restart: RestartPolicy{BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond},
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
-	p, err := StartPool(context.Background(), cfg)
+	p, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,8 +74,8 @@ func TestPoolSIGKILLIsTypedCrashAndReplaced(t *testing.T) {
 	if victim.State() != Crashed {
 		t.Fatalf("victim state %s, want crashed", victim.State())
 	}
-	log.wait(t, "crashed", func(ev PoolEvent) bool { return ev.Type == "crashed" && ev.Instance == victim.Name() })
-	log.wait(t, "replacement ready", func(ev PoolEvent) bool { return ev.Type == "ready" && ev.Instance == "echo#1.3" })
+	log.Wait(t, "crashed", func(ev Event) bool { return ev.Type == "crashed" && ev.Instance == victim.Name() })
+	log.Wait(t, "replacement ready", func(ev Event) bool { return ev.Type == "ready" && ev.Instance == "echo#1.3" })
 	// A retry avoiding nothing in particular still never gets the dead one.
 	c2, _ := openEcho(t, p, "inv-2", []string{victim.Name()})
 	if c2.Instance() == victim.Name() {
@@ -137,8 +99,8 @@ func TestPoolRetryAvoidsFailedInstance(t *testing.T) {
 }
 
 func TestPoolKillsHungInstanceAfterGrace(t *testing.T) {
-	hang := filepath.Join(signalDir(t), "hang")
-	p, log := testPool(t, func(c *PoolConfig) {
+	hang := filepath.Join(testplugin.SignalDir(t), "hang")
+	p, log := testPool(t, func(c *Config) {
 		c.Warm = 1
 		c.ConfigJSON = []byte(`{"role":"echo","hang_file":"` + hang + `"}`)
 	})
@@ -158,7 +120,7 @@ func TestPoolKillsHungInstanceAfterGrace(t *testing.T) {
 	}
 	_, otherEnd := openEcho(t, p, "bystander", nil)
 	stuck.Cancel("timeout")
-	ev := log.wait(t, "crashed", func(ev PoolEvent) bool { return ev.Type == "crashed" })
+	ev := log.Wait(t, "crashed", func(ev Event) bool { return ev.Type == "crashed" })
 	if ev.Crash.Kind != CrashHung || !errors.Is(ev.Crash, ErrHung) || !errors.Is(ev.Crash, kernel.ErrNodeCrashed) {
 		t.Fatalf("crash %v, want kind hung", ev.Crash)
 	}
@@ -170,11 +132,11 @@ func TestPoolKillsHungInstanceAfterGrace(t *testing.T) {
 		t.Fatalf("cancelled call reported an end (%v): it was forgotten", err)
 	default:
 	}
-	log.wait(t, "replacement ready", func(ev PoolEvent) bool { return ev.Type == "ready" && ev.Instance == "echo#1.2" })
+	log.Wait(t, "replacement ready", func(ev Event) bool { return ev.Type == "ready" && ev.Instance == "echo#1.2" })
 }
 
 func TestPoolCircuitOpensPastIntensity(t *testing.T) {
-	p, log := testPool(t, func(c *PoolConfig) {
+	p, log := testPool(t, func(c *Config) {
 		c.Warm = 1
 		c.Restart = RestartPolicy{Intensity: 2, Period: time.Minute, BackoffBase: time.Millisecond, Cooldown: -1}
 	})
@@ -185,10 +147,10 @@ func TestPoolCircuitOpensPastIntensity(t *testing.T) {
 			insts = p.Instances()
 		}
 		_ = syscall.Kill(insts[0].Pid(), syscall.SIGKILL)
-		log.wait(t, "crash", func(ev PoolEvent) bool { return ev.Type == "crashed" && ev.Instance == insts[0].Name() })
+		log.Wait(t, "crash", func(ev Event) bool { return ev.Type == "crashed" && ev.Instance == insts[0].Name() })
 		_ = i
 	}
-	log.wait(t, "circuit_open", func(ev PoolEvent) bool { return ev.Type == "circuit_open" })
+	log.Wait(t, "circuit_open", func(ev Event) bool { return ev.Type == "circuit_open" })
 	_, err := p.Acquire(nil)
 	if !errors.Is(err, ErrCircuitOpen) || !errors.Is(err, kernel.ErrNodeUnavailable) {
 		t.Fatalf("Acquire with the circuit open: %v", err)
@@ -199,7 +161,7 @@ func TestPoolCircuitOpensPastIntensity(t *testing.T) {
 }
 
 func TestPoolHandshakeFailureIsTyped(t *testing.T) {
-	_, err := StartPool(context.Background(), PoolConfig{Key: "bad#1", Provider: "bad",
+	_, err := Start(context.Background(), Config{Key: "bad#1", Provider: "bad",
 		Launch: Launch{Binary: "/bin/true", SocketDir: t.TempDir(), StartTimeout: 5 * time.Second}, HealthInterval: -1})
 	var ce *CrashError
 	if !errors.As(err, &ce) || ce.Kind != CrashHandshake {
@@ -208,17 +170,17 @@ func TestPoolHandshakeFailureIsTyped(t *testing.T) {
 }
 
 func TestPoolHealthCheckKillsStoppedInstance(t *testing.T) {
-	p, log := testPool(t, func(c *PoolConfig) {
+	p, log := testPool(t, func(c *Config) {
 		c.Warm = 1
 		c.HealthInterval, c.HealthTimeout, c.HealthFailures = 50*time.Millisecond, 100*time.Millisecond, 2
 	})
 	victim := p.Instances()[0]
 	_ = syscall.Kill(victim.Pid(), syscall.SIGSTOP)
-	ev := log.wait(t, "crashed", func(ev PoolEvent) bool { return ev.Type == "crashed" })
+	ev := log.Wait(t, "crashed", func(ev Event) bool { return ev.Type == "crashed" })
 	if ev.Crash.Kind != CrashHung {
 		t.Fatalf("stopped plugin crash kind %s, want hung", ev.Crash.Kind)
 	}
-	log.wait(t, "replacement", func(ev PoolEvent) bool { return ev.Type == "ready" && ev.Instance != victim.Name() })
+	log.Wait(t, "replacement", func(ev Event) bool { return ev.Type == "ready" && ev.Instance != victim.Name() })
 }
 
 func TestPoolInIsolationEnvelope(t *testing.T) {
@@ -231,7 +193,7 @@ func TestPoolInIsolationEnvelope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := testPool(t, func(c *PoolConfig) {
+	p, _ := testPool(t, func(c *Config) {
 		c.Warm = 1
 		c.Launch.Envelopes, c.Launch.Profile = envs, prof
 	})
@@ -267,8 +229,8 @@ func TestPoolOOMIsResourceLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oom := filepath.Join(signalDir(t), "oom")
-	p, log := testPool(t, func(c *PoolConfig) {
+	oom := filepath.Join(testplugin.SignalDir(t), "oom")
+	p, log := testPool(t, func(c *Config) {
 		c.Warm = 1
 		c.Launch.Envelopes, c.Launch.Profile, c.Launch.Tenant = envs, prof, "acme"
 		c.ConfigJSON = []byte(`{"role":"echo","oom_file":"` + oom + `"}`)
@@ -282,7 +244,7 @@ func TestPoolOOMIsResourceLimit(t *testing.T) {
 	if !errors.Is(err, kernel.ErrResourceLimit) || !errors.Is(err, isolation.ErrOOM) || !errors.As(err, &le) || le.Tenant != "acme" {
 		t.Fatalf("invocation on the OOM-killed instance ended with %v, want ErrResourceLimit/ErrOOM for tenant acme", err)
 	}
-	ev := log.wait(t, "crashed", func(ev PoolEvent) bool { return ev.Type == "crashed" })
+	ev := log.Wait(t, "crashed", func(ev Event) bool { return ev.Type == "crashed" })
 	if ev.Crash.Kind != CrashOOM || ev.Crash.Tenant != "acme" {
 		t.Fatalf("crash %+v, want kind oom for tenant acme", ev.Crash)
 	}
@@ -308,7 +270,7 @@ func TestInstanceStateMachine(t *testing.T) {
 // With nothing else coming (the pool is at full strength), a retry that
 // avoids the only instance takes it rather than waiting for another.
 func TestPoolAvoidedInstanceIsLastResort(t *testing.T) {
-	p, _ := testPool(t, func(c *PoolConfig) { c.Warm = 1; c.AcquireWait = time.Hour })
+	p, _ := testPool(t, func(c *Config) { c.Warm = 1; c.AcquireWait = time.Hour })
 	only := p.Instances()[0]
 	got := make(chan *Instance, 1)
 	go func() {

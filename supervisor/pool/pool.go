@@ -1,4 +1,4 @@
-package supervisor
+package pool
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 // upgrade). It unwraps to kernel.ErrNodeUnavailable.
 var ErrPoolClosed = fmt.Errorf("pool closed: %w", kernel.ErrNodeUnavailable)
 
-// PoolConfig says how to run one provider version's instances.
-type PoolConfig struct {
+// Config says how to run one provider version's instances.
+type Config struct {
 	Key      string // pool key, e.g. "espeak#1"; the binding's Pool
 	Provider string // provider name from the config
 	Kind     string // configured kind: a node declaring another fails its start (KindMismatchError); empty: unchecked
@@ -56,12 +56,12 @@ type PoolConfig struct {
 	Logger         hclog.Logger
 	// Events, if set, is told about instance lifecycle changes. It is
 	// called from pool goroutines and must not block.
-	Events func(PoolEvent)
+	Events func(Event)
 	// Pids, if set, records every process the pool starts.
 	Pids *PidLog
 }
 
-func (c *PoolConfig) defaults() {
+func (c *Config) defaults() {
 	if c.Warm <= 0 {
 		c.Warm = 1
 	}
@@ -95,8 +95,8 @@ func (c *PoolConfig) defaults() {
 	}
 }
 
-// PoolEvent is one lifecycle change of a pool.
-type PoolEvent struct {
+// Event is one lifecycle change of a pool.
+type Event struct {
 	Pool     string
 	Type     string // "ready", "crashed", "restart_scheduled", "circuit_open", "circuit_closed", "stopped"
 	Instance string
@@ -110,7 +110,7 @@ type PoolEvent struct {
 // ready, replaces crashed ones under its restart policy and hands out the
 // least loaded ready one.
 type Pool struct {
-	cfg    PoolConfig
+	cfg    Config
 	log    hclog.Logger
 	ctx    context.Context // cancelled by Close: aborts starts in progress
 	cancel context.CancelFunc
@@ -137,9 +137,9 @@ type Pool struct {
 	closeDone chan struct{}
 }
 
-// StartPool starts cfg.Warm instances and waits until each is configured.
+// Start starts cfg.Warm instances and waits until each is configured.
 // On any failure it stops what it started and says which provider failed.
-func StartPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
+func Start(ctx context.Context, cfg Config) (*Pool, error) {
 	cfg.defaults()
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p := &Pool{
@@ -175,7 +175,7 @@ func (p *Pool) Key() string { return p.cfg.Key }
 // Provider is the provider the pool serves.
 func (p *Pool) Provider() string { return p.cfg.Provider }
 
-func (p *Pool) emit(ev PoolEvent) {
+func (p *Pool) emit(ev Event) {
 	ev.Pool = p.cfg.Key
 	ev.At = p.cfg.Clock.Now()
 	if p.cfg.Events != nil {
@@ -230,7 +230,7 @@ func (p *Pool) adopt(inst *Instance) {
 	p.readyWake = make(chan struct{})
 	p.wg.Add(1)
 	p.mu.Unlock()
-	p.emit(PoolEvent{Type: "ready", Instance: inst.name, Pid: inst.Pid()})
+	p.emit(Event{Type: "ready", Instance: inst.name, Pid: inst.Pid()})
 	go p.watch(inst)
 }
 
@@ -256,7 +256,7 @@ func (p *Pool) watch(inst *Instance) {
 	}
 	if c != nil {
 		p.log.Warn("instance crashed", "instance", inst.name, "kind", c.Kind, "error", c.Err)
-		p.emit(PoolEvent{Type: "crashed", Instance: inst.name, Pid: c.Pid, Crash: c})
+		p.emit(Event{Type: "crashed", Instance: inst.name, Pid: c.Pid, Crash: c})
 		p.poke()
 	}
 	inst.release() // reap, socket dir, envelope: after the replacement was asked for
@@ -274,7 +274,7 @@ func (p *Pool) poke() {
 func (p *Pool) supervise() {
 	defer p.wg.Done()
 	clock := p.cfg.Clock
-	tr := newRestartTracker(p.cfg.Restart, clock, p.cfg.Seed)
+	tr := NewRestartTracker(p.cfg.Restart, clock, p.cfg.Seed)
 	var (
 		timer     <-chan time.Time
 		nextStart time.Time
@@ -294,15 +294,15 @@ func (p *Pool) supervise() {
 		for range n {
 			d, err := tr.Crashed()
 			switch {
-			case err != nil && !errors.Is(p.circuitErr(), ErrCircuitOpen):
+			case err != nil && !errors.Is(p.CircuitErr(), ErrCircuitOpen):
 				p.setCircuit(err)
 				p.log.Error("circuit open: provider marked unavailable", "error", err)
-				p.emit(PoolEvent{Type: "circuit_open"})
+				p.emit(Event{Type: "circuit_open"})
 			case err == nil:
 				if t := clock.Now().Add(d); t.After(nextStart) {
 					nextStart = t
 				}
-				p.emit(PoolEvent{Type: "restart_scheduled", Delay: d})
+				p.emit(Event{Type: "restart_scheduled", Delay: d})
 			}
 		}
 		now := clock.Now()
@@ -322,7 +322,7 @@ func (p *Pool) supervise() {
 				continue
 			}
 			p.setCircuit(nil)
-			p.emit(PoolEvent{Type: "circuit_closed"})
+			p.emit(Event{Type: "circuit_closed"})
 			p.restarted(inst)
 			continue
 		}
@@ -375,7 +375,8 @@ func (p *Pool) deficit() int {
 	return max(p.target-n, 0)
 }
 
-func (p *Pool) circuitErr() error {
+// CircuitErr is why the pool's circuit is open (nil while closed).
+func (p *Pool) CircuitErr() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.circuit

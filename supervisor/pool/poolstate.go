@@ -1,4 +1,4 @@
-package supervisor
+package pool
 
 import (
 	"context"
@@ -46,8 +46,8 @@ func (p *Pool) OpenInvocations() int {
 	return n
 }
 
-// PoolStatus is a snapshot for the admin API and reports.
-type PoolStatus struct {
+// Status is a snapshot for the admin API and reports.
+type Status struct {
 	Key       string            `json:"key"`
 	Provider  string            `json:"provider"`
 	Version   string            `json:"version"`
@@ -67,10 +67,10 @@ type PoolStatus struct {
 }
 
 // Status is a snapshot of the pool.
-func (p *Pool) Status() PoolStatus {
+func (p *Pool) Status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := PoolStatus{Key: p.cfg.Key, Provider: p.cfg.Provider, Version: p.info.Version, Tenant: p.cfg.Tenant, Session: p.cfg.Session,
+	st := Status{Key: p.cfg.Key, Provider: p.cfg.Provider, Version: p.info.Version, Tenant: p.cfg.Tenant, Session: p.cfg.Session,
 		Instances: map[string]string{}, Crashes: map[string]int{}, Restarts: p.restarts,
 		Served: map[string]int64{}, Scale: p.scaleStatusLocked(), PidOf: map[string]int{}}
 	for _, inst := range p.insts {
@@ -150,7 +150,7 @@ func (p *Pool) Drain(ctx context.Context) {
 		}
 		wg.Wait()
 		p.wg.Wait()
-		p.emit(PoolEvent{Type: "stopped"})
+		p.emit(Event{Type: "stopped"})
 	})
 	<-p.closeDone
 }

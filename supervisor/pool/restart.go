@@ -1,4 +1,4 @@
-package supervisor
+package pool
 
 import (
 	"fmt"
@@ -34,7 +34,7 @@ var DefaultRestartPolicy = RestartPolicy{
 	BackoffMax: 2 * time.Second, Jitter: 0.2, Cooldown: 10 * time.Second,
 }
 
-func (p RestartPolicy) withDefaults() RestartPolicy {
+func (p RestartPolicy) WithDefaults() RestartPolicy {
 	d := DefaultRestartPolicy
 	if p.Intensity > 0 {
 		d.Intensity = p.Intensity
@@ -57,10 +57,10 @@ func (p RestartPolicy) withDefaults() RestartPolicy {
 	return d
 }
 
-// restartTracker applies a RestartPolicy to the crashes of one pool. It is
+// RestartTracker applies a RestartPolicy to the crashes of one pool. It is
 // deterministic given its clock and random source. Not safe for concurrent
 // use: the pool's supervise loop owns it.
-type restartTracker struct {
+type RestartTracker struct {
 	p       RestartPolicy
 	clock   Clock
 	rnd     *rand.Rand
@@ -68,14 +68,14 @@ type restartTracker struct {
 	openAt  time.Time   // zero while the circuit is closed
 }
 
-func newRestartTracker(p RestartPolicy, clock Clock, seed uint64) *restartTracker {
-	return &restartTracker{p: p.withDefaults(), clock: clock, rnd: rand.New(rand.NewPCG(seed, 0x5eed))}
+func NewRestartTracker(p RestartPolicy, clock Clock, seed uint64) *RestartTracker {
+	return &RestartTracker{p: p.WithDefaults(), clock: clock, rnd: rand.New(rand.NewPCG(seed, 0x5eed))}
 }
 
 // Crashed records that an instance died and a replacement is wanted. It
 // returns how long to wait before starting it, or ErrCircuitOpen when the
 // intensity is exceeded (the circuit is then open).
-func (r *restartTracker) Crashed() (time.Duration, error) {
+func (r *RestartTracker) Crashed() (time.Duration, error) {
 	now := r.clock.Now()
 	if !r.openAt.IsZero() {
 		return 0, ErrCircuitOpen
@@ -103,11 +103,11 @@ func (r *restartTracker) Crashed() (time.Duration, error) {
 }
 
 // Open says whether the circuit is open.
-func (r *restartTracker) Open() bool { return !r.openAt.IsZero() }
+func (r *RestartTracker) Open() bool { return !r.openAt.IsZero() }
 
 // HalfOpenAt is when a half-open start may be tried (zero: never, the
 // cooldown is off, or the circuit is closed).
-func (r *restartTracker) HalfOpenAt() time.Time {
+func (r *RestartTracker) HalfOpenAt() time.Time {
 	if r.openAt.IsZero() || r.p.Cooldown <= 0 {
 		return time.Time{}
 	}
@@ -116,7 +116,7 @@ func (r *restartTracker) HalfOpenAt() time.Time {
 
 // HalfOpenResult closes the circuit after a successful half-open start
 // (forgetting the restart history) or keeps it open for another cooldown.
-func (r *restartTracker) HalfOpenResult(err error) {
+func (r *RestartTracker) HalfOpenResult(err error) {
 	if err == nil {
 		r.openAt, r.history = time.Time{}, nil
 		return
@@ -124,8 +124,8 @@ func (r *restartTracker) HalfOpenResult(err error) {
 	r.openAt = r.clock.Now()
 }
 
-// quietSince says whether no restart was recorded within the period
+// QuietSince says whether no restart was recorded within the period
 // before now: the tracker then holds nothing a new one would not.
-func (r *restartTracker) quietSince(now time.Time) bool {
+func (r *RestartTracker) QuietSince(now time.Time) bool {
 	return len(r.history) == 0 || !r.history[len(r.history)-1].After(now.Add(-r.p.Period))
 }
