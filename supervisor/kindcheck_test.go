@@ -1,4 +1,4 @@
-package supervisor
+package supervisor_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/internal/testplugin"
 	"github.com/rspp/rspp/supervisor/pool"
 
@@ -29,7 +30,7 @@ func TestRuntimeRefusesKindMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := Start(context.Background(), cfg, Options{})
+	rt, err := supervisor.Start(context.Background(), cfg, supervisor.Options{})
 	if err == nil {
 		rt.Close()
 		t.Fatal("runtime started with an llm provider whose node declares custom")

@@ -1,4 +1,4 @@
-package supervisor
+package supervisor_test
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/rspp/rspp/supervisor/internal/testplugin"
+	"github.com/rspp/rspp/supervisor/internal/testrt"
 
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/isolation"
@@ -34,7 +35,7 @@ func TestPluginChannelFromConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rt := startRuntime(t, cfgPath, nil)
+		rt := testrt.Start(t, cfgPath, nil)
 		pids := rt.Pool("tts").Pids()
 		if len(pids) == 0 {
 			t.Fatal("no tts plugin running")

@@ -109,7 +109,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 		sessions: map[*sessionBindings]struct{}{}, reapKick: make(chan struct{}, 1), stop: make(chan struct{})}
 	rt.adm = newAdmission(rt)
 	rt.wheel = session.NewWheel(wheelResolution, sessionTick(cfg))
-	if sock := AdminSocketPath(cfg.Runtime.AdminSocket, state.Root); sweepAdminSocket(sock) {
+	if sock := AdminSocketPath(cfg.Runtime.AdminSocket, state.Root); SweepAdminSocket(sock) {
 		log.Info("swept stale admin socket of a dead run", "path", sock)
 	}
 	if rt.auth, rt.ownsAuth, err = openAuthority(ctx, cfg, opts); err != nil {
@@ -391,7 +391,7 @@ type SessionOptions struct {
 func (rt *Runtime) OpenSession(o SessionOptions) (*session.Session, error) {
 	next := o.Timeline
 	if rt.opts.Timeline != nil {
-		next = teeTimeline{o.Timeline, rt.opts.Timeline}
+		next = session.Tee{o.Timeline, rt.opts.Timeline}
 	}
 	if err := CheckTenant(o.TenantID); err != nil {
 		return nil, fmt.Errorf("session %s: %w", o.ID, err)
@@ -515,13 +515,9 @@ func (rt *Runtime) Close() {
 	}
 }
 
-// teeTimeline hands each record to every non-nil timeline, in order.
-type teeTimeline []session.Timeline
+// Wheel is the runtime's one timer facility: every session's deadline
+// checks and the paced feeds of serve tick on it.
+func (rt *Runtime) Wheel() *session.Wheel { return rt.wheel }
 
-func (t teeTimeline) Append(rec kernel.TimelineRecord) {
-	for _, tl := range t {
-		if tl != nil {
-			tl.Append(rec)
-		}
-	}
-}
+// Logger is the runtime's logger, for the applications that serve on it.
+func (rt *Runtime) Logger() hclog.Logger { return rt.log }

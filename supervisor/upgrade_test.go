@@ -1,4 +1,4 @@
-package supervisor
+package supervisor_test
 
 import (
 	"context"
@@ -7,13 +7,14 @@ import (
 	"testing"
 
 	"github.com/rspp/rspp/supervisor/internal/testplugin"
+	"github.com/rspp/rspp/supervisor/internal/testrt"
 )
 
 // SIGHUP's Reload hot-upgrades exactly the providers whose settings
 // changed and leaves the others on their pools.
 func TestReloadUpgradesChangedProviders(t *testing.T) {
 	cfgPath := testplugin.Config(t, t.TempDir(), nil, "")
-	rt := startRuntime(t, cfgPath, nil)
+	rt := testrt.Start(t, cfgPath, nil)
 	before := map[string]string{}
 	for _, p := range []string{"stt", "llm", "tts"} {
 		before[p] = rt.Pool(p).Key()

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/rspp/rspp/supervisor"
+	"github.com/rspp/rspp/supervisor/app"
 	"github.com/rspp/rspp/transports/livekit"
 )
 
@@ -26,16 +26,16 @@ func (l *livekitFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&l.agentName, "livekit-agent-name", livekit.DefaultAgentName, "with --livekit-url: the agent name explicit dispatches ask for")
 	f.IntVar(&l.maxSessions, "livekit-max-sessions", livekit.DefaultMaxSessions, "with --livekit-url: most sessions of this worker; job offers past it are declined")
 	f.IntVar(&l.perRoom, "livekit-room-sessions", livekit.DefaultMaxSessionsPerRoom, "with --livekit-url: most participants of one room that get a session")
-	f.DurationVar(&l.drain, "livekit-drain", supervisor.DefaultLiveKitDrain, "with --livekit-url: on SIGTERM/SIGINT, how long live rooms may run on (no new jobs) before their sessions close")
+	f.DurationVar(&l.drain, "livekit-drain", app.DefaultLiveKitDrain, "with --livekit-url: on SIGTERM/SIGINT, how long live rooms may run on (no new jobs) before their sessions close")
 	f.StringVar(&l.opus, "livekit-opus", "", "with --livekit-url: the rspp-opus codec helper (default: beside rspp, then PATH)")
 }
 
-func (l *livekitFlags) options() (*supervisor.LiveKitOptions, error) {
+func (l *livekitFlags) options() (*app.LiveKitOptions, error) {
 	key, secret := os.Getenv("LIVEKIT_API_KEY"), os.Getenv("LIVEKIT_API_SECRET")
 	if key == "" || secret == "" {
 		return nil, usageError{fmt.Errorf("--livekit-url needs LIVEKIT_API_KEY and LIVEKIT_API_SECRET in the environment")}
 	}
-	return &supervisor.LiveKitOptions{
+	return &app.LiveKitOptions{
 		Agent: livekit.Options{URL: l.url, APIKey: key, APISecret: secret, AgentName: l.agentName, Version: "rspp",
 			MaxSessions: l.maxSessions, MaxSessionsPerRoom: l.perRoom, OpusBinary: l.opus, Tenant: l.tenant},
 		Drain: l.drain,

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rspp/rspp/supervisor"
+	"github.com/rspp/rspp/supervisor/app"
 )
 
 func runCmd() *cobra.Command {
@@ -55,7 +56,7 @@ func runCmd() *cobra.Command {
 				return interruptedOr(ctx, err, " during start; plugins stopped")
 			}
 			defer rt.Close()
-			sum, err := supervisor.RunFile(ctx, rt, supervisor.FileRun{Input: input, Output: output, Timeline: timeline, Realtime: realtime, TenantID: tenant})
+			sum, err := app.RunFile(ctx, rt, app.FileRun{Input: input, Output: output, Timeline: timeline, Realtime: realtime, TenantID: tenant})
 			printSummary(cmd, sum)
 			return interruptedOr(ctx, err, "; session closed, plugins stopped")
 		},
@@ -73,7 +74,7 @@ func runCmd() *cobra.Command {
 	return cmd
 }
 
-func printSummary(cmd *cobra.Command, s supervisor.Summary) {
+func printSummary(cmd *cobra.Command, s app.Summary) {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "recognised: %s\n", strings.Join(s.Transcripts, " | "))
 	fmt.Fprintf(out, "reply:      %s\n", strings.Join(s.Replies, " | "))

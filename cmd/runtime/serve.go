@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rspp/rspp/supervisor"
+	"github.com/rspp/rspp/supervisor/admin"
+	"github.com/rspp/rspp/supervisor/app"
 	"github.com/rspp/rspp/supervisor/config"
 )
 
@@ -90,7 +92,7 @@ providers whose binary or settings changed.`,
 			}
 			defer stopProf()
 			out := cmd.OutOrStdout()
-			so := supervisor.ServeOptions{
+			so := app.ServeOptions{
 				Inputs: inputs, Sessions: sessions, Tenants: tenants, Gap: gap, Duration: duration, Realtime: realtime, Timeline: timeline,
 				Logger: newLogger(logLevel), Telemetry: tel, StaggerWindow: stagger, PlayOut: playOut,
 				Started: func(rt *supervisor.Runtime) { running.Store(rt) },
@@ -98,7 +100,7 @@ providers whose binary or settings changed.`,
 			}
 			if listen != "" {
 				so.Ready = func(sock string) { fmt.Fprintf(out, "admin socket %s\n", sock) }
-				lo := supervisor.ListenFromConfig(cfg.Transports.WebSocket)
+				lo := app.ListenFromConfig(cfg.Transports.WebSocket)
 				lo.Addr = listen
 				lo.Listening = func(addr string) {
 					fmt.Fprintf(out, "listening on http://%s/ (WebSocket endpoint ws://%s/ws)\n", addr, addr)
@@ -119,7 +121,7 @@ providers whose binary or settings changed.`,
 				so.Ready = func(sock string) { fmt.Fprintf(out, "admin socket %s\n", sock) }
 				so.LiveKit.Registered = func(id string) { fmt.Fprintf(out, "livekit worker %s registered with %s\n", id, lk.url) }
 			}
-			term, err := supervisor.Serve(ctx, cfg, so, out)
+			term, err := app.Serve(ctx, cfg, so, out)
 			if err != nil {
 				return interruptedOr(ctx, err, " during start; plugins stopped")
 			}
@@ -213,7 +215,7 @@ command says why (exit status 1).`,
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			resp, err := supervisor.AdminCall(ctx, sock, supervisor.AdminRequest{Op: "upgrade", Provider: provider, Binary: binary})
+			resp, err := admin.Call(ctx, sock, admin.Request{Op: "upgrade", Provider: provider, Binary: binary})
 			if err != nil {
 				return err
 			}
@@ -242,7 +244,7 @@ func statusCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			resp, err := supervisor.AdminCall(ctx, sock, supervisor.AdminRequest{Op: "status"})
+			resp, err := admin.Call(ctx, sock, admin.Request{Op: "status"})
 			if err != nil {
 				return err
 			}

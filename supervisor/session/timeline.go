@@ -28,3 +28,15 @@ func (c *Collector) Records() []kernel.TimelineRecord {
 	defer c.mu.Unlock()
 	return append([]kernel.TimelineRecord(nil), c.recs...)
 }
+
+// Tee hands each record to every non-nil timeline, in order.
+type Tee []Timeline
+
+// Append implements Timeline.
+func (t Tee) Append(rec kernel.TimelineRecord) {
+	for _, tl := range t {
+		if tl != nil {
+			tl.Append(rec)
+		}
+	}
+}

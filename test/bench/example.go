@@ -16,6 +16,7 @@ import (
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/providers/espeak/synth"
 	"github.com/rspp/rspp/supervisor"
+	"github.com/rspp/rspp/supervisor/admin"
 	"github.com/rspp/rspp/supervisor/pool"
 )
 
@@ -206,7 +207,7 @@ func (c *ExampleConfig) haRun(ctx context.Context, dir, wav string, gap time.Dur
 	status := func(ctx context.Context) (pool.Status, bool) {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		resp, err := supervisor.AdminCall(cctx, sock, supervisor.AdminRequest{Op: "status"})
+		resp, err := admin.Call(cctx, sock, admin.Request{Op: "status"})
 		if err != nil {
 			return pool.Status{}, false
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rspp/rspp/providers/speechtest"
 	"github.com/rspp/rspp/supervisor"
+	"github.com/rspp/rspp/supervisor/admin"
 	"github.com/rspp/rspp/supervisor/pool"
 	"github.com/rspp/rspp/test/testenv"
 	"github.com/rspp/rspp/transports/wav"
@@ -150,8 +151,8 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	status := func() supervisor.AdminResponse {
-		st, err := supervisor.AdminCall(ctx, sock, supervisor.AdminRequest{Op: "status"})
+	status := func() admin.Response {
+		st, err := admin.Call(ctx, sock, admin.Request{Op: "status"})
 		if err != nil {
 			t.Fatal(err)
 		}

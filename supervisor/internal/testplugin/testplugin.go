@@ -284,3 +284,18 @@ func (l *EventLog[E]) All() []E {
 	defer l.mu.Unlock()
 	return slices.Clone(l.evs)
 }
+
+// AdmissionConfig is the test pipeline with an admission block.
+func AdmissionConfig(t testing.TB, admission string, providerExtra map[string]string) string {
+	t.Helper()
+	path := Config(t, t.TempDir(), providerExtra, "")
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("admission:\n" + admission); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -1,4 +1,4 @@
-package supervisor
+package admin
 
 import (
 	"context"
@@ -9,29 +9,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/internal/testplugin"
+	"github.com/rspp/rspp/supervisor/internal/testrt"
 )
 
 // A live runtime's admin socket is never taken over or swept; a dead
 // one's (socket file and unlocked lock file left, as after a SIGKILL) is
 // swept by the next start.
 func TestAdminSocketLiveKeptStaleSwept(t *testing.T) {
-	rt := startRuntime(t, testplugin.Config(t, t.TempDir(), nil, ""), nil)
+	rt := testrt.Start(t, testplugin.Config(t, t.TempDir(), nil, ""), nil)
 	sock := filepath.Join(rt.StateDir().Root, "admin.sock")
-	live, err := ServeAdmin(rt, sock)
+	live, err := Serve(rt, sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer live.Close()
-	if _, err := ServeAdmin(rt, sock); !errors.Is(err, ErrAdminBusy) {
-		t.Fatalf("second ServeAdmin on a live socket: %v, want ErrAdminBusy", err)
+	if _, err := Serve(rt, sock); !errors.Is(err, supervisor.ErrAdminBusy) {
+		t.Fatalf("second Serve on a live socket: %v, want supervisor.ErrAdminBusy", err)
 	}
-	if sweepAdminSocket(sock) {
+	if supervisor.SweepAdminSocket(sock) {
 		t.Fatal("a live admin socket was swept")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := AdminCall(ctx, sock, AdminRequest{Op: "status"}); err != nil {
+	if _, err := Call(ctx, sock, Request{Op: "status"}); err != nil {
 		t.Fatalf("live admin socket stopped answering: %v", err)
 	}
 	live.Close()
@@ -49,7 +51,7 @@ func TestAdminSocketLiveKeptStaleSwept(t *testing.T) {
 	if err := os.WriteFile(sock+".lock", nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if !sweepAdminSocket(sock) {
+	if !supervisor.SweepAdminSocket(sock) {
 		t.Fatal("stale admin socket not swept")
 	}
 	for _, p := range []string{sock, sock + ".lock"} {

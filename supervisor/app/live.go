@@ -1,4 +1,4 @@
-package supervisor
+package app
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/load"
 	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/transports"
 	"github.com/rspp/rspp/transports/websocket"
@@ -52,23 +54,23 @@ func ListenFromConfig(ws config.WebSocket) ListenOptions {
 // serveLive serves the page and the WebSocket endpoint on o.Addr until
 // ctx ends: a session per connection, all paced by one pacer. It returns
 // what the timeline says of every session.
-func serveLive(ctx context.Context, rt *Runtime, o ListenOptions, tl session.Timeline, out io.Writer) (Terminals, error) {
+func serveLive(ctx context.Context, rt *supervisor.Runtime, o ListenOptions, tl session.Timeline, out io.Writer) (load.Terminals, error) {
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = DefaultMaxLiveSessions
 	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
-		return Terminals{}, fmt.Errorf("serve --listen %s: %w", o.Addr, err)
+		return load.Terminals{}, fmt.Errorf("serve --listen %s: %w", o.Addr, err)
 	}
 	wsrv := websocket.NewServer(o.WebSocket)
 	hsrv := &http.Server{Handler: wsrv, ReadHeaderTimeout: 10 * time.Second}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- hsrv.Serve(ln) }()
-	pacer := NewPacer()
+	pacer := supervisor.NewPacer()
 	tally := &liveTally{open: map[string]*tallyTurn{}}
 	var next session.Timeline = tally
 	if tl != nil {
-		next = teeTimeline{tally, tl}
+		next = session.Tee{tally, tl}
 	}
 	if o.Listening != nil {
 		o.Listening(ln.Addr().String())
@@ -93,12 +95,12 @@ func serveLive(ctx context.Context, rt *Runtime, o ListenOptions, tl session.Tim
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			res, err := rt.ServeConn(ctx, c, ConnOptions{Pacer: pacer, PlayoutFrames: o.PlayoutFrames, Timeline: next})
+			res, err := rt.ServeConn(ctx, c, supervisor.ConnOptions{Pacer: pacer, PlayoutFrames: o.PlayoutFrames, Timeline: next})
 			if err != nil {
-				rt.log.Warn("live session", "session", res.SessionID, "error", err)
+				rt.Logger().Warn("live session", "session", res.SessionID, "error", err)
 				return
 			}
-			rt.log.Info("live session closed", "session", res.SessionID, "reason", res.Reason, "connection", fmt.Sprint(res.ConnErr),
+			rt.Logger().Info("live session closed", "session", res.SessionID, "reason", res.Reason, "connection", fmt.Sprint(res.ConnErr),
 				"frames_out", res.Playout.Sent, "fenced_out", res.Playout.FencedOut, "playout_full", res.Playout.Full)
 		}()
 	}
@@ -118,7 +120,7 @@ func serveLive(ctx context.Context, rt *Runtime, o ListenOptions, tl session.Tim
 // turns still open: a long-running server must not keep every record.
 type liveTally struct {
 	mu   sync.Mutex
-	t    Terminals
+	t    load.Terminals
 	open map[string]*tallyTurn
 }
 
@@ -153,7 +155,7 @@ func (l *liveTally) Append(rec kernel.TimelineRecord) {
 	case "turn_abort":
 		get().terminals++
 		l.t.Aborted++
-		l.t.AbortReasons[AbortClass(rec.Reason)]++
+		l.t.AbortReasons[load.AbortClass(rec.Reason)]++
 	case "turn_close":
 		x := get()
 		if x.open != 1 || x.terminals != 1 {
@@ -163,7 +165,7 @@ func (l *liveTally) Append(rec kernel.TimelineRecord) {
 	}
 }
 
-func (l *liveTally) terminals() Terminals {
+func (l *liveTally) terminals() load.Terminals {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t := l.t

@@ -1,4 +1,4 @@
-package supervisor
+package app
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rspp/rspp/supervisor"
+	"github.com/rspp/rspp/supervisor/load"
 	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/transports/livekit"
 )
@@ -34,7 +36,7 @@ type LiveKitOptions struct {
 // participant session of the rooms it is dispatched to, paced by one
 // pacer, until ctx ends; then it drains: no new jobs, live rooms run to
 // their end (up to o.Drain), then the rest is closed.
-func serveLiveKit(ctx context.Context, rt *Runtime, o LiveKitOptions, tl session.Timeline, out io.Writer) (Terminals, error) {
+func serveLiveKit(ctx context.Context, rt *supervisor.Runtime, o LiveKitOptions, tl session.Timeline, out io.Writer) (load.Terminals, error) {
 	var active atomic.Int64
 	ao := o.Agent
 	if ao.MaxSessions <= 0 {
@@ -54,19 +56,19 @@ func serveLiveKit(ctx context.Context, rt *Runtime, o LiveKitOptions, tl session
 			return l
 		}
 	}
-	ao.Log = func(msg string, kv ...any) { rt.log.Info(msg, kv...) }
+	ao.Log = func(msg string, kv ...any) { rt.Logger().Info(msg, kv...) }
 	agent, err := livekit.NewAgent(ctx, ao)
 	if err != nil {
-		return Terminals{}, fmt.Errorf("serve --livekit-url: %w", err)
+		return load.Terminals{}, fmt.Errorf("serve --livekit-url: %w", err)
 	}
 	if o.Registered != nil {
 		o.Registered(agent.WorkerID())
 	}
-	pacer := NewPacer()
+	pacer := supervisor.NewPacer()
 	tally := &liveTally{open: map[string]*tallyTurn{}}
 	var next session.Timeline = tally
 	if tl != nil {
-		next = teeTimeline{tally, tl}
+		next = session.Tee{tally, tl}
 	}
 	// Sessions outlive ctx by the drain.
 	sctx, scancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -83,13 +85,13 @@ func serveLiveKit(ctx context.Context, rt *Runtime, o LiveKitOptions, tl session
 			defer wg.Done()
 			defer active.Add(-1)
 			lc := c.(*livekit.Conn)
-			res, err := rt.ServeConn(sctx, c, ConnOptions{Pacer: pacer, PlayoutFrames: o.PlayoutFrames, Timeline: next})
+			res, err := rt.ServeConn(sctx, c, supervisor.ConnOptions{Pacer: pacer, PlayoutFrames: o.PlayoutFrames, Timeline: next})
 			if err != nil {
-				rt.log.Warn("livekit session", "session", res.SessionID, "error", err)
+				rt.Logger().Warn("livekit session", "session", res.SessionID, "error", err)
 				return
 			}
 			st := lc.Stats()
-			rt.log.Info("livekit session closed", "session", res.SessionID, "room", lc.Room(), "participant", lc.Identity(),
+			rt.Logger().Info("livekit session closed", "session", res.SessionID, "room", lc.Room(), "participant", lc.Identity(),
 				"reason", res.Reason, "connection", fmt.Sprint(res.ConnErr), "frames_in", st.FramesIn, "frames_out", st.FramesOut,
 				"lost_packets", st.LostPackets, "late_packets", st.LatePackets, "fenced_out", res.Playout.FencedOut)
 		}()

@@ -1,4 +1,4 @@
-package supervisor
+package load
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/config"
 	"github.com/rspp/rspp/supervisor/pool"
 	"github.com/rspp/rspp/supervisor/session"
@@ -25,9 +26,12 @@ type ChaosOptions struct {
 	KillEvery  time.Duration
 	Sessions   int
 	Utterances [][]byte
-	Gap        time.Duration
-	Realtime   bool
-	Seed       uint64
+	// Phrases, when Utterances is empty, are spoken once by the
+	// pipeline's own TTS provider (Speak) and looped instead.
+	Phrases  []string
+	Gap      time.Duration
+	Realtime bool
+	Seed     uint64
 	// Tenants, if set, are the sessions' tenants, taken in turn.
 	Tenants []string
 	// Faults to pick from: "sigkill", "sigstop" (resumed after 0.2-1 s),
@@ -127,7 +131,7 @@ func RunChaos(ctx context.Context, cfg *config.Config, o ChaosOptions) (ChaosRep
 	}
 	rep := ChaosReport{Duration: o.Duration, Sessions: o.Sessions, Realtime: o.Realtime, Faults: map[string]int{}, Crashes: map[string]int{}}
 	var crashMu sync.Mutex
-	rt, err := Start(ctx, cfg, Options{Logger: o.Logger, Timeline: o.Telemetry, Events: func(ev pool.Event) {
+	rt, err := supervisor.Start(ctx, cfg, supervisor.Options{Logger: o.Logger, Timeline: o.Telemetry, Events: func(ev pool.Event) {
 		if ev.Type == "crashed" {
 			crashMu.Lock()
 			rep.Crashes[string(ev.Crash.Kind)]++
@@ -136,6 +140,12 @@ func RunChaos(ctx context.Context, cfg *config.Config, o ChaosOptions) (ChaosRep
 	}})
 	if err != nil {
 		return rep, err
+	}
+	if len(o.Utterances) == 0 {
+		if o.Utterances, err = Speak(ctx, rt, o.Phrases); err != nil {
+			rt.Close()
+			return rep, fmt.Errorf("chaos: the scripted audio: %w", err)
+		}
 	}
 	col := &session.Collector{}
 	var tl session.Timeline = col
@@ -154,9 +164,9 @@ func RunChaos(ctx context.Context, cfg *config.Config, o ChaosOptions) (ChaosRep
 		defer close(injDone)
 		inject(ctx, rt, o, stop, &rep)
 	}()
-	loadDone := make(chan LoadResult, 1)
+	loadDone := make(chan Result, 1)
 	go func() {
-		loadDone <- RunLoad(ctx, rt, LoadOptions{Sessions: o.Sessions, Utterances: o.Utterances, Gap: o.Gap,
+		loadDone <- Run(ctx, rt, Options{Sessions: o.Sessions, Utterances: o.Utterances, Gap: o.Gap,
 			Realtime: o.Realtime, Tenants: o.Tenants, Timeline: tl, Stop: stop, Prefix: "chaos"})
 	}()
 	select {
@@ -182,7 +192,7 @@ func RunChaos(ctx context.Context, cfg *config.Config, o ChaosOptions) (ChaosRep
 
 // inject hits a random live plugin process with a random fault every
 // KillEvery until stop is closed, then resumes whatever it stopped.
-func inject(ctx context.Context, rt *Runtime, o ChaosOptions, stop <-chan struct{}, rep *ChaosReport) {
+func inject(ctx context.Context, rt *supervisor.Runtime, o ChaosOptions, stop <-chan struct{}, rep *ChaosReport) {
 	rnd := rand.New(rand.NewPCG(o.Seed, 0xc4a05))
 	var (
 		stopped []int

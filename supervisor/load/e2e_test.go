@@ -1,4 +1,4 @@
-package supervisor
+package load
 
 import (
 	"context"
@@ -11,33 +11,12 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/supervisor/internal/testplugin"
+	"github.com/rspp/rspp/supervisor/internal/testrt"
 	"github.com/rspp/rspp/supervisor/pool"
 
 	"github.com/rspp/rspp/kernel"
-	"github.com/rspp/rspp/supervisor/config"
 	"github.com/rspp/rspp/supervisor/session"
 )
-
-// startRuntime loads cfgPath and starts a runtime that is closed (and
-// checked for leftover processes) when the test ends.
-func startRuntime(t testing.TB, cfgPath string, events func(pool.Event)) *Runtime {
-	t.Helper()
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := Start(context.Background(), cfg, Options{Events: events})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		rt.Close()
-		if left := rt.StartedPids().Alive(); len(left) > 0 {
-			t.Errorf("plugin processes left behind: %v", left)
-		}
-	})
-	return rt
-}
 
 // turnsByOpen maps turn key (session/turn) to its turn_open record.
 func turnOpens(recs []kernel.TimelineRecord) map[string]kernel.TimelineRecord {
@@ -70,7 +49,7 @@ func TestFiftySessionsSurviveProviderSIGKILL(t *testing.T) {
 	two := "instances: 2"
 	cfgPath := testplugin.Config(t, dir, map[string]string{"stt": two, "llm": two, "tts": two}, ", on_failure: retry, max_retries: 2")
 	crashed := make(chan pool.Event, 16)
-	rt := startRuntime(t, cfgPath, func(ev pool.Event) {
+	rt := testrt.Start(t, cfgPath, func(ev pool.Event) {
 		if ev.Type == "crashed" {
 			crashed <- ev
 		}
@@ -79,12 +58,12 @@ func TestFiftySessionsSurviveProviderSIGKILL(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var (
-		res  LoadResult
+		res  Result
 		done = make(chan struct{})
 	)
 	go func() {
 		defer close(done)
-		res = RunLoad(ctx, rt, LoadOptions{Sessions: 50, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
+		res = Run(ctx, rt, Options{Sessions: 50, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
 			Gap: 1500 * time.Millisecond, Turns: 4, Realtime: true, Polite: true, Stagger: 20 * time.Millisecond, Timeline: tl, Prefix: "s"})
 	}()
 	// Once turns are in flight, kill the busiest instance of any provider
@@ -163,7 +142,7 @@ func TestHungPluginTimedOutKilledAndReplaced(t *testing.T) {
 		mu     sync.Mutex
 		events []pool.Event
 	)
-	rt := startRuntime(t, cfgPath, func(ev pool.Event) {
+	rt := testrt.Start(t, cfgPath, func(ev pool.Event) {
 		mu.Lock()
 		events = append(events, ev)
 		mu.Unlock()
@@ -173,7 +152,7 @@ func TestHungPluginTimedOutKilledAndReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	tl := &session.Collector{}
-	res := RunLoad(context.Background(), rt, LoadOptions{Sessions: 1, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
+	res := Run(context.Background(), rt, Options{Sessions: 1, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
 		Gap: 3 * time.Second, Turns: 2, Realtime: true, Timeline: tl, Prefix: "hang"})
 	recs := tl.Records()
 	term := CountTerminals(recs)

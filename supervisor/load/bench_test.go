@@ -1,4 +1,4 @@
-package supervisor
+package load
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rspp/rspp/supervisor/internal/testplugin"
+	"github.com/rspp/rspp/supervisor/internal/testrt"
 	"github.com/rspp/rspp/supervisor/pool"
 	"github.com/rspp/rspp/test/stats"
 
@@ -52,7 +53,7 @@ func BenchmarkTenantNeighbour(b *testing.B) {
 		tl := &session.Collector{}
 		// 16 sessions x 8 turns a round, 3 rounds: ~380 turns a phase, so
 		// that p99 is not simply the slowest of a few dozen.
-		RunLoad(context.Background(), rt, LoadOptions{Sessions: 16, Utterances: utter, Gap: 700 * time.Millisecond, Turns: 8,
+		Run(context.Background(), rt, Options{Sessions: 16, Utterances: utter, Gap: 700 * time.Millisecond, Turns: 8,
 			Realtime: true, Stagger: 50 * time.Millisecond, Tenants: []string{"b"}, Prefix: prefix, Timeline: tl})
 		recs := tl.Records()
 		sttEnd := map[string]int64{}
@@ -83,7 +84,7 @@ func BenchmarkTenantNeighbour(b *testing.B) {
 			doneA := make(chan struct{})
 			go func() {
 				defer close(doneA)
-				RunLoad(context.Background(), rt, LoadOptions{Sessions: 6, Utterances: utter, Gap: 500 * time.Millisecond,
+				Run(context.Background(), rt, Options{Sessions: 6, Utterances: utter, Gap: 500 * time.Millisecond,
 					Realtime: true, Tenants: []string{"a"}, Prefix: "a", Stop: stopA, Timeline: &session.Collector{}})
 			}()
 			time.Sleep(500 * time.Millisecond) // A is crash-looping
@@ -132,12 +133,12 @@ func BenchmarkTenantQuotaNeighbour(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rt := startRuntime(b, cfgPath, nil)
+	rt := testrt.Start(b, cfgPath, nil)
 	utter := [][]byte{testplugin.Tone(400 * time.Millisecond)}
 	runB := func(prefix string) []time.Duration {
 		var mu sync.Mutex
 		var lat []time.Duration
-		RunLoad(context.Background(), rt, LoadOptions{Sessions: 8, Utterances: utter, Gap: 700 * time.Millisecond, Turns: 8,
+		Run(context.Background(), rt, Options{Sessions: 8, Utterances: utter, Gap: 700 * time.Millisecond, Turns: 8,
 			Realtime: true, Stagger: 80 * time.Millisecond, Tenants: []string{"b"}, Prefix: prefix, Polite: true,
 			TurnOpened: func(d time.Duration) { mu.Lock(); lat = append(lat, d); mu.Unlock() }})
 		return lat
@@ -152,7 +153,7 @@ func BenchmarkTenantQuotaNeighbour(b *testing.B) {
 			doneA := make(chan struct{})
 			go func() {
 				defer close(doneA)
-				RunLoad(context.Background(), rt, LoadOptions{Sessions: 12, Utterances: utter, Gap: 300 * time.Millisecond,
+				Run(context.Background(), rt, Options{Sessions: 12, Utterances: utter, Gap: 300 * time.Millisecond,
 					Realtime: true, Stagger: 25 * time.Millisecond, Tenants: []string{"a"}, Prefix: fmt.Sprintf("a%d-%d", n, round), Stop: stopA, Timeline: aTimeline})
 			}()
 			time.Sleep(700 * time.Millisecond) // A is over its quota

@@ -1,4 +1,4 @@
-package supervisor
+package app
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
+	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/transports"
 	"github.com/rspp/rspp/transports/file"
@@ -54,7 +55,7 @@ func (s Summary) Line() string {
 // first (SIGTERM), the session closes at once: an active turn aborts with
 // reason session_close and the run returns ctx's error with the summary so
 // far.
-func RunFile(ctx context.Context, rt *Runtime, fr FileRun) (Summary, error) {
+func RunFile(ctx context.Context, rt *supervisor.Runtime, fr FileRun) (Summary, error) {
 	if fr.SessionID == "" {
 		fr.SessionID = "file-1"
 	}
@@ -79,7 +80,7 @@ func RunFile(ctx context.Context, rt *Runtime, fr FileRun) (Summary, error) {
 		tl = jl
 	}
 	conn := file.NewConn(transports.Route{SessionID: fr.SessionID, TenantID: fr.TenantID}, file.Source{PCM: pcm, Realtime: fr.Realtime}, sink)
-	res, err := rt.ServeConn(ctx, conn, ConnOptions{Timeline: tl, Observe: counter.observe, ShutdownReason: CloseSessionEnd})
+	res, err := rt.ServeConn(ctx, conn, supervisor.ConnOptions{Timeline: tl, Observe: counter.observe, ShutdownReason: supervisor.CloseSessionEnd})
 	if err != nil {
 		return sum, err
 	}

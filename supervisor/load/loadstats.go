@@ -1,4 +1,4 @@
-package supervisor
+package load
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rspp/rspp/supervisor"
 )
 
 // Histogram is a bounded latency histogram: 1 ms buckets up to 10 s and
@@ -69,22 +71,22 @@ func (h *Histogram) Quantile(q float64) float64 {
 	return float64(h.max) / float64(time.Millisecond)
 }
 
-// LoadStats are what a load measures at its transport, per turn and per
+// Stats are what a load measures at its transport, per turn and per
 // frame, in bounded form: latency from the scheduled end of each
 // utterance to the first agent audio frame out, and egress frame
 // lateness (how far each agent frame of a turn came after its real-time
 // slot: the first frame's arrival plus 20 ms per frame).
-type LoadStats struct {
+type Stats struct {
 	Latency   Histogram
 	Lateness  Histogram
 	FramesIn  atomic.Uint64 // frames fed
 	FramesOut atomic.Uint64 // agent audio frames out
 }
 
-// connClock is one load connection's view for LoadStats: when its
+// connClock is one load connection's view for Stats: when its
 // utterance ended, and where the current turn's egress is.
 type connClock struct {
-	stats      *LoadStats
+	stats      *Stats
 	turnOpened func(time.Duration)
 
 	mu        sync.Mutex
@@ -143,16 +145,16 @@ func (c *connClock) out(turn string, now time.Time) {
 	if turn != c.turn {
 		c.turn, c.turnStart, c.frames = turn, now, 0
 	}
-	due := c.turnStart.Add(time.Duration(c.frames) * FrameDuration)
+	due := c.turnStart.Add(time.Duration(c.frames) * supervisor.FrameDuration)
 	c.frames++
 	c.mu.Unlock()
 	c.stats.Lateness.Add(max(now.Sub(due), 0))
 	c.stats.FramesOut.Add(1)
 }
 
-// LoadSummary is the one-line JSON summary `rspp serve --realtime`
+// Summary is the one-line JSON summary `rspp serve --realtime`
 // prints at its end ("load: {...}"): what benchmarks read.
-type LoadSummary struct {
+type Summary struct {
 	LatencyP50Ms  float64          `json:"latency_p50_ms"` // scheduled end of utterance -> first agent frame out
 	LatencyP99Ms  float64          `json:"latency_p99_ms"`
 	Replies       uint64           `json:"replies"` // latency samples
@@ -162,8 +164,10 @@ type LoadSummary struct {
 	Refused       map[string]int64 `json:"refused,omitempty"`
 }
 
-func writeLoadSummary(w io.Writer, s *LoadStats, adm AdmissionStatus) {
-	sum := LoadSummary{LatencyP50Ms: s.Latency.Quantile(0.5), LatencyP99Ms: s.Latency.Quantile(0.99), Replies: s.Latency.Count(),
+// WriteSummary writes the load: {...} JSON line that ends a --realtime
+// run (latency, lateness, frames, admission refusals).
+func (s *Stats) WriteSummary(w io.Writer, adm supervisor.AdmissionStatus) {
+	sum := Summary{LatencyP50Ms: s.Latency.Quantile(0.5), LatencyP99Ms: s.Latency.Quantile(0.99), Replies: s.Latency.Count(),
 		LatenessP99Ms: s.Lateness.Quantile(0.99), FramesIn: s.FramesIn.Load(), FramesOut: s.FramesOut.Load(), Refused: adm.Refused}
 	b, _ := json.Marshal(sum)
 	fmt.Fprintf(w, "load: %s\n", b)

@@ -1,4 +1,4 @@
-package supervisor
+package load
 
 import (
 	"context"
@@ -10,16 +10,17 @@ import (
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
+	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/transports"
 )
 
-// LoadOptions drive many concurrent sessions of scripted audio: each
+// Options drive many concurrent sessions of scripted audio: each
 // session plays the utterances in turn (starting at a different one per
 // session), with Gap of silence after each, until Turns utterances were
 // played or Stop is closed; then its last turn may finish (Settle) and it
 // is closed. When ctx ends, sessions close at once.
-type LoadOptions struct {
+type Options struct {
 	Sessions   int
 	Utterances [][]byte // 16 kHz mono s16le PCM clips
 	Gap        time.Duration
@@ -45,7 +46,7 @@ type LoadOptions struct {
 	Polite bool
 
 	// Stats, if set, receives latency and egress lateness (loadstats.go).
-	Stats *LoadStats
+	Stats *Stats
 	// TurnOpened, if set, is called (concurrently) with the time from an
 	// utterance's first frame's real-time slot to the session's turn-open
 	// notice at its transport: VAD onset plus whatever delayed the
@@ -53,13 +54,13 @@ type LoadOptions struct {
 	TurnOpened func(time.Duration)
 	// Pacer, if set, plays each session's agent audio out in real time
 	// (as a live transport does): turns end once their audio has played.
-	Pacer *Pacer
+	Pacer *supervisor.Pacer
 
 	wheel *session.Wheel // the runtime's timer facility: paces the frames
 }
 
-// LoadResult says what happened to the sessions themselves.
-type LoadResult struct {
+// Result says what happened to the sessions themselves.
+type Result struct {
 	Sessions int
 	// Lost lists sessions that could not be opened or that stopped taking
 	// input before the load closed them.
@@ -70,9 +71,9 @@ type LoadResult struct {
 
 const frameBytes = 640 // 20 ms at 16 kHz mono s16le
 
-// RunLoad opens o.Sessions sessions on rt and feeds them until done. It
+// Run opens o.Sessions sessions on rt and feeds them until done. It
 // returns when every session is closed.
-func RunLoad(ctx context.Context, rt *Runtime, o LoadOptions) LoadResult {
+func Run(ctx context.Context, rt *supervisor.Runtime, o Options) Result {
 	if o.Gap <= 0 {
 		o.Gap = time.Second
 	}
@@ -82,8 +83,8 @@ func RunLoad(ctx context.Context, rt *Runtime, o LoadOptions) LoadResult {
 	if o.Prefix == "" {
 		o.Prefix = "load"
 	}
-	o.wheel = rt.wheel
-	res := LoadResult{Sessions: o.Sessions}
+	o.wheel = rt.Wheel()
+	res := Result{Sessions: o.Sessions}
 	var (
 		mu sync.Mutex
 		wg sync.WaitGroup
@@ -106,13 +107,13 @@ func RunLoad(ctx context.Context, rt *Runtime, o LoadOptions) LoadResult {
 	return res
 }
 
-func runLoadSession(ctx context.Context, rt *Runtime, o LoadOptions, id string, idx int) (int64, error) {
+func runLoadSession(ctx context.Context, rt *supervisor.Runtime, o Options, id string, idx int) (int64, error) {
 	tenant := ""
 	if len(o.Tenants) > 0 {
 		tenant = o.Tenants[idx%len(o.Tenants)]
 	}
 	c := newLoadConn(ctx, transports.Route{SessionID: id, TenantID: tenant}, o, idx)
-	res, err := rt.ServeConn(ctx, c, ConnOptions{Timeline: o.Timeline, Settle: o.Settle, ShutdownReason: CloseSessionEnd, Opened: c.opened, Pacer: o.Pacer})
+	res, err := rt.ServeConn(ctx, c, supervisor.ConnOptions{Timeline: o.Timeline, Settle: o.Settle, ShutdownReason: supervisor.CloseSessionEnd, Opened: c.opened, Pacer: o.Pacer})
 	if err != nil {
 		return 0, err
 	}
@@ -133,14 +134,14 @@ type loadConn struct {
 	*transports.Feed
 	ctx   context.Context
 	route transports.Route
-	o     LoadOptions
+	o     Options
 	idx   int
 	out   countingOutput
 	clock connClock
 	sess  chan *session.Session // the opened session, once
 }
 
-func newLoadConn(ctx context.Context, route transports.Route, o LoadOptions, idx int) *loadConn {
+func newLoadConn(ctx context.Context, route transports.Route, o Options, idx int) *loadConn {
 	return &loadConn{Feed: transports.NewFeed(), ctx: ctx, route: route, o: o, idx: idx, sess: make(chan *session.Session, 1),
 		clock: connClock{stats: o.Stats, turnOpened: o.TurnOpened}}
 }
@@ -208,7 +209,7 @@ func (t loadTarget) Ingest(ev eventabi.Event) error { return t.emit(ev) }
 func (t loadTarget) ActiveTurn() string { return t.sess.ActiveTurn() }
 
 // feed plays utterances with silence between, with continuous media time.
-func feed(ctx context.Context, sess feedTarget, o LoadOptions, idx int) error {
+func feed(ctx context.Context, sess feedTarget, o Options, idx int) error {
 	silence := silenceOf(int(o.Gap/(20*time.Millisecond)) * frameBytes)
 	quiet := silenceOf(frameBytes)
 	start := time.Now()

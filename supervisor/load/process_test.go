@@ -1,4 +1,4 @@
-package supervisor
+package load
 
 import (
 	"bufio"
@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/supervisor/admin"
 	"github.com/rspp/rspp/supervisor/internal/testplugin"
+	"github.com/rspp/rspp/supervisor/internal/testrt"
 	"github.com/rspp/rspp/supervisor/pool"
 
 	"github.com/rspp/rspp/kernel"
@@ -105,7 +107,7 @@ func TestSIGKILLOfRsppLeavesNoPlugin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for reloaded := false; !reloaded; {
-		st, err := AdminCall(ctx, sock, AdminRequest{Op: "status"})
+		st, err := admin.Call(ctx, sock, admin.Request{Op: "status"})
 		if err != nil {
 			t.Fatalf("no llm#2 pool after SIGHUP: %v", err)
 		}
@@ -114,7 +116,7 @@ func TestSIGKILLOfRsppLeavesNoPlugin(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	resp, err := AdminCall(ctx, sock, AdminRequest{Op: "status"})
+	resp, err := admin.Call(ctx, sock, admin.Request{Op: "status"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,15 +153,15 @@ func TestSIGKILLOfRsppLeavesNoPlugin(t *testing.T) {
 	if _, err := os.Stat(runDir); err != nil {
 		t.Fatalf("dead run left no state to sweep (%v): test proves nothing", err)
 	}
-	rt := startRuntime(t, cfgPath, nil)
+	rt := testrt.Start(t, cfgPath, nil)
 	if _, err := os.Stat(runDir); !os.IsNotExist(err) {
 		t.Fatalf("stale run dir %s not swept: %v", runDir, err)
 	}
-	admin, err := ServeAdmin(rt, sock)
+	srv, err := admin.Serve(rt, sock)
 	if err != nil {
 		t.Fatalf("stale admin socket not taken over: %v", err)
 	}
-	admin.Close()
+	srv.Close()
 }
 
 // Must-show: 50 sessions keep taking turns while the TTS provider is
@@ -182,28 +184,28 @@ func TestHotUpgradeUnderFiftySessions(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rt := startRuntime(t, cfgPath, nil)
+	rt := testrt.Start(t, cfgPath, nil)
 	oldPool := rt.Pool("tts")
 	if v := oldPool.Info().Version; v != "1.0.0" {
 		t.Fatalf("tts version %q before the upgrade", v)
 	}
 	oldPids := oldPool.Pids()
-	admin, err := ServeAdmin(rt, filepath.Join(rt.StateDir().Root, "admin.sock"))
+	srv, err := admin.Serve(rt, filepath.Join(rt.StateDir().Root, "admin.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
+	defer srv.Close()
 
 	tl := &session.Collector{}
-	done := make(chan LoadResult, 1)
+	done := make(chan Result, 1)
 	go func() {
-		done <- RunLoad(context.Background(), rt, LoadOptions{Sessions: 50, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
+		done <- Run(context.Background(), rt, Options{Sessions: 50, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
 			Gap: 2 * time.Second, Turns: 4, Realtime: true, Polite: true, Stagger: 20 * time.Millisecond, Timeline: tl, Prefix: "up"})
 	}()
 	time.Sleep(4 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	resp, err := AdminCall(ctx, admin.Path(), AdminRequest{Op: "upgrade", Provider: "tts", Binary: v2})
+	resp, err := admin.Call(ctx, srv.Path(), admin.Request{Op: "upgrade", Provider: "tts", Binary: v2})
 	switched := session.ProcessClock{}.Now()
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +270,7 @@ func TestHotUpgradeUnderFiftySessions(t *testing.T) {
 // A new version that fails its health check (here: it does not even
 // handshake) leaves the old version serving, and the error says why.
 func TestFailedUpgradeKeepsOldVersion(t *testing.T) {
-	rt := startRuntime(t, testplugin.Config(t, t.TempDir(), nil, ""), nil)
+	rt := testrt.Start(t, testplugin.Config(t, t.TempDir(), nil, ""), nil)
 	old := rt.Pool("tts").Key()
 	_, err := rt.Upgrade(context.Background(), "tts", "/bin/true")
 	if err == nil || !strings.Contains(err.Error(), "old version kept") {

@@ -1,4 +1,4 @@
-package supervisor
+package load
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/internal/testplugin"
 	"github.com/rspp/rspp/supervisor/pool"
 
@@ -86,13 +87,13 @@ func tenantConfig(t testing.TB, dir, bin string, blocks map[string]string) strin
 	return path
 }
 
-func startTenantRuntime(t testing.TB, cfgPath, entry string, events func(pool.Event)) *Runtime {
+func startTenantRuntime(t testing.TB, cfgPath, entry string, events func(pool.Event)) *supervisor.Runtime {
 	t.Helper()
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := Start(context.Background(), cfg, Options{Events: events, SandboxEntry: entry})
+	rt, err := supervisor.Start(context.Background(), cfg, supervisor.Options{Events: events, SandboxEntry: entry})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,14 +129,14 @@ func TestTenantCrashLoopStaysInItsOwnPool(t *testing.T) {
 		t.Fatalf("tenant provider has a shared pool %s", p.Key())
 	}
 	tlA, tlB := &session.Collector{}, &session.Collector{}
-	load := func(tenant string, tl session.Timeline) LoadResult {
-		return RunLoad(context.Background(), rt, LoadOptions{Sessions: 2, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
+	load := func(tenant string, tl session.Timeline) Result {
+		return Run(context.Background(), rt, Options{Sessions: 2, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
 			Gap: 1500 * time.Millisecond, Turns: 5, Realtime: true, Polite: true, Stagger: 50 * time.Millisecond,
 			Tenants: []string{tenant}, Prefix: tenant, Timeline: tl})
 	}
 	var (
 		wg         sync.WaitGroup
-		resA, resB LoadResult
+		resA, resB Result
 	)
 	wg.Add(2)
 	go func() { defer wg.Done(); resA = load("a", tlA) }()
@@ -220,9 +221,9 @@ func TestTenantPoolsLazyIdleAndUpgraded(t *testing.T) {
 		}
 	}
 	tl := &session.Collector{}
-	done := make(chan LoadResult, 1)
+	done := make(chan Result, 1)
 	go func() {
-		done <- RunLoad(context.Background(), rt, LoadOptions{Sessions: 3, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
+		done <- Run(context.Background(), rt, Options{Sessions: 3, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
 			Gap: 2 * time.Second, Turns: 4, Realtime: true, Polite: true, Stagger: 30 * time.Millisecond,
 			Tenants: []string{"x", "y", "x"}, Prefix: "k", Timeline: tl})
 	}()
@@ -300,7 +301,7 @@ func TestTenantPoolsLazyIdleAndUpgraded(t *testing.T) {
 		}
 	}
 	// A bad tenant id is a typed error, and opens nothing.
-	if _, err := rt.OpenSession(SessionOptions{ID: "bad", TenantID: "../etc"}); err == nil || !strings.Contains(err.Error(), ErrBadTenant.Error()) {
+	if _, err := rt.OpenSession(supervisor.SessionOptions{ID: "bad", TenantID: "../etc"}); err == nil || !strings.Contains(err.Error(), supervisor.ErrBadTenant.Error()) {
 		t.Errorf("tenant ../etc: %v", err)
 	}
 }
@@ -312,31 +313,4 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// A pool key names its generation and scope, and parses back.
-func TestPoolKeysParseBack(t *testing.T) {
-	g := &generation{key: "tts#3", share: "session"}
-	for _, c := range []struct{ tenant, session string }{{"acme", "s/1"}, {"", "x"}} {
-		k := g.poolKey(c.tenant, c.session)
-		sc, ok := g.parse(k)
-		if !ok || sc.tenant != c.tenant || sc.session != c.session {
-			t.Errorf("%s parsed to %+v %v", k, sc, ok)
-		}
-	}
-	gt := &generation{key: "tts#3", share: "tenant"}
-	if _, ok := gt.parse("tts#3/tenant=a/session=b"); ok {
-		t.Error("a session key parsed for a share: tenant generation")
-	}
-	if _, ok := gt.parse("tts#30/tenant=a"); ok {
-		t.Error("another generation's key parsed")
-	}
-	if shared := (&generation{key: "stt#1"}).poolKey("acme", "s"); shared != "stt#1" {
-		t.Errorf("a trusted provider's key %q depends on the tenant", shared)
-	}
-	for _, bad := range []string{"_", "../x", "a b", strings.Repeat("a", 65)} {
-		if CheckTenant(bad) == nil {
-			t.Errorf("tenant %q accepted", bad)
-		}
-	}
 }

@@ -1,56 +1,39 @@
-package supervisor
+package load
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/internal/testplugin"
+	"github.com/rspp/rspp/supervisor/internal/testrt"
 	"github.com/rspp/rspp/supervisor/pool"
 
 	"github.com/rspp/rspp/kernel"
-	"github.com/rspp/rspp/supervisor/config"
 	"github.com/rspp/rspp/supervisor/session"
-	"github.com/rspp/rspp/transports/wav"
 )
-
-// admissionConfig is the test pipeline with an admission block.
-func admissionConfig(t *testing.T, admission string, providerExtra map[string]string) string {
-	t.Helper()
-	path := testplugin.Config(t, t.TempDir(), providerExtra, "")
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString("admission:\n" + admission); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // RK-10: with max_sessions N, session N+1 gets a typed reject; a closed
 // session's slot is free again; a tenant at its session quota is refused
 // while another tenant is not; status shows capacity, load and refusals.
 func TestAdmissionMaxSessionsAndTenantQuota(t *testing.T) {
-	rt := startRuntime(t, admissionConfig(t, "  max_sessions: 3\n  tenants: {a: {sessions: 1}}\n", nil), nil)
+	rt := testrt.Start(t, testplugin.AdmissionConfig(t, "  max_sessions: 3\n  tenants: {a: {sessions: 1}}\n", nil), nil)
 	open := func(id, tenant string) (*session.Session, error) {
-		return rt.OpenSession(SessionOptions{ID: id, TenantID: tenant})
+		return rt.OpenSession(supervisor.SessionOptions{ID: id, TenantID: tenant})
 	}
 	s1, err := open("s1", "a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = open("s2", "a")
-	var ae *AdmissionError
-	if !errors.As(err, &ae) || !errors.Is(err, ErrAdmission) || ae.Reason != ReasonTenantSessions || ae.Tenant != "a" || ae.Limit != 1 {
+	var ae *supervisor.AdmissionError
+	if !errors.As(err, &ae) || !errors.Is(err, supervisor.ErrAdmission) || ae.Reason != supervisor.ReasonTenantSessions || ae.Tenant != "a" || ae.Limit != 1 {
 		t.Fatalf("second session of tenant a: %v, want a tenant_sessions AdmissionError at 1", err)
 	}
 	s2, err := open("s2", "b")
@@ -62,11 +45,11 @@ func TestAdmissionMaxSessionsAndTenantQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = open("s4", "c")
-	if !errors.As(err, &ae) || ae.Reason != ReasonMaxSessions || ae.Limit != 3 || !strings.Contains(err.Error(), "max_sessions") {
+	if !errors.As(err, &ae) || ae.Reason != supervisor.ReasonMaxSessions || ae.Limit != 3 || !strings.Contains(err.Error(), "max_sessions") {
 		t.Fatalf("session 4 of max 3: %v, want a max_sessions AdmissionError", err)
 	}
 	st := rt.Admission()
-	if st.Sessions != 3 || st.MaxSessions != 3 || st.Refused[ReasonMaxSessions] != 1 || st.Refused[ReasonTenantSessions] != 1 ||
+	if st.Sessions != 3 || st.MaxSessions != 3 || st.Refused[supervisor.ReasonMaxSessions] != 1 || st.Refused[supervisor.ReasonTenantSessions] != 1 ||
 		st.Tenants["a"].Sessions != 1 || st.Tenants["a"].SessionsQuota != 1 {
 		t.Fatalf("admission status %+v", st)
 	}
@@ -90,7 +73,7 @@ func TestTenantTurnQuotaNeverDelaysOtherTenant(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time sessions of two tenants")
 	}
-	rt := startRuntime(t, admissionConfig(t, "  tenants: {a: {turns: 1}}\n", nil), nil)
+	rt := testrt.Start(t, testplugin.AdmissionConfig(t, "  tenants: {a: {turns: 1}}\n", nil), nil)
 	tl := &session.Collector{}
 	var wg sync.WaitGroup
 	lost := make([][]string, 2)
@@ -98,7 +81,7 @@ func TestTenantTurnQuotaNeverDelaysOtherTenant(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := RunLoad(context.Background(), rt, LoadOptions{Sessions: 3, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
+			res := Run(context.Background(), rt, Options{Sessions: 3, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
 				Gap: time.Second, Turns: 2, Realtime: true, Tenants: []string{tenant}, Prefix: tenant, Timeline: tl})
 			lost[i] = res.Lost
 		}()
@@ -141,8 +124,8 @@ func TestTenantTurnQuotaNeverDelaysOtherTenant(t *testing.T) {
 		t.Errorf("tenant b: %d opened, %d committed, want 6 and 6", termB.Opened, termB.Committed)
 	}
 	for _, r := range recs {
-		if r.Type == "pre_turn_defer" && !strings.Contains(r.Reason, ReasonTenantTurns) {
-			t.Errorf("defer reason %q does not name %s", r.Reason, ReasonTenantTurns)
+		if r.Type == "pre_turn_defer" && !strings.Contains(r.Reason, supervisor.ReasonTenantTurns) {
+			t.Errorf("defer reason %q does not name %s", r.Reason, supervisor.ReasonTenantTurns)
 		}
 	}
 	if st := rt.Admission(); st.TurnsDeferred == 0 || st.Tenants["a"].Turns != 0 {
@@ -160,13 +143,13 @@ func TestInvocationsSpreadAfterReplacement(t *testing.T) {
 	two := "instances: 2"
 	cfgPath := testplugin.Config(t, t.TempDir(), map[string]string{"stt": two, "llm": two, "tts": two}, ", on_failure: retry, max_retries: 2")
 	ready := testplugin.NewEventLog[pool.Event]()
-	rt := startRuntime(t, cfgPath, ready.Add)
+	rt := testrt.Start(t, cfgPath, ready.Add)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan LoadResult, 1)
+	done := make(chan Result, 1)
 	counter := NewTerminalCounter()
 	go func() {
-		done <- RunLoad(ctx, rt, LoadOptions{Sessions: 12, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
+		done <- Run(ctx, rt, Options{Sessions: 12, Utterances: [][]byte{testplugin.Tone(400 * time.Millisecond)},
 			Gap: time.Second, Turns: 8, Realtime: true, Polite: true, Stagger: 60 * time.Millisecond, Timeline: counter, Prefix: "s"})
 	}()
 	time.Sleep(2 * time.Second)
@@ -216,7 +199,7 @@ func TestTrustedCPUFollowsMachineAndPool(t *testing.T) {
 	}{
 		{2, 1, 2}, {2, 2, 1}, {2, 4, 1}, {8, 1, 8}, {8, 4, 2}, {8, 16, 1}, {1, 4, 1}, {0, 0, 1},
 	} {
-		if got := TrustedCPU(c.cpus, c.max); got != c.want {
+		if got := supervisor.TrustedCPU(c.cpus, c.max); got != c.want {
 			t.Errorf("TrustedCPU(%d cpus, max %d) = %v, want %v", c.cpus, c.max, got, c.want)
 		}
 	}
@@ -265,39 +248,5 @@ func TestTerminalCounterAgreesAndStaysBounded(t *testing.T) {
 	}
 	if len(c.recent) > recentTurns || c.OpenTurns() != 1 {
 		t.Fatalf("counter keeps %d ended turns (ring %d) and %d open", len(c.recent), recentTurns, c.OpenTurns())
-	}
-}
-
-// Must-show (RK-10 at serve): with max_sessions 2, serve's third session
-// is refused with a typed reason and the two admitted sessions commit
-// every turn; the summary line says what was refused.
-func TestServeOnePastMaxSessionsIsRefused(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real-time sessions")
-	}
-	path := admissionConfig(t, "  max_sessions: 2\n", nil)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := filepath.Join(t.TempDir(), "in.wav")
-	if err := wav.WriteFile(in, testplugin.Tone(400*time.Millisecond)); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	term, err := Serve(context.Background(), cfg, ServeOptions{Inputs: []string{in}, Sessions: 3, Gap: 1500 * time.Millisecond,
-		Duration: 5 * time.Second, Realtime: true}, &out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("serve said:\n%s\nterminals %+v", out.String(), term)
-	if !strings.Contains(out.String(), "lost: serve-") || !strings.Contains(out.String(), "session refused: max_sessions: at its limit of 2") {
-		t.Errorf("no typed refusal of the third session in serve's output")
-	}
-	if !strings.Contains(out.String(), `"refused":{"max_sessions":1}`) {
-		t.Errorf("the load summary does not count one max_sessions refusal")
-	}
-	if term.Sessions != 2 || term.Opened == 0 || term.Committed != term.Opened || term.WrongCount != 0 {
-		t.Errorf("admitted sessions: %d, turns %d opened, %d committed, %d wrong; want 2 sessions committing every turn", term.Sessions, term.Opened, term.Committed, term.WrongCount)
 	}
 }

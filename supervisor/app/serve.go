@@ -1,4 +1,4 @@
-package supervisor
+package app
 
 import (
 	"context"
@@ -11,7 +11,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rspp/rspp/supervisor"
+	"github.com/rspp/rspp/supervisor/admin"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/load"
 	"github.com/rspp/rspp/supervisor/session"
 	"github.com/rspp/rspp/transports/file"
 )
@@ -48,7 +51,7 @@ type ServeOptions struct {
 	PlayOut bool
 	// Started, if set, is called with the runtime once it is up (metrics
 	// read its capacity from then on) and with nil when it stops.
-	Started func(rt *Runtime)
+	Started func(rt *supervisor.Runtime)
 	// LiveKit, if set, serves rooms of a LiveKit server as its agent
 	// worker instead (see LiveKitOptions).
 	LiveKit *LiveKitOptions
@@ -56,37 +59,37 @@ type ServeOptions struct {
 
 // Serve starts a runtime from cfg and serves until ctx ends. It returns
 // what the sessions' timeline says.
-func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Writer) (Terminals, error) {
+func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Writer) (load.Terminals, error) {
 	clips := make([][]byte, 0, len(o.Inputs))
 	for _, t := range o.Tenants {
-		if err := CheckTenant(t); err != nil {
-			return Terminals{}, fmt.Errorf("serve: %w", err)
+		if err := supervisor.CheckTenant(t); err != nil {
+			return load.Terminals{}, fmt.Errorf("serve: %w", err)
 		}
 	}
 	for _, in := range o.Inputs {
 		pcm, err := file.Load(in)
 		if err != nil {
-			return Terminals{}, err
+			return load.Terminals{}, err
 		}
 		clips = append(clips, pcm)
 	}
 	if len(clips) == 0 && o.Listen == nil && o.LiveKit == nil {
-		return Terminals{}, fmt.Errorf("serve: no input WAV")
+		return load.Terminals{}, fmt.Errorf("serve: no input WAV")
 	}
-	rt, err := Start(ctx, cfg, Options{Logger: o.Logger, Timeline: o.Telemetry})
+	rt, err := supervisor.Start(ctx, cfg, supervisor.Options{Logger: o.Logger, Timeline: o.Telemetry})
 	if err != nil {
-		return Terminals{}, err
+		return load.Terminals{}, err
 	}
 	defer rt.Close()
 	if o.Started != nil {
 		o.Started(rt)
 		defer o.Started(nil)
 	}
-	admin, err := ServeAdmin(rt, AdminSocketPath(cfg.Runtime.AdminSocket, rt.StateDir().Root))
+	srv, err := admin.Serve(rt, supervisor.AdminSocketPath(cfg.Runtime.AdminSocket, rt.StateDir().Root))
 	if err != nil {
-		return Terminals{}, err
+		return load.Terminals{}, err
 	}
-	defer admin.Close()
+	defer srv.Close()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -117,13 +120,13 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 		if o.Timeline != "" {
 			jl, err := rt.CreateTimeline(o.Timeline)
 			if err != nil {
-				return Terminals{}, err
+				return load.Terminals{}, err
 			}
 			defer jl.Close()
 			tl = jl
 		}
 		if o.Ready != nil {
-			o.Ready(admin.Path())
+			o.Ready(srv.Path())
 		}
 		lctx := ctx
 		if o.Duration > 0 {
@@ -138,18 +141,18 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 	}
 	// Only bounded counters stay in memory: records go to the timeline
 	// file (if any) and are gone.
-	col := NewTerminalCounter()
+	col := load.NewTerminalCounter()
 	var tl session.Timeline = col
 	if o.Timeline != "" {
 		jl, err := rt.CreateTimeline(o.Timeline, col)
 		if err != nil {
-			return Terminals{}, err
+			return load.Terminals{}, err
 		}
 		defer jl.Close()
 		tl = jl
 	}
 	if o.Ready != nil {
-		o.Ready(admin.Path())
+		o.Ready(srv.Path())
 	}
 	stop := make(chan struct{})
 	if o.Duration > 0 {
@@ -160,13 +163,13 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 	if o.StaggerWindow > 0 && o.Sessions > 1 {
 		stagger = o.StaggerWindow / time.Duration(o.Sessions)
 	}
-	var pacer *Pacer
+	var pacer *supervisor.Pacer
 	if o.PlayOut {
-		pacer = NewPacer()
+		pacer = supervisor.NewPacer()
 		defer pacer.Close()
 	}
-	stats := &LoadStats{}
-	res := RunLoad(ctx, rt, LoadOptions{Sessions: o.Sessions, Utterances: clips, Gap: o.Gap, Realtime: o.Realtime, Stagger: stagger,
+	stats := &load.Stats{}
+	res := load.Run(ctx, rt, load.Options{Sessions: o.Sessions, Utterances: clips, Gap: o.Gap, Realtime: o.Realtime, Stagger: stagger,
 		Stats: stats, Pacer: pacer,
 		Tenants: o.Tenants, Timeline: tl, Stop: stop, Prefix: "serve"})
 	term := col.Terminals(true)
@@ -174,7 +177,7 @@ func Serve(ctx context.Context, cfg *config.Config, o ServeOptions, out io.Write
 		fmt.Fprintf(out, "lost: %s\n", l)
 	}
 	if o.Realtime {
-		writeLoadSummary(out, stats, rt.Admission())
+		stats.WriteSummary(out, rt.Admission())
 	}
 	return term, nil
 }
