@@ -188,6 +188,7 @@ func checkCmd(stdout io.Writer) *cobra.Command {
 		nf      nodeFlags
 		jsonOut bool
 		unknown string
+		speaker string
 	)
 	cmd := &cobra.Command{
 		Use:   "check BINARY [--config cfg.json] [--config-dir DIR] [--timeout 10s] [--json] [--unknown-events POLICY]",
@@ -198,7 +199,10 @@ func checkCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			speech, _ := conformance.EspeakSpeech() // nil without espeak-ng: silence only
+			var speech conformance.SpeechFunc // nil: an stt node gets silence only
+			if speaker != "" {
+				speech = conformance.PluginSpeech(speaker, "", nf.timeout)
+			}
 			rep := conformance.Run(cmd.Context(), conformance.Options{
 				Binary: bin, Config: raw, ConfigDir: dir, Timeout: nf.timeout, Speech: speech, UnknownEvents: unknown,
 			})
@@ -218,6 +222,7 @@ func checkCmd(stdout io.Writer) *cobra.Command {
 	}
 	nf.register(cmd, 10*time.Second)
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	cmd.Flags().StringVar(&speaker, "speaker", defaultSpeaker(), "a TTS node `binary` that speaks the stt sample input (\"\": silence only)")
 	cmd.Flags().StringVar(&unknown, "unknown-events", "", "the runtime's gateway.unknown_events for outputs of types it does not know: reject, drop or pass (default: the runtime's default)")
 	return cmd
 }
@@ -276,4 +281,18 @@ func runCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd.Flags().StringVar(&text, "text", "", "text fed as the event the node's kind reads")
 	cmd.Flags().StringVar(&output, "output", "", "WAV file for the node's audio outputs")
 	return cmd
+}
+
+// defaultSpeaker is the espeak node installed beside rspp-node
+// (bin/providers/espeak), or "" when there is none.
+func defaultSpeaker() string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(self), "providers", "espeak")
+	if st, err := os.Stat(p); err != nil || st.IsDir() {
+		return ""
+	}
+	return p
 }

@@ -12,9 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rspp/rspp/providers/espeak/synth"
 	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/config"
+	"github.com/rspp/rspp/supervisor/load"
 )
 
 // chaosPhrases are what the chaos sessions say (phrases of the example
@@ -35,8 +35,8 @@ func chaosCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "chaos",
 		Short: "Run concurrent sessions while killing plugin processes; print an invariant report",
-		Long: `chaos runs --sessions concurrent sessions of scripted audio (phrases synthesised
-once with espeak-ng, looped with silence between) while every --kill-every a
+		Long: `chaos runs --sessions concurrent sessions of scripted audio (phrases spoken
+once by the pipeline's own TTS provider, looped with silence between) while every --kill-every a
 random plugin process gets a random fault: SIGKILL, SIGSTOP then resume, or a
 hang (stopped for good). At the end it shuts down and prints, from the timeline
 records, turns opened/committed/aborted (by reason), turns with other than one
@@ -65,17 +65,13 @@ the last three are 0.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			clips, err := synthesize(ctx, chaosPhrases)
-			if err != nil {
-				return err
-			}
 			tel, stopTel, err := tf.start(cfg)
 			if err != nil {
 				return err
 			}
 			defer stopTel()
-			rep, err := supervisor.RunChaos(ctx, cfg, supervisor.ChaosOptions{
-				Duration: duration, KillEvery: every, Sessions: sessions, Utterances: clips, Gap: gap,
+			rep, err := load.RunChaos(ctx, cfg, load.ChaosOptions{
+				Duration: duration, KillEvery: every, Sessions: sessions, Phrases: chaosPhrases, Gap: gap,
 				Realtime: realtime, Seed: seed, Faults: splitList(faults), Timeline: timeline, Tenants: tenants,
 				Logger: newLogger(logLevel), Log: os.Stderr, Telemetry: tel,
 			})
@@ -114,21 +110,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// synthesize speaks each phrase once with espeak-ng (16 kHz mono PCM).
-func synthesize(ctx context.Context, phrases []string) ([][]byte, error) {
-	s, err := synth.NewSynth("", "", "", 0)
-	if err != nil {
-		return nil, fmt.Errorf("chaos: synthesising the scripted audio: %w", err)
-	}
-	var out [][]byte
-	for _, p := range phrases {
-		pcm, err := s.Synthesize(ctx, p)
-		if err != nil {
-			return nil, fmt.Errorf("chaos: synthesising %q: %w", p, err)
-		}
-		out = append(out, pcm)
-	}
-	return out, nil
 }

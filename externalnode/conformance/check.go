@@ -70,6 +70,10 @@ const quietSilence = time.Second
 // so a flooding node fails that check alone.
 var unlimited = externalnode.OutputBudget{BytesPerSecond: 1 << 40, EventsPerSecond: 1 << 40, MaxEventBytes: externalnode.MaxMessageBytes, MaxBytesInFlight: 1 << 40}
 
+// defaultTimeout bounds the handshake and each invocation when
+// Options.Timeout is not set.
+const defaultTimeout = 10 * time.Second
+
 // concurrentCalls is how many invocations the concurrency check opens at once.
 const concurrentCalls = 3
 
@@ -158,7 +162,7 @@ type checker struct {
 // its socket directory removed before Run returns, whatever failed.
 func Run(ctx context.Context, opts Options) *Report {
 	if opts.Timeout <= 0 {
-		opts.Timeout = 10 * time.Second
+		opts.Timeout = defaultTimeout
 	}
 	rep := &Report{Binary: opts.Binary}
 	c := &checker{opts: opts, report: rep}
