@@ -7,30 +7,6 @@ import (
 	"github.com/rspp/rspp/kernel/eventabi"
 )
 
-// maxFencedRemembered bounds the fenced turn ids kept to reject late
-// output signals (older ones are long past any transport buffer).
-const maxFencedRemembered = 64
-
-// fencedSet remembers recently fenced turns, bounded, oldest forgotten first.
-type fencedSet struct {
-	ids   map[string]bool
-	order []string
-}
-
-func (f *fencedSet) add(id string) {
-	if f.ids == nil {
-		f.ids = map[string]bool{}
-	}
-	f.ids[id] = true
-	f.order = append(f.order, id)
-	if len(f.order) > maxFencedRemembered {
-		delete(f.ids, f.order[0])
-		f.order = f.order[1:]
-	}
-}
-
-func (f *fencedSet) has(id string) bool { return f.ids[id] }
-
 // DefaultEgressBlock is an AwaitPlayback egress edge's default BlockFor:
 // how long agent output may wait for the playout to make room in one
 // pressure episode before the edge sheds.
@@ -86,7 +62,7 @@ func (s *Session) signalledTurn(ev eventabi.Event) (*turn, error) {
 	if ev.TurnID == "" {
 		return nil, &eventabi.ValidationError{Kind: eventabi.ErrInvalidEvent, Field: "turn_id", Type: ev.Type, Msg: "output signal without turn"}
 	}
-	if s.fenced.has(ev.TurnID) {
+	if s.fenced.Has(ev.TurnID) {
 		s.stats.PostFenceSignals++
 		return nil, fmt.Errorf("%w: %s for turn %s", ErrFenced, ev.Type, ev.TurnID)
 	}

@@ -64,7 +64,7 @@ type Session struct {
 	invs        map[string]*invocation
 	retired     []string
 	dropPending []*turn // fenced turns whose egress_drop is not recorded yet
-	fenced      fencedSet
+	fenced      FencedTurns
 	stats       Stats
 
 	authorityLost bool   // the lease moved on (authority.go)

@@ -271,7 +271,7 @@ func (s *Session) cancelTurn(t *turn, reason string) {
 // fence emits FenceEgress and drops every pending data effect of the turn.
 func (s *Session) fence(t *turn, reason string) {
 	t.fenced = true
-	s.fenced.add(t.id)
+	s.fenced.Add(t.id, reason)
 	s.control(FenceEgress{TurnID: t.id, Reason: reason})
 	dropped := s.purge(func(q queued) bool { return q.turn == t.id })
 	s.record(TimelineRecord{Type: "fence", TurnID: t.id, Reason: reason, Attrs: map[string]string{

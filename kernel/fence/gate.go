@@ -26,9 +26,7 @@ var ErrStaleEpoch = kernel.ErrStaleEpoch
 // Gate remembers fenced turns (bounded) and the current epoch.
 type Gate struct {
 	mu      sync.Mutex
-	max     int
-	fenced  map[string]string // turn id -> reason
-	order   []string
+	fenced  kernel.FencedTurns
 	epoch   uint64
 	dropped uint64
 	auth    EpochChecker // the session's lease (nil: none)
@@ -63,22 +61,14 @@ func NewGate(max int) *Gate {
 	if max <= 0 {
 		max = 256
 	}
-	return &Gate{max: max, fenced: map[string]string{}}
+	return &Gate{fenced: kernel.FencedTurns{Max: max}}
 }
 
 // Fence closes the gate for a turn, from now on.
 func (g *Gate) Fence(turnID, reason string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if _, ok := g.fenced[turnID]; ok {
-		return
-	}
-	g.fenced[turnID] = reason
-	g.order = append(g.order, turnID)
-	if len(g.order) > g.max {
-		delete(g.fenced, g.order[0])
-		g.order = g.order[1:]
-	}
+	g.fenced.Add(turnID, reason)
 }
 
 // SetEpoch raises the authority epoch; output of older epochs is dropped.
@@ -93,7 +83,7 @@ func (g *Gate) SetEpoch(epoch uint64) {
 func (g *Gate) Admit(ev *eventabi.Event) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if reason, ok := g.fenced[ev.TurnID]; ok && ev.TurnID != "" {
+	if reason, ok := g.fenced.Reason(ev.TurnID); ok && ev.TurnID != "" {
 		g.dropped++
 		return fmt.Errorf("%w: turn %s (%s)", kernel.ErrFenced, ev.TurnID, reason)
 	}

@@ -6,11 +6,11 @@ package file
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/transports/wav"
 )
@@ -90,14 +90,11 @@ func (s Source) Play(ctx context.Context, dst Ingester) error {
 type Sink struct {
 	mu      sync.Mutex
 	w       *wav.Writer
-	fenced  map[string]bool
+	fenced  kernel.FencedTurns
 	frames  int
 	refused int
 	closed  bool
 }
-
-// ErrFenced is returned for output of a fenced turn.
-var ErrFenced = errors.New("file sink: output after fence")
 
 // Create opens the output WAV.
 func Create(path string) (*Sink, error) {
@@ -105,7 +102,7 @@ func Create(path string) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", path, err)
 	}
-	return &Sink{w: w, fenced: map[string]bool{}}, nil
+	return &Sink{w: w}, nil
 }
 
 // Send writes one egress event; audio frames go to the file, others are
@@ -113,9 +110,9 @@ func Create(path string) (*Sink, error) {
 func (s *Sink) Send(ev eventabi.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fenced[ev.TurnID] {
+	if reason, ok := s.fenced.Reason(ev.TurnID); ok {
 		s.refused++
-		return ErrFenced
+		return fmt.Errorf("file sink: %w: turn %s (%s)", kernel.ErrFenced, ev.TurnID, reason)
 	}
 	if ev.Audio == nil || s.closed {
 		return nil
@@ -130,11 +127,11 @@ func (s *Sink) Send(ev eventabi.Event) error {
 	return nil
 }
 
-// Fence refuses anything later of turnID.
-func (s *Sink) Fence(turnID, _ string) {
+// Fence refuses anything later of turnID (kernel.ErrFenced).
+func (s *Sink) Fence(turnID, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fenced[turnID] = true
+	s.fenced.Add(turnID, reason)
 }
 
 // Frames is how many audio frames were written; Refused how many were

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/transports/wav"
 )
@@ -86,8 +87,8 @@ func TestSinkWritesAudioAndRefusesFencedTurns(t *testing.T) {
 		}
 	}
 	s.Fence("t2", "barge_in")
-	if err := s.Send(frame("t2", 3)); !errors.Is(err, ErrFenced) {
-		t.Fatalf("send after fence: %v, want ErrFenced", err)
+	if err := s.Send(frame("t2", 3)); !errors.Is(err, kernel.ErrFenced) {
+		t.Fatalf("send after fence: %v, want kernel.ErrFenced", err)
 	}
 	if err := s.Send(frame("t3", 4)); err != nil {
 		t.Fatal(err)
