@@ -63,6 +63,14 @@ func (cg *graph) inputOwner(node string) string {
 
 func edgeName(e EdgeSpec) string { return e.From + "->" + e.To }
 
+// CheckGraph reports what is wrong with g (cycles, unreachable nodes,
+// bad edges) with the same typed errors NewSession returns, without a
+// session: config validation uses it.
+func CheckGraph(g GraphSpec) error {
+	_, err := compileGraph(g)
+	return err
+}
+
 func compileGraph(g GraphSpec) (*graph, error) {
 	cg := &graph{index: map[string]int{}, out: map[string][]int{}, in: map[string][]int{}, upstream: map[string][]string{}, branchOf: map[string]string{}}
 	specs := map[string]NodeSpec{}

@@ -86,7 +86,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		return nil, fmt.Errorf("%w: unknown_event_policy %q", ErrConfig, cfg.UnknownEventPolicy)
 	}
 	if cfg.IDs == nil {
-		cfg.IDs = &counterIDs{}
+		cfg.IDs = &CounterIDs{}
 	}
 	if cfg.Limits == (eventabi.Limits{}) {
 		cfg.Limits = eventabi.DefaultLimits
@@ -325,10 +325,17 @@ func plannedEdges(g *graph) []PlannedEdge {
 	return out
 }
 
-// counterIDs is the default IDs: deterministic "kind-N" counters.
-type counterIDs struct{ n uint64 }
+// CounterIDs is the default IDs: "<kind>-<n>" from one counter. Its ids
+// follow from the order of calls alone (Deterministic), so a recording
+// need not keep them. Not safe for concurrent use, like the Session.
+type CounterIDs struct{ n uint64 }
 
-func (c *counterIDs) NewID(kind string) string {
+// Deterministic says the ids follow from the order of calls alone
+// (kernel/record does not record them).
+func (*CounterIDs) Deterministic() bool { return true }
+
+// NewID implements IDs.
+func (c *CounterIDs) NewID(kind string) string {
 	c.n++
 	return kind + "-" + strconv.FormatUint(c.n, 10)
 }

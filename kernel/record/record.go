@@ -77,16 +77,6 @@ type Options struct {
 // order of calls alone (they are then not recorded).
 type Deterministic interface{ Deterministic() bool }
 
-// CounterIDs makes ids "<kind>-<n>" from one counter; deterministic.
-type CounterIDs struct{ n uint64 }
-
-func (c *CounterIDs) NewID(kind string) string {
-	c.n++
-	return kind + "-" + strconv.FormatUint(c.n, 10)
-}
-
-func (*CounterIDs) Deterministic() bool { return true }
-
 // Session is a kernel session with its recording. Methods other than the
 // inputs and Ready are the kernel's own.
 type Session struct {
@@ -147,7 +137,7 @@ func Open(cfg kernel.SessionConfig, o Options) (*Session, error) {
 func (s *Session) open(cfg kernel.SessionConfig, rep *replayOracle) (*Session, error) {
 	s.replay = rep
 	if cfg.IDs == nil {
-		cfg.IDs = &CounterIDs{}
+		cfg.IDs = &kernel.CounterIDs{}
 	}
 	var oracles []string
 	if cfg.Bindings != nil {

@@ -566,26 +566,10 @@ func (c *Config) validatePipeline() error {
 	}
 	// The kernel checks the rest (cycles, reachability) with its own typed
 	// errors; surface them under the pipeline key.
-	check := kernel.SessionConfig{SessionID: "config-check", Graph: c.Graph(), Bindings: staticBindings{}, Clock: zeroClock{}, IDs: &checkIDs{}}
-	if _, err := kernel.NewSession(check); err != nil {
+	if err := kernel.CheckGraph(c.Graph()); err != nil {
 		return c.errf("pipeline", "%v", err)
 	}
 	return nil
-}
-
-// The graph check needs a clock and ids but never looks at them.
-type zeroClock struct{}
-
-func (zeroClock) Now() int64 { return 0 }
-
-type checkIDs struct{ n int }
-
-func (c *checkIDs) NewID(kind string) string { c.n++; return fmt.Sprintf("%s-%d", kind, c.n) }
-
-type staticBindings struct{}
-
-func (staticBindings) Binding(p string) (kernel.Binding, bool) {
-	return kernel.Binding{Provider: p, Pool: p}, true
 }
 
 // ProviderNames lists provider names in a stable order.

@@ -30,7 +30,7 @@ func (f *fakePlaybackOutput) EndOfTurn(turn string) { f.ended <- turn }
 func openLive(t *testing.T, pools Pools, out Output, tl Timeline) *Session {
 	t.Helper()
 	s, err := Open(Config{
-		Kernel: kernel.SessionConfig{SessionID: "s1", Epoch: 1, Bindings: staticBindings{}, VAD: kernel.VADConfig{Disabled: true},
+		Kernel: kernel.SessionConfig{SessionID: "s1", Epoch: 1, VAD: kernel.VADConfig{Disabled: true},
 			AwaitPlayback: true,
 			Graph: kernel.GraphSpec{
 				Nodes: []kernel.NodeSpec{{ID: "n", Kind: "custom", Provider: "p", Timeout: time.Minute}},

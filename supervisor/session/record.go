@@ -16,7 +16,3 @@ func openRecorded(cfg Config) (*record.Session, error) {
 	}
 	return record.Open(cfg.Kernel, o)
 }
-
-// Deterministic: CounterIDs' ids follow from the order of calls alone, so
-// the recording does not need to keep them.
-func (*CounterIDs) Deterministic() bool { return true }

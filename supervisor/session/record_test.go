@@ -194,7 +194,7 @@ func TestRecordingLevelsAndDeterministicDowngrade(t *testing.T) {
 		tl := &allRecords{}
 		pools := &fakePools{opens: make(chan openRec, 8)}
 		s, err := Open(Config{
-			Kernel: kernel.SessionConfig{SessionID: "s1", Epoch: 1, Bindings: staticBindings{}, VAD: kernel.VADConfig{Disabled: true},
+			Kernel: kernel.SessionConfig{SessionID: "s1", Epoch: 1, VAD: kernel.VADConfig{Disabled: true},
 				Graph: kernel.GraphSpec{
 					Nodes: []kernel.NodeSpec{{ID: "n", Kind: "custom", Provider: "p", Timeout: time.Minute}},
 					Edges: []kernel.EdgeSpec{{From: kernel.Ingress, To: "n"}, {From: "n", To: kernel.Egress}},

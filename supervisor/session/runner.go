@@ -13,7 +13,6 @@ package session
 
 import (
 	"errors"
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -188,7 +187,7 @@ func Open(cfg Config) (*Session, error) {
 		cfg.Kernel.Clock = ProcessClock{}
 	}
 	if cfg.Kernel.IDs == nil {
-		cfg.Kernel.IDs = &CounterIDs{}
+		cfg.Kernel.IDs = &kernel.CounterIDs{}
 	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = 20 * time.Millisecond
@@ -760,9 +759,3 @@ type ProcessClock struct{}
 var processStart = time.Now()
 
 func (ProcessClock) Now() int64 { return int64(time.Since(processStart)) }
-
-// CounterIDs makes ids "<kind>-<n>"; unique within a session, which is all
-// the kernel needs (the runner namespaces wire ids by session).
-type CounterIDs struct{ n atomic.Uint64 }
-
-func (c *CounterIDs) NewID(kind string) string { return fmt.Sprintf("%s-%d", kind, c.n.Add(1)) }

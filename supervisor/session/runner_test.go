@@ -59,16 +59,11 @@ func (p *fakePools) Open(pool string, req externalnode.OpenRequest, avoid []stri
 	return c, nil
 }
 
-type staticBindings struct{}
-
-func (staticBindings) Binding(p string) (kernel.Binding, bool) {
-	return kernel.Binding{Provider: p, Version: "1", Pool: p}, true
-}
 
 func openSession(t *testing.T, pools Pools, tl Timeline) *Session {
 	t.Helper()
 	s, err := Open(Config{
-		Kernel: kernel.SessionConfig{SessionID: "s1", Epoch: 1, Bindings: staticBindings{}, VAD: kernel.VADConfig{Disabled: true},
+		Kernel: kernel.SessionConfig{SessionID: "s1", Epoch: 1, VAD: kernel.VADConfig{Disabled: true},
 			Graph: kernel.GraphSpec{
 				Nodes: []kernel.NodeSpec{{ID: "n", Kind: "custom", Provider: "p", Timeout: time.Minute, OnFailure: "retry", MaxRetries: 2}},
 				Edges: []kernel.EdgeSpec{{From: kernel.Ingress, To: "n"}, {From: "n", To: kernel.Egress}},

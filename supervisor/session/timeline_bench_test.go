@@ -132,7 +132,7 @@ func BenchmarkSessionLoopTimeline(b *testing.B) {
 		b.Run("timeline="+mode, func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "tl.jsonl")
 			cfg := Config{
-				Kernel: kernel.SessionConfig{SessionID: "bench-1", Epoch: 1, Bindings: staticBindings{}, VAD: kernel.VADConfig{Disabled: true},
+				Kernel: kernel.SessionConfig{SessionID: "bench-1", Epoch: 1, VAD: kernel.VADConfig{Disabled: true},
 					Graph: kernel.GraphSpec{
 						Nodes: []kernel.NodeSpec{{ID: "n", Kind: "custom", Provider: "p", Timeout: time.Hour}},
 						Edges: []kernel.EdgeSpec{{From: kernel.Ingress, To: "n"}, {From: "n", To: kernel.Egress}},

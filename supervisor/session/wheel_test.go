@@ -80,7 +80,7 @@ func TestSessionOnWheelTimesOut(t *testing.T) {
 	pools := &fakePools{opens: make(chan openRec, 8)}
 	tl := &Collector{}
 	s, err := Open(Config{
-		Kernel: kernel.SessionConfig{SessionID: "s1", Epoch: 1, Bindings: staticBindings{}, VAD: kernel.VADConfig{Disabled: true},
+		Kernel: kernel.SessionConfig{SessionID: "s1", Epoch: 1, VAD: kernel.VADConfig{Disabled: true},
 			Graph: kernel.GraphSpec{
 				Nodes: []kernel.NodeSpec{{ID: "n", Kind: "custom", Provider: "p", Timeout: 100 * time.Millisecond}},
 				Edges: []kernel.EdgeSpec{{From: kernel.Ingress, To: "n"}, {From: "n", To: kernel.Egress}},
