@@ -96,11 +96,11 @@ func TestRunnerAwaitsPlaybackOutput(t *testing.T) {
 	// A posted signal the kernel refuses is counted, not lost silently.
 	s.Post(eventabi.Event{Type: eventabi.TypePlaybackDone})
 	deadline := time.Now().Add(10 * time.Second)
-	for s.PostRefused() == 0 && time.Now().Before(deadline) {
+	for s.postRefused.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if s.PostRefused() != 1 {
-		t.Fatalf("PostRefused %d", s.PostRefused())
+	if s.postRefused.Load() != 1 {
+		t.Fatalf("PostRefused %d", s.postRefused.Load())
 	}
 }
 

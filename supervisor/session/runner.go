@@ -243,7 +243,7 @@ var verdicts = sync.Pool{New: func() any { return make(chan error, 1) }}
 // Post hands a transport event to the session without waiting for the
 // kernel's verdict: for callers that must never wait on the session loop
 // (a playout reporting output_accepted / playback_started from its
-// pacer). A refused event is counted (PostRefused). It reports false when
+// pacer). A refused event is counted (post_refused in the session_stats record). It reports false when
 // the session is closed.
 func (s *Session) Post(ev eventabi.Event) bool {
 	return s.push(input{kind: inIngest, ev: ev, posted: true}, true)
@@ -256,9 +256,6 @@ func (s *Session) EgressPlayed(turn string, n int) {
 	s.push(input{kind: inPlayed, ev: eventabi.Event{TurnID: turn}, n: n}, true)
 }
 
-// PostRefused counts posted events the kernel refused (e.g. an output
-// signal of a turn fenced meanwhile: kernel.ErrFenced).
-func (s *Session) PostRefused() int64 { return s.postRefused.Load() }
 
 // Close closes the session (an active turn aborts with reason) and waits
 // until its invocations are released.
@@ -283,8 +280,6 @@ func (s *Session) Idle() <-chan struct{} {
 	return s.idleWake
 }
 
-// DroppedNodeEvents counts node output dropped because the inbox was full.
-func (s *Session) DroppedNodeEvents() int64 { return s.dropped.Load() }
 
 // push queues an input; must == false lets it be dropped when over limit.
 func (s *Session) push(in input, must bool) bool {
@@ -373,6 +368,9 @@ func (s *Session) loop() {
 		s.publishIdle()
 	}
 	s.release()
+	if s.cfg.Timeline != nil {
+		s.cfg.Timeline.Append(statsRecord(s.id, s.cfg.Kernel.Clock.Now(), s.k.Stats(), driverCounters{droppedNodeEvents: s.dropped.Load(), pendingInputsDropped: s.pendingDropped.Load(), postRefused: s.postRefused.Load()}))
+	}
 	s.publishIdle()
 	// Opens still in flight finish on their own (bounded by the pool's
 	// acquire wait); once closing is set, their results can no longer be
@@ -708,9 +706,6 @@ func (s *Session) opened(in input) {
 	}
 }
 
-// PendingInputsDropped counts inputs dropped while an invocation waited
-// for an instance (more than maxPendingInputs held).
-func (s *Session) PendingInputsDropped() int64 { return s.pendingDropped.Load() }
 
 // openCall is an invocation and where it belongs. call is nil while the
 // instance is still being acquired; inputs wait in pending meanwhile.

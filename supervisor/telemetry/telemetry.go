@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/supervisor/session"
 )
 
 // Instrumentation scope name.
@@ -34,6 +35,7 @@ type Recorder struct {
 	egressDrops  metric.Int64Counter
 	pressure     metric.Int64Counter
 	turnDuration metric.Float64Histogram
+	counters     metric.Int64Counter // session_stats: every session's counters, summed
 
 	// nodeTenants attributes a node's failures to the tenant whose code
 	// it runs (a tenant provider), before the session's tenant.
@@ -100,11 +102,18 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider, opts ...Option) (*Rec
 	if r.turnDuration, err = m.Float64Histogram("rspp.turn.duration", metric.WithUnit("s"), metric.WithDescription("turn_open to turn_close")); err != nil {
 		return nil, err
 	}
+	if r.counters, err = m.Int64Counter("rspp.session.counters", metric.WithDescription("a closed session's gateway, lane, fence and driver counters (session_stats), by counter")); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
 // Append consumes one timeline record.
 func (r *Recorder) Append(rec kernel.TimelineRecord) {
+	if rec.Type == session.TypeSessionStats {
+		r.addCounters(rec)
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sess := r.sessions[rec.SessionID]
@@ -204,4 +213,14 @@ func (r *Recorder) endInvocation(t *turnSpan, id string, code codes.Code, msg st
 	}
 	sp.End()
 	delete(t.invocations, id)
+}
+
+// addCounters adds a session_stats record's counters to rspp.session.counters.
+func (r *Recorder) addCounters(rec kernel.TimelineRecord) {
+	ctx := context.Background()
+	for name, v := range rec.Attrs {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+			r.counters.Add(ctx, n, metric.WithAttributes(attribute.String("counter", name)))
+		}
+	}
 }

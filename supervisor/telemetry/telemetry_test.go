@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/rspp/rspp/kernel"
+	"github.com/rspp/rspp/supervisor/session"
 )
 
 // trace is a timeline as the kernel writes it: one committed turn, one
@@ -194,4 +195,36 @@ func TestFailuresAttributedToTheNodesTenant(t *testing.T) {
 		}
 	}
 	t.Fatal("no rspp.node.failures data point")
+}
+
+// A closed session's session_stats record reaches the metrics: its
+// counters are summed per counter over sessions.
+func TestSessionCountersReachMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	r, err := New(sdktrace.NewTracerProvider(), sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"a", "b"} {
+		r.Append(kernel.TimelineRecord{SessionID: s, Type: session.TypeSessionStats, Attrs: map[string]string{"dropped_node_events": "3", "shed": "2"}})
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "rspp.session.counters" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				v, _ := dp.Attributes.Value("counter")
+				got[v.AsString()] = dp.Value
+			}
+		}
+	}
+	if got["dropped_node_events"] != 6 || got["shed"] != 4 {
+		t.Fatalf("rspp.session.counters %v, want dropped_node_events 6, shed 4", got)
+	}
 }

@@ -40,9 +40,10 @@ func TestSpokenReplyRoundTrip(t *testing.T) {
 	}
 	var lifecycle []string
 	for _, rec := range recs {
-		// The header names no session; recorded inputs and the recording
-		// layer's determinism records carry no kernel seq.
-		kernelRec := rec.Input == nil && rec.Type != "timeline_header" && rec.Type != "determinism" && rec.Type != "recording_level"
+		// The header names no session; recorded inputs, the recording
+		// layer's determinism records and the session driver's closing
+		// session_stats carry no kernel seq.
+		kernelRec := rec.Input == nil && rec.Type != "timeline_header" && rec.Type != "determinism" && rec.Type != "recording_level" && rec.Type != "session_stats"
 		if rec.Type == "" || (rec.SessionID == "" && rec.Type != "timeline_header") || (kernelRec && rec.Seq == 0) {
 			t.Errorf("timeline line without seq/session_id/type: %+v", rec)
 		}
