@@ -298,7 +298,6 @@ var (
 	ErrResourceLimit     = errors.New("node hit a resource limit")
 	ErrCancelled         = errors.New("cancelled")
 	ErrSessionClosed     = errors.New("session closed")
-	ErrUnknownSession    = errors.New("unknown session")
 	ErrUnknownInvocation = errors.New("unknown invocation")
 	ErrQueueFull         = errors.New("queue full")
 )

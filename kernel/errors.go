@@ -23,8 +23,6 @@ var (
 	// ErrFenced rejects output signals (output_accepted, playback_started)
 	// and output of a scope after its egress fence.
 	ErrFenced = errors.New("scope is fenced: output after cancel is invalid")
-	// ErrUnknownEvent is the unknown-event policy "reject".
-	ErrUnknownEvent = errors.New("unknown event type rejected by policy")
 )
 
 // GraphError says what is wrong with a graph and where. It matches both

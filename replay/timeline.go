@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 
 	"github.com/rspp/rspp/kernel"
 )
@@ -123,14 +122,4 @@ func (s *Session) Inputs() []kernel.TimelineRecord {
 		}
 	}
 	return out
-}
-
-// SessionIDs lists the timeline's session ids, sorted.
-func (tl *Timeline) SessionIDs() []string {
-	ids := make([]string, 0, len(tl.Sessions))
-	for _, s := range tl.Sessions {
-		ids = append(ids, s.ID)
-	}
-	sort.Strings(ids)
-	return ids
 }

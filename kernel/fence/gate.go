@@ -25,12 +25,11 @@ var ErrStaleEpoch = kernel.ErrStaleEpoch
 
 // Gate remembers fenced turns (bounded) and the current epoch.
 type Gate struct {
-	mu      sync.Mutex
-	fenced  kernel.FencedTurns
-	epoch   uint64
-	dropped uint64
-	auth    EpochChecker // the session's lease (nil: none)
-	stale   uint64       // refused by auth
+	mu     sync.Mutex
+	fenced kernel.FencedTurns
+	epoch  uint64
+	auth   EpochChecker // the session's lease (nil: none)
+	stale  uint64       // refused by auth
 }
 
 // EpochChecker is the session's placement lease as the gate sees it:
@@ -48,8 +47,7 @@ func (g *Gate) SetAuthority(a EpochChecker) {
 	g.auth = a
 }
 
-// Stale counts what Admit refused because the lease was lost (also
-// counted in Dropped).
+// Stale counts what Admit refused because the lease was lost.
 func (g *Gate) Stale() uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -79,31 +77,22 @@ func (g *Gate) SetEpoch(epoch uint64) {
 }
 
 // Admit says whether ev (agent output or an output signal) may go out.
-// Fenced or stale output returns a typed error and is counted.
+// Fenced or stale output returns a typed error (kernel.ErrFenced,
+// ErrStaleEpoch, or the lease's).
 func (g *Gate) Admit(ev *eventabi.Event) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if reason, ok := g.fenced.Reason(ev.TurnID); ok && ev.TurnID != "" {
-		g.dropped++
 		return fmt.Errorf("%w: turn %s (%s)", kernel.ErrFenced, ev.TurnID, reason)
 	}
 	if ev.Epoch != 0 && ev.Epoch < g.epoch {
-		g.dropped++
 		return fmt.Errorf("%w: epoch %d < %d", ErrStaleEpoch, ev.Epoch, g.epoch)
 	}
 	if g.auth != nil {
 		if err := g.auth.CheckEpoch(ev.Epoch); err != nil {
-			g.dropped++
 			g.stale++
 			return err
 		}
 	}
 	return nil
-}
-
-// Dropped counts what Admit refused.
-func (g *Gate) Dropped() uint64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.dropped
 }

@@ -28,10 +28,9 @@ import (
 
 // Derived record types (emitted by this layer, not the kernel).
 const (
-	TypeInput        = "input"
-	TypeDeterminism  = "determinism"
-	TypeLevel        = "recording_level"
-	DefaultBudgetCap = 32 << 20
+	TypeInput       = "input"
+	TypeDeterminism = "determinism"
+	TypeLevel       = "recording_level"
 )
 
 // IsReplayed says whether a record is reproduced by resimulation: the

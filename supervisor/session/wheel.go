@@ -46,9 +46,6 @@ func NewWheel(res, tick time.Duration) *Wheel {
 // Tick is the period at which the wheel ticks its sessions.
 func (w *Wheel) Tick() time.Duration { return w.tick }
 
-// Resolution is the wheel's granularity: At fires up to this late.
-func (w *Wheel) Resolution() time.Duration { return w.res }
-
 // startLocked starts the wheel's goroutine on first use.
 func (w *Wheel) startLocked() {
 	if w.started || w.closed {
@@ -159,8 +156,8 @@ func (w *Wheel) remove(s *Session) {
 	}
 }
 
-// Sessions counts the sessions the wheel ticks.
-func (w *Wheel) Sessions() int {
+// sessions counts the sessions the wheel ticks (tests).
+func (w *Wheel) sessions() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := 0

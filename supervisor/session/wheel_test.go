@@ -56,7 +56,7 @@ func TestWheelSpreadsSessionsOverPhases(t *testing.T) {
 	for _, s := range ss[:10] {
 		w.remove(s)
 	}
-	if n := w.Sessions(); n != 15 {
+	if n := w.sessions(); n != 15 {
 		t.Fatalf("%d sessions after removing 10 of 25", n)
 	}
 	// Every registered session is ticked within one period.
@@ -91,8 +91,8 @@ func TestSessionOnWheelTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close("test done")
-	if w.Sessions() != 1 {
-		t.Fatalf("wheel ticks %d sessions, want the one opened", w.Sessions())
+	if w.sessions() != 1 {
+		t.Fatalf("wheel ticks %d sessions, want the one opened", w.sessions())
 	}
 	if err := s.Ingest(eventabi.Event{Type: eventabi.TypeSpeechStart}); err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestSessionOnWheelTimesOut(t *testing.T) {
 		}
 	}
 	s.Close("done")
-	if w.Sessions() != 0 {
+	if w.sessions() != 0 {
 		t.Fatalf("closed session still on the wheel")
 	}
 }
