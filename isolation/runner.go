@@ -1,6 +1,7 @@
 package isolation
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -214,7 +215,7 @@ func (r *sandboxRunner) start(ctx context.Context) error {
 	spec := entrySpec{
 		Argv:     append([]string{r.target.Binary}, r.target.Args...),
 		Env:      p.pluginEnv(r.gpCmd, r.target, r.scratch),
-		Dir:      r.scratch,
+		Dir:      cmp.Or(r.scratch, r.gpCmd.Dir), // no scratch: the directory its command names
 		DropCaps: p.DropCaps,
 		Seccomp:  p.Seccomp,
 		Trace:    os.Getenv("RSPP_SANDBOX_TRACE") == "1",

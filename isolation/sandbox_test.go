@@ -105,7 +105,9 @@ func runSandboxed(t *testing.T, p isolation.Profile, env *isolation.Envelope, mo
 	t.Cleanup(func() { _ = os.RemoveAll(socketDir) })
 	// What go-plugin would hand over: host env (unless SkipHostEnv) plus
 	// its handshake variables.
-	gp := &exec.Cmd{Env: append(os.Environ(), "PLUGIN_PROTOCOL_VERSIONS=1", "PLUGIN_UNIX_SOCKET_DIR="+socketDir)}
+	// Dir: a profile without a scratch dir runs the probe here, which
+	// writes a file into its cwd (never into the package's directory).
+	gp := &exec.Cmd{Dir: worldDir(t), Env: append(os.Environ(), "PLUGIN_PROTOCOL_VERSIONS=1", "PLUGIN_UNIX_SOCKET_DIR="+socketDir)}
 	target := isolation.Target{Binary: plug, Env: append([]string{"RSPP_ISOLATION_HELPER=" + mode}, extraEnv...), Secure: secure}
 	r, err := p.RunnerFunc(env, target)(hclog.NewNullLogger(), gp, socketDir)
 	if err != nil {
@@ -374,3 +376,18 @@ func TestProfileByName(t *testing.T) {
 var _ = bufio.NewScanner
 var _ = syscall.Getpid
 var _ = time.Second
+
+// worldDir is a temp dir any uid may enter and write: the cwd of a probe
+// run under a profile without a scratch dir (it runs as a uid of its own).
+func worldDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "rspp-probe-") // t.TempDir's parent is root's alone
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(d) })
+	if err := os.Chmod(d, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

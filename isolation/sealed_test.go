@@ -28,7 +28,7 @@ func runSandboxedLive(t *testing.T, p isolation.Profile, mode string) (string, e
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(socketDir) })
-	gp := &exec.Cmd{Env: append(os.Environ(), "PLUGIN_UNIX_SOCKET_DIR="+socketDir)}
+	gp := &exec.Cmd{Dir: worldDir(t), Env: append(os.Environ(), "PLUGIN_UNIX_SOCKET_DIR="+socketDir)}
 	r, err := p.RunnerFunc(nil, isolation.Target{Binary: plug, Env: []string{"RSPP_ISOLATION_HELPER=" + mode}})(hclog.NewNullLogger(), gp, socketDir)
 	if err != nil {
 		return "", err
