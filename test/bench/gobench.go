@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/perf/benchfmt"
 )
 
 // GoPackage is what one package's `go test -bench` output said.
@@ -31,9 +33,9 @@ type GoBenchmark struct {
 }
 
 var (
-	// A result line: name, iterations, then value/unit pairs. Benchmarks
-	// that print to stdout split it: the name comes first, the figures on
-	// a later line that starts with whitespace.
+	// The start of a result line. Benchmarks that print to stdout split
+	// it: the name comes first, the figures on a later line that starts
+	// with whitespace.
 	benchNameRe = regexp.MustCompile(`^(Benchmark\S*)`)
 	procsRe     = regexp.MustCompile(`^(.+)-(\d+)$`)
 	statusRe    = regexp.MustCompile(`^--- (SKIP|FAIL): (Benchmark\S*)`)
@@ -46,7 +48,10 @@ var (
 
 // ParseGoBench reads the standard text output of `go test -bench` (with or
 // without -v, one or many packages, any -count) and groups the results by
-// package import path. It knows no benchmark by name: whatever metrics a
+// package import path. Result lines are parsed by golang.org/x/perf's
+// benchfmt; what that format leaves out is read here: package status
+// lines (ok / FAIL / build failed), skip and failure reasons, and result
+// lines split by a benchmark that printed to stdout. It knows no benchmark by name: whatever metrics a
 // benchmark reports with b.ReportMetric show up under their unit. Packages
 // that ran no benchmark are left out.
 func ParseGoBench(r io.Reader) (map[string]*GoPackage, error) {
@@ -102,7 +107,7 @@ func (p *goBenchParser) line(l string) {
 	if strings.HasPrefix(l, " ") || strings.HasPrefix(l, "\t") {
 		// Figures of a split result line, or a log line of a benchmark.
 		if p.pendingName != "" {
-			if iters, m, ok := parseFigures(strings.Fields(l)); ok {
+			if _, iters, m, ok := parseResult(p.pendingName + " " + strings.TrimSpace(l)); ok {
 				p.add(p.pendingName, iters, m)
 				p.pendingName = ""
 				return
@@ -149,36 +154,39 @@ func (p *goBenchParser) line(l string) {
 		}
 		p.flush(m[1], status)
 	case benchNameRe.MatchString(l):
-		fields := strings.Fields(l)
-		if iters, m, ok := parseFigures(fields[1:]); ok {
-			p.add(fields[0], iters, m)
+		if name, iters, m, ok := parseResult(l); ok {
+			p.add(name, iters, m)
 			p.pendingName = ""
 			return
 		}
 		// A name alone (-v announces each benchmark) or a name followed by
 		// what the benchmark printed: its figures come later.
-		p.pendingName = fields[0]
+		p.pendingName = strings.Fields(l)[0]
 	}
 }
 
-// parseFigures parses "iterations value unit value unit ...".
-func parseFigures(f []string) (int64, map[string]float64, bool) {
-	if len(f) < 3 || len(f)%2 != 1 {
-		return 0, nil, false
-	}
-	iters, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil || iters <= 0 {
-		return 0, nil, false
-	}
-	m := make(map[string]float64, len(f)/2)
-	for i := 1; i < len(f); i += 2 {
-		v, err := strconv.ParseFloat(f[i], 64)
-		if err != nil {
-			return 0, nil, false
+// parseResult parses one benchmark result line ("BenchmarkX-2 10 1500
+// ns/op 3 p50-us") with benchfmt, the Go benchmark format's own reader.
+// ok is false for anything else: a name alone, a name followed by what
+// the benchmark printed, a log line.
+func parseResult(line string) (name string, iters int64, metrics map[string]float64, ok bool) {
+	r := benchfmt.NewReader(strings.NewReader(line), "go test -bench")
+	for r.Scan() {
+		res, isResult := r.Result().(*benchfmt.Result)
+		if !isResult || res.Iters <= 0 || len(res.Values) == 0 {
+			continue
 		}
-		m[f[i+1]] = v
+		metrics = make(map[string]float64, len(res.Values))
+		for _, v := range res.Values {
+			unit, val := v.Unit, v.Value
+			if v.OrigUnit != "" { // as the benchmark reported it, not tidied
+				unit, val = v.OrigUnit, v.OrigValue
+			}
+			metrics[unit] = val
+		}
+		return "Benchmark" + res.Name.String(), int64(res.Iters), metrics, true // benchfmt drops the prefix
 	}
-	return iters, m, true
+	return "", 0, nil, false
 }
 
 // splitProcs splits the "-N" GOMAXPROCS suffix off a benchmark name. go
