@@ -12,10 +12,10 @@ import (
 
 	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/internal/testplugin"
+	"github.com/rspp/rspp/supervisor/internal/testrt"
 	"github.com/rspp/rspp/supervisor/pool"
 
 	"github.com/rspp/rspp/isolation"
-	"github.com/rspp/rspp/supervisor/config"
 	"github.com/rspp/rspp/supervisor/session"
 )
 
@@ -89,24 +89,7 @@ func tenantConfig(t testing.TB, dir, bin string, blocks map[string]string) strin
 
 func startTenantRuntime(t testing.TB, cfgPath, entry string, events func(pool.Event)) *supervisor.Runtime {
 	t.Helper()
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := supervisor.Start(context.Background(), cfg, supervisor.Options{Events: events, SandboxEntry: entry})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		rt.Close()
-		if left := rt.StartedPids().Alive(); len(left) > 0 {
-			t.Errorf("plugin processes left behind: %v", left)
-		}
-		if _, err := os.Stat(rt.StateDir().Run); !os.IsNotExist(err) {
-			t.Errorf("run dir %s left behind: %v", rt.StateDir().Run, err)
-		}
-	})
-	return rt
+	return testrt.StartWith(t, cfgPath, supervisor.Options{Events: events, SandboxEntry: entry})
 }
 
 // Must-show: two tenants on one tenant-profile provider. Tenant A's

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"math"
-	"slices"
 	"time"
 
 	"github.com/rspp/rspp/test/stats"
@@ -24,21 +23,10 @@ func Summarize(d []time.Duration) Summary {
 	if len(d) == 0 {
 		return Summary{}
 	}
-	us := make([]float64, len(d))
-	var sum float64
-	for i, v := range d {
-		us[i] = float64(v) / float64(time.Microsecond)
-		sum += us[i]
-	}
-	slices.Sort(us)
-	return Summary{
-		N:      len(us),
-		P50us:  stats.Percentile(us, 0.50),
-		P99us:  stats.Percentile(us, 0.99),
-		MeanUs: roundTo(sum/float64(len(us)), 1e-3), // ns: the clock's resolution
-		MinUs:  us[0],
-		MaxUs:  us[len(us)-1],
-	}
+	st := stats.Of(d)
+	us := func(v time.Duration) float64 { return float64(v) / float64(time.Microsecond) }
+	// The mean is rounded to ns, the clock's resolution.
+	return Summary{N: st.N, P50us: us(st.P50), P99us: us(st.P99), MeanUs: roundTo(us(st.Mean), 1e-3), MinUs: us(st.Min), MaxUs: us(st.Max)}
 }
 
 // roundTo rounds v to a multiple of unit, so results.json carries no float

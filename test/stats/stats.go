@@ -12,18 +12,9 @@ import (
 	"time"
 )
 
-// Percentile returns the q-quantile (0 <= q <= 1) of sorted by the
-// nearest-rank method: the smallest sample such that at least q of all
-// samples are <= it. It returns NaN for an empty slice or q outside [0, 1].
-func Percentile(sorted []float64, q float64) float64 {
-	if len(sorted) == 0 || q < 0 || q > 1 || math.IsNaN(q) {
-		return math.NaN()
-	}
-	return sorted[rank(len(sorted), q)]
-}
-
-// Duration is the nearest-rank q-quantile of d (0 when d is empty). It
-// sorts d in place.
+// Duration is the nearest-rank q-quantile of d (0 <= q <= 1): the
+// smallest sample such that at least q of all samples are <= it; 0 when d
+// is empty. It sorts d in place.
 func Duration(d []time.Duration, q float64) time.Duration {
 	if len(d) == 0 {
 		return 0
@@ -49,4 +40,25 @@ func Report(b *testing.B, d []time.Duration) {
 	b.ReportMetric(us(0.50), "p50-us")
 	b.ReportMetric(us(0.99), "p99-us")
 	b.ReportMetric(float64(len(d)), "samples")
+}
+
+// Durations is one set of duration samples summarised: the nearest-rank
+// p50 and p99, the mean, the extremes.
+type Durations struct {
+	N                        int
+	P50, P99, Mean, Min, Max time.Duration
+}
+
+// Of summarises d without reordering it; an empty d gives the zero value.
+func Of(d []time.Duration) Durations {
+	if len(d) == 0 {
+		return Durations{}
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	var sum time.Duration
+	for _, v := range s {
+		sum += v
+	}
+	return Durations{N: len(s), P50: s[rank(len(s), 0.50)], P99: s[rank(len(s), 0.99)], Mean: sum / time.Duration(len(s)), Min: s[0], Max: s[len(s)-1]}
 }

@@ -1,41 +1,33 @@
 package stats
 
 import (
-	"math"
 	"testing"
 	"time"
 )
 
-func TestPercentileNearestRank(t *testing.T) {
-	s := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+func TestDurationNearestRank(t *testing.T) {
+	ten := func() []time.Duration { return []time.Duration{10, 9, 8, 7, 6, 5, 4, 3, 2, 1} }
 	for _, c := range []struct {
-		q, want float64
+		q    float64
+		want time.Duration
 	}{
 		{0, 1}, {0.1, 1}, {0.11, 2}, {0.5, 5}, {0.51, 6}, {0.9, 9}, {0.99, 10}, {1, 10},
 	} {
-		if got := Percentile(s, c.q); got != c.want {
-			t.Errorf("Percentile(1..10, %v) = %v, want %v", c.q, got, c.want)
+		if got := Duration(ten(), c.q); got != c.want {
+			t.Errorf("Duration(1..10, %v) = %v, want %v", c.q, got, c.want)
 		}
 	}
 	// p99 of 1000 samples is the 990th, not the maximum: one outlier in a
 	// thousand does not own the p99.
-	big := make([]float64, 1000)
+	big := make([]time.Duration, 1000)
 	for i := range big {
-		big[i] = float64(i + 1)
+		big[i] = time.Duration(i + 1)
 	}
-	if got := Percentile(big, 0.99); got != 990 {
+	if got := Duration(big, 0.99); got != 990 {
 		t.Errorf("p99 of 1..1000 = %v", got)
 	}
-	if got := Percentile([]float64{42}, 0.99); got != 42 {
+	if got := Duration([]time.Duration{42}, 0.99); got != 42 {
 		t.Errorf("single sample p99 = %v", got)
-	}
-	for _, q := range []float64{-0.1, 1.1, math.NaN()} {
-		if got := Percentile(s, q); !math.IsNaN(got) {
-			t.Errorf("Percentile(q=%v) = %v, want NaN", q, got)
-		}
-	}
-	if got := Percentile(nil, 0.5); !math.IsNaN(got) {
-		t.Errorf("empty = %v", got)
 	}
 }
 
@@ -52,5 +44,19 @@ func TestDurationSortsAndPicksASample(t *testing.T) {
 	}
 	if got := Duration(nil, 0.5); got != 0 {
 		t.Errorf("empty = %v", got)
+	}
+}
+
+func TestOfSummarisesWithoutReordering(t *testing.T) {
+	d := []time.Duration{40, 10, 30, 20}
+	s := Of(d)
+	if s != (Durations{N: 4, P50: 20, P99: 40, Mean: 25, Min: 10, Max: 40}) {
+		t.Fatalf("Of = %+v", s)
+	}
+	if d[0] != 40 {
+		t.Fatal("Of reordered its input")
+	}
+	if Of(nil) != (Durations{}) {
+		t.Fatal("empty input")
 	}
 }

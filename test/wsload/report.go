@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"slices"
 	"sort"
 	"time"
 
@@ -85,14 +84,9 @@ func StatsOf(d []time.Duration) Stats {
 	if len(d) == 0 {
 		return Stats{}
 	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	var sum time.Duration
-	for _, v := range s {
-		sum += v
-	}
+	st := stats.Of(d)
 	ms := func(v time.Duration) float64 { return math.Round(float64(v)/1e3) / 1e3 }
-	return Stats{N: len(s), P50: ms(stats.Duration(s, 0.50)), P99: ms(stats.Duration(s, 0.99)), Max: ms(s[len(s)-1]), Mean: ms(sum / time.Duration(len(s)))}
+	return Stats{N: st.N, P50: ms(st.P50), P99: ms(st.P99), Max: ms(st.Max), Mean: ms(st.Mean)}
 }
 
 // bargeInSlack: a turn whose last frame arrived at most this long after
