@@ -1,7 +1,8 @@
 // Command rspp is the RSPP runtime: one supervisor process that runs the
 // turn kernel and the transports and talks to every provider and node as a
 // separate plugin process. This main only parses flags and calls into the
-// supervisor package.
+// supervisor's rooms (app for run and serve, load for chaos, admin for
+// status and upgrade) and replay. It links no provider (test/layout).
 package main
 
 import (
