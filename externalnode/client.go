@@ -251,9 +251,6 @@ func verifyChecksum(path string, want []byte) error {
 // Info is what the plugin reported about itself.
 func (i *Instance) Info() Info { return i.info }
 
-// Name is the instance's log name.
-func (i *Instance) Name() string { return i.name }
-
 // Pid is the plugin process id.
 func (i *Instance) Pid() int { return i.proc.pid() }
 

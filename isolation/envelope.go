@@ -275,14 +275,8 @@ type Envelope struct {
 // Name is the cgroup directory name.
 func (e *Envelope) Name() string { return e.name }
 
-// Instance and Tenant are what limit hits are attributed to.
-func (e *Envelope) Instance() string { return e.instance }
-
 // Tenant is the tenant the envelope was created for.
 func (e *Envelope) Tenant() string { return e.tenant }
-
-// Limits returns the limits the envelope was created with.
-func (e *Envelope) Limits() Limits { return e.limits }
 
 // Degraded lists requested limits the kernel could not apply here (today
 // only io weight, which needs an io controller with weights).

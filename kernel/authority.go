@@ -63,9 +63,6 @@ func (s *Session) authorityHeld(at string) bool {
 	return false
 }
 
-// AuthorityLost reports whether the session lost its lease.
-func (s *Session) AuthorityLost() bool { return s.authorityLost }
-
 // ingressAuthority is the ingress check of data-lane input (audio,
 // speech start/end): without the lease it is counted stale; it reaches no
 // turn, since none can open (propose checks again) and the one that was

@@ -29,9 +29,6 @@ func openAuthority(ctx context.Context, cfg *config.Config, opts Options) (autho
 	return a, true, nil
 }
 
-// Authority is the runtime's lease authority.
-func (rt *Runtime) Authority() authority.Authority { return rt.auth }
-
 // acquireLease takes session's placement lease before its session opens
 // (so before its first turn_open) and returns the kernel's view of it; the
 // gate, if any, checks it on every output from then on.

@@ -14,7 +14,6 @@
 package transports
 
 import (
-	"context"
 	"errors"
 
 	"github.com/rspp/rspp/kernel/eventabi"
@@ -100,15 +99,6 @@ type Conn interface {
 	// ErrConnectionLost when the connection was lost, ErrBadInput when it
 	// was closed for bad input.
 	Err() error
-}
-
-// Listener is a transport's source of connections.
-type Listener interface {
-	// Accept returns the next connection whose session may open. It
-	// returns an error wrapping ErrListenerClosed once closed.
-	Accept(ctx context.Context) (Conn, error)
-	// Close stops accepting and ends the connections still open.
-	Close() error
 }
 
 // Sentinel errors of the seam.

@@ -185,9 +185,6 @@ func (s *Session) open(cfg kernel.SessionConfig, rep *replayOracle) (*Session, e
 // Level is the session's current recording level.
 func (s *Session) Level() string { return s.level }
 
-// Inputs is how many inputs the session took.
-func (s *Session) Inputs() uint64 { return s.n }
-
 // begin starts one input: the clock is read once for it.
 func (s *Session) begin() {
 	s.n++
@@ -247,9 +244,6 @@ func (s *Session) downgrade(why string, size int64) {
 			"spent_bytes": strconv.FormatInt(s.spent, 10), "input_bytes": strconv.FormatInt(size, 10),
 			"budget_bytes": strconv.FormatInt(s.pol.Budget, 10)}})
 }
-
-// ID is the session id.
-func (s *Session) ID() string { return s.id }
 
 func (s *Session) wall(mono int64) int64 {
 	if s.anchor == 0 {

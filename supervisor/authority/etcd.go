@@ -41,8 +41,6 @@ type Etcd struct {
 	mu     sync.Mutex
 	leases map[*etcdLease]struct{}
 	closed bool
-
-	acquired, lost atomic.Int64
 }
 
 // NewEtcd connects to etcd. It fails (naming the endpoints) when no
@@ -81,9 +79,6 @@ func NewEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 }
 
 func (e *Etcd) Kind() string { return "etcd" }
-
-// Stats: leases acquired and lost (expired or taken over) so far.
-func (e *Etcd) Stats() (acquired, lost int64) { return e.acquired.Load(), e.lost.Load() }
 
 // Acquire takes session's key under a fresh etcd lease. While another
 // holder has the key it waits for the key to go (its lease expiring or
@@ -162,7 +157,6 @@ func (e *Etcd) hold(session, key string, grant *clientv3.LeaseGrantResponse, epo
 	}
 	e.leases[l] = struct{}{}
 	e.mu.Unlock()
-	e.acquired.Add(1)
 	l.wg.Add(2)
 	go l.keepAlive(ctx)
 	go l.watch(ctx)
@@ -247,9 +241,7 @@ func (l *etcdLease) lose(current uint64) {
 	} else if l.current.Load() == l.epoch {
 		l.current.Store(0)
 	}
-	if !l.lostFlag.Swap(true) {
-		l.e.lost.Add(1)
-	}
+	l.lostFlag.Store(true)
 }
 
 // keepAlive renews the lease every third of its TTL. A renewal that finds

@@ -103,13 +103,6 @@ func (i *Instance) State() State {
 	return i.state
 }
 
-// Crash is why it crashed (nil unless Crashed).
-func (i *Instance) Crash() *CrashError {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return i.crash
-}
-
 // move changes state if the state machine allows it.
 func (i *Instance) move(to State) error {
 	i.mu.Lock()

@@ -172,9 +172,6 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 // Key is the pool key.
 func (p *Pool) Key() string { return p.cfg.Key }
 
-// Provider is the provider the pool serves.
-func (p *Pool) Provider() string { return p.cfg.Provider }
-
 func (p *Pool) emit(ev Event) {
 	ev.Pool = p.cfg.Key
 	ev.At = p.cfg.Clock.Now()

@@ -208,13 +208,6 @@ func (t *JSONLTimeline) Flush() {
 	}
 }
 
-// Err is the first encoding or write error, if any.
-func (t *JSONLTimeline) Err() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.err
-}
-
 // Close writes what is queued, syncs and closes the file. Records
 // appended afterwards are ignored. Safe to call twice.
 func (t *JSONLTimeline) Close() error {

@@ -214,9 +214,6 @@ func Open(cfg Config) (*Session, error) {
 	return s, nil
 }
 
-// ID is the session id.
-func (s *Session) ID() string { return s.id }
-
 // Done is closed when the session has closed and released everything.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
@@ -256,7 +253,6 @@ func (s *Session) EgressPlayed(turn string, n int) {
 	s.push(input{kind: inPlayed, ev: eventabi.Event{TurnID: turn}, n: n}, true)
 }
 
-
 // Close closes the session (an active turn aborts with reason) and waits
 // until its invocations are released.
 func (s *Session) Close(reason string) {
@@ -279,7 +275,6 @@ func (s *Session) Idle() <-chan struct{} {
 	}
 	return s.idleWake
 }
-
 
 // push queues an input; must == false lets it be dropped when over limit.
 func (s *Session) push(in input, must bool) bool {
@@ -705,7 +700,6 @@ func (s *Session) opened(in input) {
 		}
 	}
 }
-
 
 // openCall is an invocation and where it belongs. call is nil while the
 // instance is still being acquired; inputs wait in pending meanwhile.

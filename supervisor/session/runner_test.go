@@ -59,7 +59,6 @@ func (p *fakePools) Open(pool string, req externalnode.OpenRequest, avoid []stri
 	return c, nil
 }
 
-
 func openSession(t *testing.T, pools Pools, tl Timeline) *Session {
 	t.Helper()
 	s, err := Open(Config{

@@ -106,9 +106,6 @@ func (c *Conn) start() error {
 	return nil
 }
 
-// ID is the session id of the participant's session.
-func (c *Conn) ID() string { return c.id }
-
 // Identity is the participant's identity.
 func (c *Conn) Identity() string { return c.identity }
 

@@ -169,13 +169,6 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Open is how many connections are open.
-func (s *Server) Open() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
-
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	select {
 	case <-s.stop:
