@@ -112,13 +112,13 @@ func sameBinding(a, b Binding) bool {
 	return a.Provider == b.Provider && a.Version == b.Version && a.Pool == b.Pool
 }
 
-// NextBinding is the binding node nodeID moves to in this turn after an
+// nextBinding is the binding node nodeID moves to in this turn after an
 // invocation on failed failed: the next provider of the node's frozen list
 // that was not down at freeze (for a node with a single fallback
 // provider, that one). It reports false, and why, when there is none: the
 // list is exhausted or the node has no alternative. Pure: it reads only
 // the frozen plan, so every replay decides the same.
-func (p *ResolvedTurnPlan) NextBinding(nodeID string, failed Binding) (Binding, string, bool) {
+func (p *ResolvedTurnPlan) nextBinding(nodeID string, failed Binding) (Binding, string, bool) {
 	pn := p.node(nodeID)
 	if pn == nil {
 		return Binding{}, "unknown node " + nodeID, false

@@ -112,14 +112,14 @@ func TestNextBindingAndPlanHashHoldTheList(t *testing.T) {
 		t.Fatal("the provider list is not part of the plan hash")
 	}
 	plan := list.s.turn.plan
-	next, _, ok := plan.NextBinding("tts", plan.node("tts").Binding)
+	next, _, ok := plan.nextBinding("tts", plan.node("tts").Binding)
 	if !ok || next.Provider != "piper" {
 		t.Fatalf("next after espeak: %+v %v", next, ok)
 	}
-	if _, why, ok := plan.NextBinding("tts", plan.node("tts").Chain[2]); ok || why == "" {
+	if _, why, ok := plan.nextBinding("tts", plan.node("tts").Chain[2]); ok || why == "" {
 		t.Fatalf("next after the last: ok=%v why=%q", ok, why)
 	}
-	if _, _, ok := plan.NextBinding("stt", plan.node("stt").Binding); ok {
+	if _, _, ok := plan.nextBinding("stt", plan.node("stt").Binding); ok {
 		t.Fatal("a single-provider node has no next binding")
 	}
 }

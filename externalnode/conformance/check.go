@@ -139,8 +139,8 @@ func (r *Report) Failed() []string {
 	return out
 }
 
-// Result returns the result of the named check (zero Result if it did not run).
-func (r *Report) Result(check string) Result {
+// result returns the result of the named check (zero result if it did not run).
+func (r *Report) result(check string) Result {
 	for _, res := range r.Results {
 		if res.Check == check {
 			return res

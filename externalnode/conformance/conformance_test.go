@@ -144,7 +144,7 @@ func TestBrokenNodesFailTheRightCheck(t *testing.T) {
 				logReport(t, rep)
 				t.Fatalf("failed checks = %v, want %v", rep.Failed(), tc.failed)
 			}
-			if d := rep.Result(tc.failed[0]).Detail; !strings.Contains(d, tc.detail) {
+			if d := rep.result(tc.failed[0]).Detail; !strings.Contains(d, tc.detail) {
 				t.Fatalf("%s detail %q does not say %q", tc.failed[0], d, tc.detail)
 			}
 			if el := time.Since(t0); el > 15*time.Second {
@@ -156,10 +156,10 @@ func TestBrokenNodesFailTheRightCheck(t *testing.T) {
 
 func TestNotAPluginFailsHandshakeAndSkipsTheRest(t *testing.T) {
 	rep := Run(context.Background(), Options{Binary: "/bin/true", SocketRoot: socketRoot(t), Timeout: 2 * time.Second})
-	if r := rep.Result(CheckHandshake); r.Status != Fail {
+	if r := rep.result(CheckHandshake); r.Status != Fail {
 		t.Fatalf("handshake = %+v", r)
 	}
-	if r := rep.Result(CheckShutdown); r.Status != Skip || len(rep.Failed()) != len(Checks) {
+	if r := rep.result(CheckShutdown); r.Status != Skip || len(rep.Failed()) != len(Checks) {
 		logReport(t, rep)
 		t.Fatalf("want every check not passed, shutdown skipped")
 	}
@@ -220,8 +220,8 @@ func TestProvidersPass(t *testing.T) {
 				logReport(t, rep)
 				t.Fatalf("%s failed: %v", tc.name, rep.Failed())
 			}
-			if tc.name == "pocketsphinx" && !strings.Contains(rep.Result(CheckInvoke).Detail, `"hello there"`) {
-				t.Fatalf("spoken sample not recognised: %s", rep.Result(CheckInvoke).Detail)
+			if tc.name == "pocketsphinx" && !strings.Contains(rep.result(CheckInvoke).Detail, `"hello there"`) {
+				t.Fatalf("spoken sample not recognised: %s", rep.result(CheckInvoke).Detail)
 			}
 		})
 	}

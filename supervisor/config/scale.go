@@ -21,8 +21,8 @@ type PoolSize struct {
 	ScaleDownIdle Duration `yaml:"scale_down_idle"`
 }
 
-// Autoscaled says whether the pool may change size.
-func (i PoolSize) Autoscaled() bool { return i.Max > i.Min }
+// autoscaled says whether the pool may change size.
+func (i PoolSize) autoscaled() bool { return i.Max > i.Min }
 
 func (i *PoolSize) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {

@@ -39,8 +39,8 @@ func TestInstancesNumberOrMinMax(t *testing.T) {
 		if got.Min != c.min || got.Max != c.max {
 			t.Errorf("%q: min %d max %d, want %d %d", c.in, got.Min, got.Max, c.min, c.max)
 		}
-		if got.Autoscaled() != (c.max > c.min) {
-			t.Errorf("%q: autoscaled %v", c.in, got.Autoscaled())
+		if got.autoscaled() != (c.max > c.min) {
+			t.Errorf("%q: autoscaled %v", c.in, got.autoscaled())
 		}
 	}
 	for _, c := range []struct{ in, key, text string }{

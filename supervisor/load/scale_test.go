@@ -246,7 +246,7 @@ func TestTerminalCounterAgreesAndStaysBounded(t *testing.T) {
 		got.WrongCount != 3 || want.WrongCount != 3 || fmt.Sprint(got.AbortReasons) != fmt.Sprint(want.AbortReasons) {
 		t.Fatalf("counter %+v\nwhole timeline %+v", got, want)
 	}
-	if len(c.recent) > recentTurns || c.OpenTurns() != 1 {
-		t.Fatalf("counter keeps %d ended turns (ring %d) and %d open", len(c.recent), recentTurns, c.OpenTurns())
+	if len(c.recent) > recentTurns || c.openTurns() != 1 {
+		t.Fatalf("counter keeps %d ended turns (ring %d) and %d open", len(c.recent), recentTurns, c.openTurns())
 	}
 }

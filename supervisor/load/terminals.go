@@ -120,8 +120,8 @@ func (c *TerminalCounter) Terminals(final bool) Terminals {
 	return t
 }
 
-// OpenTurns is how many turns are open now.
-func (c *TerminalCounter) OpenTurns() int {
+// openTurns is how many turns are open now.
+func (c *TerminalCounter) openTurns() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.open)

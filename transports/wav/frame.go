@@ -39,8 +39,8 @@ func (f *Framer) Write(b []byte, emit func(frame []byte) error) error {
 	return nil
 }
 
-// Pending is the number of buffered bytes not yet emitted.
-func (f *Framer) Pending() int { return len(f.buf) }
+// pending is the number of buffered bytes not yet emitted.
+func (f *Framer) pending() int { return len(f.buf) }
 
 // Flush emits the buffered partial frame, padded with silence to
 // FrameBytes; it does nothing when no bytes are pending.

@@ -41,12 +41,12 @@ func TestFramerChunkedInput(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if fr.Pending() != 3 {
-		t.Fatalf("pending %d, want 3", fr.Pending())
+	if fr.pending() != 3 {
+		t.Fatalf("pending %d, want 3", fr.pending())
 	}
 	fr.Flush(emit)
-	if fr.Pending() != 0 || len(got) != 6 {
-		t.Fatalf("pending %d frames %d", fr.Pending(), len(got))
+	if fr.pending() != 0 || len(got) != 6 {
+		t.Fatalf("pending %d frames %d", fr.pending(), len(got))
 	}
 	joined := bytes.Join(got, nil)
 	if !bytes.Equal(joined[:len(pcm)], pcm) {

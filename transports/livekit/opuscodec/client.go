@@ -132,8 +132,8 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// Kill ends the helper at once (tests of a dead codec).
-func (c *Client) Kill() { _ = c.cmd.Process.Kill() }
+// kill ends the helper at once (tests of a dead codec).
+func (c *Client) kill() { _ = c.cmd.Process.Kill() }
 
 // IsExited says whether err means the helper is gone.
 func IsExited(err error) bool { return errors.Is(err, ErrCodecExited) }

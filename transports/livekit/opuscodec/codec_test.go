@@ -136,7 +136,7 @@ func TestBadPayloadLosesNothingElse(t *testing.T) {
 
 func TestHelperGone(t *testing.T) {
 	dec := start(t, ModeDecode)
-	dec.Kill()
+	dec.kill()
 	if _, err := dec.Code([]byte{0x78, 0x00}); !IsExited(err) {
 		t.Fatalf("dead helper: %v, want ErrCodecExited", err)
 	}
