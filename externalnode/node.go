@@ -3,6 +3,10 @@
 // Instance and open Calls on it. Authors and the kernel never see gRPC: the
 // wire mapping (proto/rspp/v1) and go-plugin live here, and errors are
 // converted to and from gRPC status only here.
+//
+// It imports kernel/... and proto of this module, never supervisor/...,
+// transports or providers: it is the boundary the supervisor and every node
+// stand on.
 package externalnode
 
 import (

@@ -28,4 +28,6 @@
 // seccomp, capabilities and no_new_privs are per-thread and survive execve),
 // so the entry point needs no all-threads machinery (psx) and works in a
 // binary built with or without cgo.
+//
+// It is a leaf: it imports nothing else of this module.
 package isolation

@@ -8,6 +8,9 @@
 //
 // A Session is not safe for concurrent use: one goroutine (the runner's
 // session loop) owns it.
+//
+// It imports only kernel/eventabi of this module (test/layout); the session
+// driver that does its I/O is supervisor/session.
 package kernel
 
 import (

@@ -6,6 +6,9 @@
 // recorded ones byte for byte, and Playback runs the recorded traffic
 // through the real runner with each provider replaced by its recorded
 // outputs.
+//
+// It imports kernel/..., externalnode and the supervisor (its Runtime,
+// config and session driver); no transport and no provider.
 package replay
 
 import (

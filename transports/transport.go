@@ -11,6 +11,9 @@
 // decides turns (the kernel does) and never paces agent audio itself: a
 // live transport is handed frames at real time by the supervisor's
 // playout and writes them as they come.
+//
+// Transports import kernel/eventabi, kernel/fence and transports/...; never
+// supervisor/..., which drives them.
 package transports
 
 import (

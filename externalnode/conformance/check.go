@@ -10,6 +10,9 @@
 // It owns the node processes and private socket directories it starts and
 // removes them before returning; it must never leave a process, socket or
 // temp dir behind, and never talks gRPC itself (externalnode does).
+//
+// It imports externalnode and kernel/... and links no provider: a spoken
+// sample comes from a TTS node binary (PluginSpeech).
 package conformance
 
 import (

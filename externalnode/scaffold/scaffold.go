@@ -6,6 +6,8 @@
 // it.
 //
 // It only ever creates files: it must never overwrite or delete anything.
+//
+// It imports nothing of this module.
 package scaffold
 
 import (

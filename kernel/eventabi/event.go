@@ -3,6 +3,8 @@
 // kernel and across the plugin boundary. It owns the domain types and their
 // validation; it must never do I/O or know about gRPC (the wire mapping lives
 // in externalnode).
+//
+// It imports nothing of this module.
 package eventabi
 
 import "fmt"

@@ -10,6 +10,8 @@
 // kernel's FenceEgress and admits each frame before pacing it out) and to
 // the connection (transports.Binding.Gate: its writer admits each frame
 // right before it goes on the wire).
+//
+// It imports only kernel and kernel/eventabi of this module.
 package fence
 
 import (

@@ -10,6 +10,8 @@
 //
 // Like the kernel it does no I/O, starts no goroutine and reads no clock
 // of its own: records go to a Sink the caller provides.
+//
+// It imports only kernel and kernel/eventabi of this module.
 package record
 
 import (

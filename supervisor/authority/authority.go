@@ -15,6 +15,8 @@
 // loop (kernel.Authority) and by the transport's writer for every frame
 // (kernel/fence.Gate). The keep-alive and the watch that notice a loss
 // run on goroutines the lease owns; Release stops them.
+//
+// It imports only kernel of this module.
 package authority
 
 import (

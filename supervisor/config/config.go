@@ -3,6 +3,9 @@
 // block), the pipeline graph and kernel policies. It owns parsing and
 // validation only; it starts nothing. A bad config is a *Error naming the key
 // or file that is wrong, so nothing starts half-way.
+//
+// It imports kernel/... and externalnode of this module; no other
+// supervisor room.
 package config
 
 import (

@@ -5,6 +5,8 @@
 // JSON Lines timeline sees, so the two cannot disagree. It must never block
 // a session: every call is in-memory bookkeeping; exporting happens in the
 // OpenTelemetry SDK's own goroutines.
+//
+// It imports kernel and supervisor/session (record types) of this module.
 package telemetry
 
 import (
