@@ -111,7 +111,11 @@ func violations(g graph, rules []rule) []string {
 				continue
 			}
 			if chain := forbiddenPath(g, from, r); chain != nil {
-				out = append(out, fmt.Sprintf("%s must not depend on %s (%s): %s", from, r.To, r.Why, strings.Join(chain, " -> ")))
+				to := r.To
+				if to == "..." {
+					to = "anything but " + strings.Join(r.Except, ", ")
+				}
+				out = append(out, fmt.Sprintf("%s must not depend on %s (%s): %s", from, to, r.Why, strings.Join(chain, " -> ")))
 			}
 		}
 	}
