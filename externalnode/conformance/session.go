@@ -84,7 +84,7 @@ func (s *session) close() error {
 		pid := s.inst.Pid()
 		s.inst.Kill()
 		var problems []error
-		if processAlive(pid) {
+		if externalnode.ProcessAlive(pid) {
 			problems = append(problems, fmt.Errorf("process %d still alive after Kill", pid))
 		}
 		left, _ := os.ReadDir(s.socketDir)
@@ -97,24 +97,6 @@ func (s *session) close() error {
 		err = errors.Join(problems...)
 	})
 	return err
-}
-
-// processAlive reports whether pid names a live (not zombie) process.
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// Field 3 (after the parenthesised command name) is the state.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return true
-	}
-	return s[i+2] != 'Z' && s[i+2] != 'X'
 }
 
 // outcome is how one invocation ended, and what it emitted.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/supervisor/internal/testplugin"
 	"github.com/rspp/rspp/supervisor/internal/testrt"
 	"github.com/rspp/rspp/supervisor/pool"
@@ -182,7 +183,7 @@ func TestHungPluginTimedOutKilledAndReplaced(t *testing.T) {
 	if crash == nil || crash.Kind != pool.CrashHung {
 		t.Fatalf("hung llm (pid %d) was not killed as hung: %v", hungPid, crash)
 	}
-	if pool.ProcessAlive(hungPid) {
+	if externalnode.ProcessAlive(hungPid) {
 		t.Fatalf("hung plugin pid %d still alive", hungPid)
 	}
 	t.Logf("turn 1: %s %q; crash: %v; turn 2: %s", terms[0].Type, terms[0].Reason, crash, terms[1].Type)

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/supervisor/admin"
 	"github.com/rspp/rspp/supervisor/internal/testplugin"
 	"github.com/rspp/rspp/supervisor/internal/testrt"
-	"github.com/rspp/rspp/supervisor/pool"
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/supervisor/config"
@@ -133,7 +133,7 @@ func TestSIGKILLOfRsppLeavesNoPlugin(t *testing.T) {
 	for {
 		alive = alive[:0]
 		for _, pid := range resp.Plugins {
-			if pool.ProcessAlive(pid) {
+			if externalnode.ProcessAlive(pid) {
 				alive = append(alive, pid)
 			}
 		}
@@ -261,7 +261,7 @@ func TestHotUpgradeUnderFiftySessions(t *testing.T) {
 		t.Fatal("old tts pool never drained")
 	}
 	for _, pid := range oldPids {
-		if pool.ProcessAlive(pid) {
+		if externalnode.ProcessAlive(pid) {
 			t.Errorf("old tts plugin pid %d still alive after drain", pid)
 		}
 	}

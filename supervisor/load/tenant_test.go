@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/internal/testplugin"
 	"github.com/rspp/rspp/supervisor/internal/testrt"
@@ -265,7 +266,7 @@ func TestTenantPoolsLazyIdleAndUpgraded(t *testing.T) {
 		}
 	}
 	for _, pid := range oldPids {
-		if pool.ProcessAlive(pid) {
+		if externalnode.ProcessAlive(pid) {
 			t.Errorf("old generation's tenant plugin %d still alive", pid)
 		}
 	}

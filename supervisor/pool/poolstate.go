@@ -2,13 +2,9 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"slices"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rspp/rspp/externalnode"
@@ -201,39 +197,16 @@ func (l *PidLog) Alive() []int {
 	l.mu.Unlock()
 	var out []int
 	for _, p := range procs {
-		if ProcessAlive(p.pid) && procStart(p.pid) == p.start {
+		if externalnode.ProcessAlive(p.pid) && procStart(p.pid) == p.start {
 			out = append(out, p.pid)
 		}
 	}
 	return out
 }
 
-// ProcessAlive says whether pid exists and is not a zombie.
-func ProcessAlive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	st := procStat(pid)
-	return len(st) > 0 && st[0] != "Z" && st[0] != "X"
-}
-
-// procStat is /proc/<pid>/stat from the state field on (nil if gone).
-func procStat(pid int) []string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return nil
-	}
-	return strings.Fields(s[i+2:])
-}
-
 // procStart is the process start time (clock ticks since boot), "" if gone.
 func procStart(pid int) string {
-	if st := procStat(pid); len(st) > 19 {
+	if st := externalnode.ProcStat(pid); len(st) > 19 {
 		return st[19] // field 22 overall; st[0] is field 3
 	}
 	return ""

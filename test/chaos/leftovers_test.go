@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/providers/speechtest"
 	"github.com/rspp/rspp/supervisor"
 	"github.com/rspp/rspp/supervisor/admin"
@@ -278,7 +279,7 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
 		t.Errorf("processes left behind: %v", left)
 	}
 	for _, pid := range append(killed, last.Plugins...) {
-		if pool.ProcessAlive(pid) {
+		if externalnode.ProcessAlive(pid) {
 			t.Errorf("plugin %d alive", pid)
 		}
 	}
