@@ -6,10 +6,10 @@ import (
 	"fmt"
 )
 
-// DecodeJSON parses one event from its JSON form (scripted traces, golden
+// decodeJSON parses one event from its JSON form (scripted traces, golden
 // files, replay) and returns it normalized and validated. Oversized input,
 // unknown fields and trailing data are rejected with a typed error.
-func DecodeJSON(b []byte, lim Limits) (Event, error) {
+func decodeJSON(b []byte, lim Limits) (Event, error) {
 	if lim == (Limits{}) {
 		lim = DefaultLimits
 	}
@@ -33,5 +33,5 @@ func DecodeJSON(b []byte, lim Limits) (Event, error) {
 	return ev, nil
 }
 
-// EncodeJSON is the inverse of DecodeJSON.
-func EncodeJSON(ev *Event) ([]byte, error) { return json.Marshal(ev) }
+// encodeJSON is the inverse of DecodeJSON.
+func encodeJSON(ev *Event) ([]byte, error) { return json.Marshal(ev) }

@@ -54,16 +54,16 @@ func TestValidate(t *testing.T) {
 func TestDecodeJSONRoundTrip(t *testing.T) {
 	ev := audioEvent()
 	ev.SessionID = "s"
-	b, err := EncodeJSON(&ev)
+	b, err := encodeJSON(&ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := DecodeJSON(b, Limits{})
+	got, err := decodeJSON(b, Limits{})
 	if err != nil || got.SchemaVersion != SchemaVersion || got.Lane != LaneData || len(got.Audio.PCM) != 640 {
 		t.Fatalf("decode: %+v %v", got, err)
 	}
 	for _, bad := range []string{`{"Type":"audio.frame"} {}`, `{"Nope":1}`, `[`, `{"Type":"x","SchemaVersion":7}`} {
-		if _, err := DecodeJSON([]byte(bad), Limits{}); err == nil {
+		if _, err := decodeJSON([]byte(bad), Limits{}); err == nil {
 			t.Fatalf("accepted %s", bad)
 		}
 	}
@@ -73,13 +73,13 @@ func TestDecodeJSONRoundTrip(t *testing.T) {
 // only typed errors, and whatever it accepts is valid and round-trips.
 func FuzzDecodeValidate(f *testing.F) {
 	ev := audioEvent()
-	seed, _ := EncodeJSON(&ev)
+	seed, _ := encodeJSON(&ev)
 	f.Add(seed)
 	f.Add([]byte(`{"Type":"text.delta","Text":{"Text":"hi"}}`))
 	f.Add([]byte(`{"Type":"control.cancel","Lane":1,"Control":{"Scope":"turn"}}`))
 	f.Add([]byte(`{"Type":"audio.frame","Audio":{"PCM":"AAA=","SampleRate":8000,"Channels":2}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ev, err := DecodeJSON(b, Limits{MaxPCMBytes: 4096, MaxTextBytes: 1024, MaxIDBytes: 64})
+		ev, err := decodeJSON(b, Limits{MaxPCMBytes: 4096, MaxTextBytes: 1024, MaxIDBytes: 64})
 		if err != nil {
 			var ve *ValidationError
 			if !errors.As(err, &ve) || ve.Kind == nil {
@@ -93,11 +93,11 @@ func FuzzDecodeValidate(f *testing.F) {
 		if ev.Audio != nil && ev.Audio.DurationNanos() <= 0 {
 			t.Fatalf("accepted audio without duration: %+v", ev.Audio)
 		}
-		again, err := EncodeJSON(&ev)
+		again, err := encodeJSON(&ev)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := DecodeJSON(again, Limits{MaxPCMBytes: 4096, MaxTextBytes: 1024, MaxIDBytes: 64}); err != nil {
+		if _, err := decodeJSON(again, Limits{MaxPCMBytes: 4096, MaxTextBytes: 1024, MaxIDBytes: 64}); err != nil {
 			t.Fatalf("round trip rejected: %v", err)
 		}
 	})
