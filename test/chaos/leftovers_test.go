@@ -199,9 +199,24 @@ vad: {threshold_db: -40, min_speech: 60ms, hangover: 400ms}
 	// SIGKILL rspp while pocketsphinx holds an utterance's temp WAV in
 	// its scratch dir (it writes one per utterance it decodes), so that
 	// the sweep below has one to remove.
+	// The instances are stopped while we look, so that a decode that
+	// ends between the look and the kill cannot remove the WAV first
+	// (SIGKILL, and the Pdeathsig that follows rspp's death, still reach
+	// a stopped process).
 	rsppPid := serve.Process.Pid
 	last := status()
-	for deadline := time.Now().Add(30 * time.Second); !has(leftovers(t, dir, tmp, rsppPid), "temp wav: "+state); time.Sleep(5 * time.Millisecond) {
+	sphinx := pidsOf(func(p pool.Status) bool { return p.Provider == "pocketsphinx" })
+	signalAll := func(sig syscall.Signal) {
+		for _, pid := range sphinx {
+			_ = syscall.Kill(pid, sig)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		signalAll(syscall.SIGSTOP)
+		if has(leftovers(t, dir, tmp, rsppPid), "temp wav: "+state) {
+			break
+		}
+		signalAll(syscall.SIGCONT)
 		if time.Now().After(deadline) {
 			t.Fatal("pocketsphinx never held a temp WAV in 30 s of 300 ms gaps")
 		}
