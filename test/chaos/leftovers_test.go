@@ -318,7 +318,7 @@ func leftovers(t *testing.T, dir, tmp string, rsppPid int) []string {
 		return nil
 	})
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && strings.HasPrefix(d.Name(), "rspp-pocketsphinx-") {
+		if err == nil && strings.HasPrefix(d.Name(), "rspp-pocketsphinx-") && strings.HasSuffix(d.Name(), ".wav") {
 			out = append(out, "temp wav: "+p)
 		}
 		return nil

@@ -64,6 +64,9 @@ func NewDecoder(binary, hmm, dict, grammar string) (Decoder, error) {
 	if err := tool.CheckFile("grammar", d.Grammar, false); err != nil {
 		return Decoder{}, err
 	}
+	if small, ok := trimDict(d.Dict, d.Grammar, tempDir()); ok {
+		d.Dict = small
+	}
 	return d, nil
 }
 
