@@ -50,6 +50,13 @@ type graph struct {
 	in       map[string][]int
 	upstream map[string][]string // distinct upstream ids (may include Ingress), config order
 	branchOf map[string]string   // dormant branch node -> the node it stands in for
+
+	// Resolved at compile time so that routing a frame looks nothing up
+	// by name: the out-edges of Ingress and of each node (by position in
+	// nodes), and each edge's target position (-1: Egress).
+	ingressOut []int
+	nodeOut    [][]int
+	edgeTo     []int
 }
 
 // inputOwner is the node whose inputs a node receives: a branch takes over
@@ -143,7 +150,24 @@ func compileGraph(g GraphSpec) (*graph, error) {
 	if err := cg.checkPaths(g.Nodes); err != nil {
 		return nil, err
 	}
+	cg.resolve()
 	return cg, nil
+}
+
+// resolve fills the index forms of out and of each edge's target.
+func (cg *graph) resolve() {
+	cg.ingressOut = cg.out[Ingress]
+	cg.nodeOut = make([][]int, len(cg.nodes))
+	for i, n := range cg.nodes {
+		cg.nodeOut[i] = cg.out[n.ID]
+	}
+	cg.edgeTo = make([]int, len(cg.edges))
+	for i, e := range cg.edges {
+		cg.edgeTo[i] = -1
+		if e.To != Egress {
+			cg.edgeTo[i] = cg.index[e.To]
+		}
+	}
 }
 
 // order sorts nodes topologically (Kahn), ties broken by config order, and

@@ -23,6 +23,8 @@ type invocation struct {
 	ref         InvocationRef
 	t           *turn
 	pn          *PlannedNode
+	node        int   // position of pn in the plan (and the graph)
+	outs        []int // the node's out-edges
 	binding     Binding
 	attempt     int
 	deadline    int64
@@ -40,6 +42,9 @@ type invocation struct {
 	// dedupeSkip of them were delivered by an earlier attempt of an
 	// idempotent binding and are dropped (retry dedupe).
 	outSeq, dedupeSkip int
+	// forgotten: retired from the session's invocations (retire), as if
+	// a lookup of its id found nothing.
+	forgotten bool
 }
 
 // outLimit is how many inputs of node may be outstanding at once: the
@@ -68,9 +73,11 @@ func (s *Session) settle(inv *invocation, st invStatus) {
 // startInvocation opens an invocation of pn; prev (retry/fallback) hands
 // over its buffered inputs, which are re-delivered.
 func (s *Session) startInvocation(t *turn, pn *PlannedNode, b Binding, attempt int, prev *invocation) *invocation {
-	inv := &invocation{t: t, pn: pn, binding: b, attempt: attempt, deadline: s.now + int64(pn.Timeout), outLimit: s.outLimit(pn.Spec.ID)}
+	node := s.g.index[pn.Spec.ID]
+	inv := &invocation{t: t, pn: pn, node: node, outs: s.g.nodeOut[node], binding: b, attempt: attempt, deadline: s.now + int64(pn.Timeout), outLimit: s.outLimit(pn.Spec.ID)}
 	inv.ref = InvocationRef{SessionID: s.cfg.SessionID, TurnID: t.id, NodeID: pn.Spec.ID, InvocationID: s.cfg.IDs.NewID("inv")}
 	t.byNode[pn.Spec.ID] = inv
+	t.nodeInv[node] = inv
 	s.invs[inv.ref.InvocationID] = inv
 	s.retire(inv.ref.InvocationID)
 	s.control(StartInvocation{Ref: inv.ref, Binding: b, Deadline: inv.deadline, Attempt: attempt})
@@ -96,22 +103,22 @@ func (s *Session) deliver(inv *invocation, ev eventabi.Event, edge int) {
 	default:
 		inv.inputsLost = true
 	}
-	s.emit(queued{eff: DeliverInput{InvocationID: inv.ref.InvocationID, Event: ev}, edge: edge, turn: inv.t.id, inv: inv.ref.InvocationID})
+	s.emit(queued{eff: DeliverInput{InvocationID: inv.ref.InvocationID, Event: ev}, edge: edge, turn: inv.t.id, inv: inv.ref.InvocationID, target: inv})
 }
 
 // deliverIngress routes one user audio frame (or passed ingress event)
 // along the ingress edges of the listening turn.
 func (s *Session) deliverIngress(t *turn, ev eventabi.Event) error {
-	_, err := s.fanOut(t, Ingress, "", ev)
+	_, err := s.fanOut(t, Ingress, s.g.ingressOut, "", ev)
 	return err
 }
 
 // fanOut routes one event of from (Ingress or a node's invocation inv)
-// along every out-edge that takes it, all or nothing: a data event is only
-// accepted if no target edge is holding it back (bounded block). It reports
-// whether the event went anywhere.
-func (s *Session) fanOut(t *turn, from, inv string, ev eventabi.Event) (bool, error) {
-	targets := s.targets(t, from, ev.Type)
+// along every out-edge of outs (from's) that takes it, all or nothing: a
+// data event is only accepted if no target edge is holding it back
+// (bounded block). It reports whether the event went anywhere.
+func (s *Session) fanOut(t *turn, from string, outs []int, inv string, ev eventabi.Event) (bool, error) {
+	targets := s.targets(t, from, outs, ev.Type)
 	if len(targets) == 0 {
 		return false, nil
 	}
@@ -128,18 +135,19 @@ func (s *Session) fanOut(t *turn, from, inv string, ev eventabi.Event) (bool, er
 	return true, nil
 }
 
-// targets are the out-edges of from that accept type ty and whose target can
-// still take input in turn t.
-func (s *Session) targets(t *turn, from string, ty eventabi.Type) []int {
-	var out []int
-	for _, ei := range s.g.out[from] {
-		e := s.g.edges[ei]
-		if !accepts(e, ty) {
+// targets are the edges of outs (from's out-edges) that accept type ty and
+// whose target can still take input in turn t. The slice is the session's
+// scratch: valid until the next call.
+func (s *Session) targets(t *turn, from string, outs []int, ty eventabi.Type) []int {
+	out := s.targetBuf[:0]
+	for _, ei := range outs {
+		e := &s.g.edges[ei]
+		if len(e.Types) > 0 && !slices.Contains(e.Types, ty) { // accepts, without copying the edge
 			continue
 		}
-		if e.To != Egress {
-			inv := s.receiver(t, e.To)
-			if inv == nil || inv.status != invOpen || inv.inputClosed || !s.selects(t, e.To, from) {
+		if to := s.g.edgeTo[ei]; to >= 0 {
+			inv := s.receiverAt(t, to)
+			if inv == nil || inv.status != invOpen || inv.inputClosed || s.g.nodes[to].Join == JoinSelect && !s.selects(t, e.To, from) {
 				continue
 			}
 			if acc := inv.binding.Accepts; len(acc) > 0 && !slices.Contains(acc, ty) {
@@ -149,6 +157,7 @@ func (s *Session) targets(t *turn, from string, ty eventabi.Type) []int {
 		}
 		out = append(out, ei)
 	}
+	s.targetBuf = out[:0]
 	return out
 }
 
@@ -162,8 +171,9 @@ func (s *Session) selects(t *turn, node, from string) bool {
 }
 
 func (s *Session) routeOne(t *turn, from string, ei int, ev eventabi.Event) {
-	e := s.g.edges[ei]
-	if e.To == Egress {
+	e := &s.g.edges[ei]
+	to := s.g.edgeTo[ei]
+	if to < 0 { // Egress
 		if !s.egressAuthority(t) {
 			return
 		}
@@ -172,8 +182,8 @@ func (s *Session) routeOne(t *turn, from string, ei int, ev eventabi.Event) {
 		s.budgetEgress(t, &ev)
 		return
 	}
-	inv := s.receiver(t, e.To)
-	if t.plan.node(e.To).Join == JoinSelect {
+	inv := s.receiverAt(t, to)
+	if s.g.nodes[to].Join == JoinSelect {
 		if _, ok := t.selected[e.To]; !ok {
 			t.selected[e.To] = from
 			s.record(TimelineRecord{Type: "select", TurnID: t.id, NodeID: e.To, Reason: "first upstream to deliver",
@@ -233,7 +243,7 @@ func (s *Session) closeIfReady(t *turn, node string) {
 	}
 	if ready {
 		inv.inputClosed = true
-		s.emit(queued{eff: CloseInput{InvocationID: inv.ref.InvocationID}, edge: -1, turn: t.id, inv: inv.ref.InvocationID})
+		s.emit(queued{eff: CloseInput{InvocationID: inv.ref.InvocationID}, edge: -1, turn: t.id, inv: inv.ref.InvocationID, target: inv})
 	}
 }
 
@@ -269,7 +279,7 @@ func (s *Session) OnNodeEvent(invocationID string, ev eventabi.Event) error {
 	if !s.budgetOutput(inv, &ev) {
 		return nil // a budget rule cut, replaced or ended it
 	}
-	routed, err := s.fanOut(t, inv.pn.Spec.ID, invocationID, ev)
+	routed, err := s.fanOut(t, inv.pn.Spec.ID, inv.outs, invocationID, ev)
 	inv.emitted = inv.emitted || routed
 	return err
 }

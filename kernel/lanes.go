@@ -16,6 +16,9 @@ type queued struct {
 	edge int    // index into the session's edges; -1 when not an edge delivery
 	turn string // turn the effect belongs to (fence purge)
 	inv  string // target invocation of DeliverInput/CloseInput (cancel purge)
+	// target is that invocation itself (nil when inv is ""), so that
+	// Ready looks nothing up by id per queued input.
+	target *invocation
 }
 
 // edgeState is the runtime of one edge's bounded queue.
@@ -239,7 +242,7 @@ func (s *Session) handOut(q queued) {
 		}
 	}
 	if _, ok := q.eff.(DeliverInput); ok {
-		if inv := s.invs[q.inv]; inv != nil && inv.status == invOpen {
+		if inv := q.known(); inv != nil && inv.status == invOpen {
 			inv.outstanding = append(inv.outstanding, q.edge)
 			return
 		}
@@ -265,8 +268,17 @@ func (s *Session) holdBack(q queued, held map[string]bool) bool {
 	if _, ok := q.eff.(DeliverInput); !ok {
 		return false
 	}
-	inv := s.invs[q.inv]
+	inv := q.known()
 	return inv != nil && inv.status == invOpen && len(inv.outstanding) >= inv.outLimit
+}
+
+// known is q's target invocation while the session still knows it by id
+// (nil once retired): what a lookup of q.inv in the session would find.
+func (q *queued) known() *invocation {
+	if q.target == nil || q.target.forgotten {
+		return nil
+	}
+	return q.target
 }
 
 // edgeTaken frees one slot of edge ei. Falling to the low watermark ends

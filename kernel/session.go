@@ -70,6 +70,8 @@ type Session struct {
 	authorityLost bool   // the lease moved on (authority.go)
 	currentEpoch  uint64 // the epoch Authority reported when it did
 	budgets       budgetState
+
+	targetBuf []int // targets' scratch (one frame's target edges)
 }
 
 // NewSession validates the config and graph and opens the session.
@@ -239,8 +241,8 @@ func (s *Session) Tick() {
 		s.cancelTurn(t, "playback_timeout")
 	}
 	if t := s.turn; t != nil {
-		for _, pn := range t.plan.Nodes {
-			inv := t.byNode[pn.Spec.ID]
+		for i, pn := range t.plan.Nodes {
+			inv := t.nodeInv[i]
 			if s.turn != t || inv == nil || inv.status != invOpen || s.now < inv.deadline {
 				continue
 			}
@@ -286,6 +288,9 @@ func (s *Session) stamp(ev *eventabi.Event, turnID, nodeID, invID string) {
 func (s *Session) retire(ids ...string) {
 	s.retired = append(s.retired, ids...)
 	for len(s.retired) > maxRetired {
+		if inv := s.invs[s.retired[0]]; inv != nil {
+			inv.forgotten = true // queued effects that point at it see it gone, as a lookup would
+		}
 		delete(s.invs, s.retired[0])
 		s.retired = s.retired[1:]
 	}

@@ -22,6 +22,7 @@ type turn struct {
 	terminal bool
 	fenced   bool
 	byNode   map[string]*invocation     // current invocation of each node
+	nodeInv  []*invocation              // the same, by position in plan.Nodes
 	doneUp   map[string]map[string]bool // node -> upstream -> ended OK
 	selected map[string]string          // select-join node -> winning upstream
 	replaced map[string]bool            // failed nodes whose fallback branch took over
@@ -152,7 +153,7 @@ func (s *Session) preTurnReject(reason string, attrs map[string]string) {
 
 // openTurn emits turn_open, starts every node's invocation, then turn_active.
 func (s *Session) openTurn(plan *ResolvedTurnPlan, in *intent) {
-	t := &turn{id: plan.TurnID, plan: plan, byNode: map[string]*invocation{},
+	t := &turn{id: plan.TurnID, plan: plan, byNode: map[string]*invocation{}, nodeInv: make([]*invocation, len(plan.Nodes)),
 		doneUp: map[string]map[string]bool{}, selected: map[string]string{}, replaced: map[string]bool{}}
 	s.turn = t
 	s.stats.TurnsOpened++
@@ -205,6 +206,15 @@ func (s *Session) receiver(t *turn, node string) *invocation {
 	return t.byNode[node]
 }
 
+// receiverAt is receiver for the node at position i of the plan (and of
+// the graph), without a lookup by name unless a branch took over a node.
+func (s *Session) receiverAt(t *turn, i int) *invocation {
+	if len(t.replaced) > 0 {
+		return s.receiver(t, s.g.nodes[i].ID)
+	}
+	return t.nodeInv[i]
+}
+
 // closeIngress ends the user's part of the turn.
 func (s *Session) closeIngress(t *turn) {
 	t.phase = phaseResponding
@@ -219,11 +229,11 @@ func (s *Session) maybeCommit(t *turn) {
 	if t.terminal {
 		return
 	}
-	for _, pn := range t.plan.Nodes {
+	for i, pn := range t.plan.Nodes {
 		if s.inactive(t, pn.Spec.ID) {
 			continue
 		}
-		if inv := t.byNode[pn.Spec.ID]; inv == nil || inv.status != invOK && inv.status != invSuperseded {
+		if inv := t.nodeInv[i]; inv == nil || inv.status != invOK && inv.status != invSuperseded {
 			return
 		}
 	}
@@ -257,8 +267,8 @@ func (s *Session) cancelTurn(t *turn, reason string) {
 	t.terminal = true
 	s.record(TimelineRecord{Type: "cancel", TurnID: t.id, Reason: reason, Attrs: map[string]string{"scope": "turn"}})
 	s.fence(t, reason)
-	for _, pn := range t.plan.Nodes {
-		if inv := t.byNode[pn.Spec.ID]; inv != nil && inv.status == invOpen {
+	for i := range t.plan.Nodes {
+		if inv := t.nodeInv[i]; inv != nil && inv.status == invOpen {
 			s.settle(inv, invCancelled)
 			s.control(CancelInvocation{InvocationID: inv.ref.InvocationID, Reason: reason})
 		}
