@@ -63,12 +63,15 @@ func (v *energyVAD) isVoiced(a *eventabi.Audio) bool {
 	if n == 0 {
 		return false
 	}
-	var sum float64
-	for i := 0; i+1 < len(a.PCM); i += 2 {
-		s := float64(int16(binary.LittleEndian.Uint16(a.PCM[i:])))
+	// Summed as integers: each square is below 2^30, so any frame under
+	// 2^23 samples sums exactly, the same value the float sum gave.
+	var sum int64
+	pcm := a.PCM[:n*2]
+	for i := 0; i < len(pcm); i += 2 {
+		s := int64(int16(binary.LittleEndian.Uint16(pcm[i:])))
 		sum += s * s
 	}
-	return sum/float64(n) >= v.powerThreshold
+	return float64(sum)/float64(n) >= v.powerThreshold
 }
 
 func (v *energyVAD) push(ev eventabi.Event) vadResult {
