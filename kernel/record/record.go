@@ -203,6 +203,17 @@ func (s *Session) begin() {
 // recording says whether inputs are being recorded live.
 func (s *Session) recording() bool { return s.replay == nil && s.level == kernel.LevelFull }
 
+// unrecorded ends an input that goes nowhere (live at level control):
+// all finish would do is restart the count of Ready calls, so no record
+// is built for it (one allocation per frame otherwise).
+func (s *Session) unrecorded() bool {
+	if s.replay == nil && s.level != kernel.LevelFull {
+		s.ready = 0
+		return true
+	}
+	return false
+}
+
 // finish records the input just taken.
 func (s *Session) finish(in *kernel.InputRecord, verdict error) {
 	if verdict != nil {
@@ -287,6 +298,9 @@ func (s *Session) Ingest(ev eventabi.Event) error {
 	if err == nil && ev.Type == eventabi.TypeAudioFrame {
 		s.media += ev.Audio.DurationNanos()
 	}
+	if s.unrecorded() {
+		return err
+	}
 	s.finish(&kernel.InputRecord{Kind: kernel.InputIngest, Event: s.eventPtr(ev)}, err)
 	return err
 }
@@ -295,6 +309,9 @@ func (s *Session) Ingest(ev eventabi.Event) error {
 func (s *Session) OnNodeEvent(inv string, ev eventabi.Event) error {
 	s.begin()
 	err := s.Session.OnNodeEvent(inv, ev)
+	if s.unrecorded() {
+		return err
+	}
 	s.finish(&kernel.InputRecord{Kind: kernel.InputNodeEvent, Inv: inv, Event: s.eventPtr(ev)}, err)
 	return err
 }
@@ -314,6 +331,9 @@ func (s *Session) OnInvocationEnd(inv string, res kernel.InvocationResult) {
 func (s *Session) OnInputsTaken(inv string, n int) {
 	s.begin()
 	s.Session.OnInputsTaken(inv, n)
+	if s.unrecorded() {
+		return
+	}
 	s.finish(&kernel.InputRecord{Kind: kernel.InputTaken, Inv: inv, Count: n}, nil)
 }
 
@@ -321,6 +341,9 @@ func (s *Session) OnInputsTaken(inv string, n int) {
 func (s *Session) OnEgressPlayed(turn string, n int) {
 	s.begin()
 	s.Session.OnEgressPlayed(turn, n)
+	if s.unrecorded() {
+		return
+	}
 	s.finish(&kernel.InputRecord{Kind: kernel.InputPlayed, Event: &eventabi.Event{TurnID: turn}, Count: n}, nil)
 }
 
