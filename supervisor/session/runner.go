@@ -465,6 +465,9 @@ func (s *Session) offer(in input) bool {
 
 // retryHeld offers held node outputs again, in order, per invocation.
 func (s *Session) retryHeld() {
+	if len(s.holding) == 0 {
+		return // the common case: not even a map iteration per wake-up
+	}
 	for id, c := range s.holding {
 		if s.calls[id] != c {
 			s.dropHeld(id, c)
