@@ -164,13 +164,22 @@ type Session struct {
 	idleWake chan struct{}
 	idleMu   sync.Mutex
 
-	ticked  atomic.Bool // the wheel says a tick is due
-	phase   int         // the wheel's phase (under the wheel's lock)
-	onWheel bool        // ticked by cfg.Wheel, not a ticker of its own
+	ticked atomic.Bool // the wheel says a tick is due
+	// tickedAt is the wheel index of the session's last tick (flagged by
+	// the wheel or taken on a wake-up, tickOnWake).
+	tickedAt atomic.Int64
+	phase    int  // the wheel's phase (under the wheel's lock)
+	onWheel  bool // ticked by cfg.Wheel, not a ticker of its own
 }
 
-// tickDue is the wheel's tick: flag it and wake the loop (never blocks).
-func (s *Session) tickDue() {
+// tickDue is the wheel's tick at index idx: flag it and wake the loop
+// (never blocks) unless the session ticked less than a period ago on a
+// wake-up of its own.
+func (s *Session) tickDue(idx, period int64) {
+	if idx-s.tickedAt.Load() < period {
+		return
+	}
+	s.tickedAt.Store(idx)
 	s.ticked.Store(true)
 	select {
 	case s.wake <- struct{}{}:
@@ -303,6 +312,25 @@ func (s *Session) push(in input, must bool) bool {
 	return true
 }
 
+// tickOnWake says whether a wake-up for input should also tick: on the
+// wheel, once half a tick period has passed since the last tick. A
+// session fed a frame every period then ticks on its frames' wake-ups
+// and the wheel does not wake it a second time (tickDue); one fed
+// nothing is ticked by the wheel as before. A deadline is then checked
+// at most two periods after it passed (the frames stop just after a tick).
+func (s *Session) tickOnWake() bool {
+	if !s.onWheel {
+		return false
+	}
+	w := s.cfg.Wheel
+	cur := w.index()
+	if cur-s.tickedAt.Load() < int64(w.slots)/2 {
+		return false
+	}
+	s.tickedAt.Store(cur)
+	return true
+}
+
 func (s *Session) drain() []input {
 	s.inboxMu.Lock()
 	defer s.inboxMu.Unlock()
@@ -339,7 +367,7 @@ func (s *Session) loop() {
 	for !s.k.Closed() {
 		select {
 		case <-s.wake:
-			if s.ticked.Swap(false) {
+			if s.ticked.Swap(false) || s.tickOnWake() {
 				s.k.Tick()
 				s.execute()
 			}

@@ -2,6 +2,7 @@ package session
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -11,7 +12,10 @@ import (
 // frames, instead of a timer per frame). Sessions are spread over the
 // phases of their tick period, so a thousand sessions do not all check
 // their deadlines in the same instant. A session whose Config.Tick differs
-// from the wheel's keeps a ticker of its own.
+// from the wheel's keeps a ticker of its own. A session woken anyway (a
+// frame every 20 ms) ticks on that wake-up once half a period has passed,
+// and the wheel then leaves it be: one wake-up per frame instead of two
+// (Session.tickOnWake).
 type Wheel struct {
 	res    time.Duration
 	tick   time.Duration
@@ -20,6 +24,7 @@ type Wheel struct {
 
 	mu      sync.Mutex
 	n       int64                   // last tick index run
+	cur     atomic.Int64            // n, for sessions to read without the lock
 	waits   map[int64]chan struct{} // tick index -> closed when it runs
 	phases  [][]*Session            // sessions ticked at index%slots
 	closed  bool
@@ -53,6 +58,7 @@ func (w *Wheel) startLocked() {
 	}
 	w.started = true
 	w.n = int64(time.Since(w.origin) / w.res)
+	w.cur.Store(w.n)
 	go w.run()
 }
 
@@ -80,7 +86,7 @@ func (w *Wheel) advance(cur int64) {
 		// waits of the skipped indexes are run below.
 		for _, ph := range w.phases {
 			for _, s := range ph {
-				s.tickDue()
+				s.tickDue(cur, int64(w.slots))
 			}
 		}
 		for i, c := range w.waits {
@@ -90,6 +96,7 @@ func (w *Wheel) advance(cur int64) {
 			}
 		}
 		w.n = cur
+		w.cur.Store(cur)
 		return
 	}
 	for i := w.n + 1; i <= cur; i++ {
@@ -98,13 +105,17 @@ func (w *Wheel) advance(cur int64) {
 			delete(w.waits, i)
 		}
 		for _, s := range w.phases[i%int64(w.slots)] {
-			s.tickDue()
+			s.tickDue(i, int64(w.slots))
 		}
 	}
 	if cur > w.n {
 		w.n = cur
+		w.cur.Store(cur)
 	}
 }
+
+// index is the wheel's current tick index.
+func (w *Wheel) index() int64 { return w.cur.Load() }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
