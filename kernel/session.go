@@ -241,13 +241,13 @@ func (s *Session) Tick() {
 		s.cancelTurn(t, "playback_timeout")
 	}
 	if t := s.turn; t != nil {
-		for i, pn := range t.plan.Nodes {
+		for i := range t.plan.Nodes { // by index: a PlannedNode is large to copy per tick
 			inv := t.nodeInv[i]
 			if s.turn != t || inv == nil || inv.status != invOpen || s.now < inv.deadline {
 				continue
 			}
 			s.control(CancelInvocation{InvocationID: inv.ref.InvocationID, Reason: "timeout"})
-			s.fail(inv, fmt.Errorf("%w: timeout %s exceeded", ErrNodeTimeout, pn.Timeout), "")
+			s.fail(inv, fmt.Errorf("%w: timeout %s exceeded", ErrNodeTimeout, t.plan.Nodes[i].Timeout), "")
 		}
 	}
 	s.budgetTick()
