@@ -313,7 +313,8 @@ func (s *Session) push(in input, must bool) bool {
 }
 
 // tickOnWake says whether a wake-up for input should also tick: on the
-// wheel, once half a tick period has passed since the last tick. A
+// wheel, once most of a tick period (all but a fifth: frames paced at the
+// period arrive a slot early or late) has passed since the last tick. A
 // session fed a frame every period then ticks on its frames' wake-ups
 // and the wheel does not wake it a second time (tickDue); one fed
 // nothing is ticked by the wheel as before. A deadline is then checked
@@ -324,7 +325,7 @@ func (s *Session) tickOnWake() bool {
 	}
 	w := s.cfg.Wheel
 	cur := w.index()
-	if cur-s.tickedAt.Load() < int64(w.slots)/2 {
+	if cur-s.tickedAt.Load() < max(1, int64(w.slots-w.slots/5)) {
 		return false
 	}
 	s.tickedAt.Store(cur)

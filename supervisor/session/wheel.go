@@ -13,7 +13,7 @@ import (
 // phases of their tick period, so a thousand sessions do not all check
 // their deadlines in the same instant. A session whose Config.Tick differs
 // from the wheel's keeps a ticker of its own. A session woken anyway (a
-// frame every 20 ms) ticks on that wake-up once half a period has passed,
+// frame every 20 ms) ticks on that wake-up once most of a period has passed,
 // and the wheel then leaves it be: one wake-up per frame instead of two
 // (Session.tickOnWake).
 type Wheel struct {

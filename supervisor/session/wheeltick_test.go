@@ -20,9 +20,9 @@ func TestWheelSkipsASessionThatTickedOnItsOwn(t *testing.T) {
 	if s.tickOnWake() {
 		t.Fatal("a second wake-up at the same index ticked again")
 	}
-	w.cur.Store(104)
+	w.cur.Store(107)
 	if s.tickOnWake() {
-		t.Fatal("a wake-up 4 of 10 slots after the last tick ticked")
+		t.Fatal("a wake-up 7 of 10 slots after the last tick ticked")
 	}
 
 	s.tickDue(109, 10) // 9 slots after the wake-up's tick
@@ -37,14 +37,14 @@ func TestWheelSkipsASessionThatTickedOnItsOwn(t *testing.T) {
 	<-s.wake
 
 	// The wheel's tick is the last tick: a wake-up right after it does
-	// not tick again, one half a period later does.
+	// not tick again, one a frame's period later (a slot early) does.
 	w.cur.Store(112)
 	if s.tickOnWake() {
 		t.Fatal("a wake-up 2 slots after the wheel's tick ticked")
 	}
-	w.cur.Store(115)
+	w.cur.Store(119)
 	if !s.tickOnWake() {
-		t.Fatal("a wake-up half a period after the wheel's tick did not tick")
+		t.Fatal("a wake-up 9 slots after the wheel's tick did not tick")
 	}
 }
 
