@@ -108,6 +108,29 @@ func (rt *Runtime) ServeConn(ctx context.Context, c transports.Conn, o ConnOptio
 		return res, err
 	}
 	post.set(sess)
+	// Each inbound frame goes to the session; input it refuses ends the
+	// connection. A feed-driven connection (transports.Feed: a file, the
+	// load) has its producer do this itself, on its own goroutine; others
+	// send frames on Inbound for the loop below.
+	var end connEnd
+	ingest := func(ev eventabi.Event) error {
+		err := sess.Ingest(ev)
+		switch {
+		case err == nil:
+		case errors.Is(err, session.ErrClosed):
+			if end.decide("session_closed", true) {
+				c.Refuse(fmt.Errorf("%w: session %s", kernel.ErrSessionClosed, id))
+			}
+		default:
+			if end.decide(CloseBadInput, false) {
+				c.Refuse(fmt.Errorf("%w: %w", transports.ErrBadInput, err))
+			}
+		}
+		return err
+	}
+	if d, ok := c.(directInbound); ok {
+		d.Direct(ingest)
+	}
 	if err := c.Bind(transports.Binding{SessionID: id, Gate: gate}); err != nil {
 		// The connection ended before its session was bound (bad input
 		// or loss right after start).
@@ -126,7 +149,6 @@ func (rt *Runtime) ServeConn(ctx context.Context, c transports.Conn, o ConnOptio
 	if o.Opened != nil {
 		o.Opened(sess)
 	}
-	reason := ""
 	shutdown := o.ShutdownReason
 	if shutdown == "" {
 		shutdown = CloseShutdown
@@ -136,25 +158,16 @@ loop:
 	for {
 		select {
 		case <-ctx.Done():
-			reason = shutdown
+			end.decide(shutdown, false)
 			break loop
 		case ev, ok := <-in:
-			if !ok {
-				break loop
-			}
-			if err := sess.Ingest(ev); err != nil {
-				if errors.Is(err, session.ErrClosed) {
-					res.EndedItself = true
-					c.Refuse(fmt.Errorf("%w: session %s", kernel.ErrSessionClosed, id))
-					reason = "session_closed"
-					break loop
-				}
-				c.Refuse(fmt.Errorf("%w: %w", transports.ErrBadInput, err))
-				reason = CloseBadInput
+			if !ok || ingest(ev) != nil {
 				break loop
 			}
 		}
 	}
+	reason, endedItself := end.result()
+	res.EndedItself = endedItself
 	if reason == "" {
 		reason = closeReason(c.Err())
 		if reason == CloseSessionEnd {
@@ -182,6 +195,38 @@ loop:
 	res.Reason = reason
 	res.ConnErr = c.Err()
 	return res, nil
+}
+
+// directInbound is a connection whose producer can hand its frames to the
+// session itself (transports.Feed.Direct).
+type directInbound interface {
+	Direct(deliver func(eventabi.Event) error)
+}
+
+// connEnd is how ServeConn decided a connection ends, decided once: by
+// the first refused input (on the loop, or on a direct producer's
+// goroutine) or by ctx.
+type connEnd struct {
+	mu          sync.Mutex
+	reason      string
+	endedItself bool
+}
+
+// decide sets the ending unless one was set; it reports whether it did.
+func (e *connEnd) decide(reason string, endedItself bool) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.reason != "" {
+		return false
+	}
+	e.reason, e.endedItself = reason, endedItself
+	return true
+}
+
+func (e *connEnd) result() (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.reason, e.endedItself
 }
 
 // closeReason is the session_close reason for how a connection ended.
