@@ -110,11 +110,11 @@ func (rt *Runtime) ServeConn(ctx context.Context, c transports.Conn, o ConnOptio
 	post.set(sess)
 	// Each inbound frame goes to the session; input it refuses ends the
 	// connection. A feed-driven connection (transports.Feed: a file, the
-	// load) has its producer do this itself, on its own goroutine; others
-	// send frames on Inbound for the loop below.
+	// load) has its producer do this itself, on its own goroutine, through
+	// a session.Stream (the verdict on a frame is collected with the next
+	// one); others send frames on Inbound for the loop below.
 	var end connEnd
-	ingest := func(ev eventabi.Event) error {
-		err := sess.Ingest(ev)
+	refused := func(err error) error {
 		switch {
 		case err == nil:
 		case errors.Is(err, session.ErrClosed):
@@ -128,8 +128,10 @@ func (rt *Runtime) ServeConn(ctx context.Context, c transports.Conn, o ConnOptio
 		}
 		return err
 	}
+	var stream *session.Stream
 	if d, ok := c.(directInbound); ok {
-		d.Direct(ingest)
+		stream = sess.Stream()
+		d.Direct(func(ev eventabi.Event) error { return refused(stream.Ingest(ev)) })
 	}
 	if err := c.Bind(transports.Binding{SessionID: id, Gate: gate}); err != nil {
 		// The connection ended before its session was bound (bad input
@@ -161,7 +163,14 @@ loop:
 			end.decide(shutdown, false)
 			break loop
 		case ev, ok := <-in:
-			if !ok || ingest(ev) != nil {
+			if !ok {
+				if stream != nil {
+					// The producer has returned: its last frame's verdict.
+					_ = refused(stream.Flush())
+				}
+				break loop
+			}
+			if refused(sess.Ingest(ev)) != nil {
 				break loop
 			}
 		}
