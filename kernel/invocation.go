@@ -45,6 +45,9 @@ type invocation struct {
 	// forgotten: retired from the session's invocations (retire), as if
 	// a lookup of its id found nothing.
 	forgotten bool
+	// heldIn is the Ready call (Session.readyGen) that last held back
+	// one of its inputs: the rest of them wait behind it, in order.
+	heldIn uint64
 }
 
 // outLimit is how many inputs of node may be outstanding at once: the

@@ -256,14 +256,14 @@ func (s *Session) handOut(q queued) {
 // that already has its bound of inputs outstanding, or anything of an
 // invocation held back earlier in this Ready (order within an invocation
 // is kept, and its CloseInput never overtakes its inputs).
-func (s *Session) holdBack(q queued, held map[string]bool) bool {
+func (s *Session) holdBack(q queued) bool {
 	switch q.eff.(type) {
 	case DeliverInput, CloseInput:
 	default:
 		return false
 	}
-	if held[q.inv] {
-		return true
+	if q.target != nil && q.target.heldIn == s.readyGen {
+		return true // its invocation was held back earlier in this Ready
 	}
 	if _, ok := q.eff.(DeliverInput); !ok {
 		return false

@@ -71,7 +71,8 @@ type Session struct {
 	currentEpoch  uint64 // the epoch Authority reported when it did
 	budgets       budgetState
 
-	targetBuf []int // targets' scratch (one frame's target edges)
+	targetBuf []int  // targets' scratch (one frame's target edges)
+	readyGen  uint64 // counts Ready calls (invocation.heldIn)
 }
 
 // NewSession validates the config and graph and opens the session.
@@ -144,14 +145,11 @@ func (s *Session) Ready() []Effect {
 	// assemble.
 	data := s.q.data
 	kept := s.q.spare[:0]
-	var held map[string]bool
+	s.readyGen++ // marks the invocations held back in this Ready
 	n := 0
 	for _, q := range data {
-		if s.holdBack(q, held) {
-			if held == nil {
-				held = map[string]bool{}
-			}
-			held[q.inv] = true
+		if s.holdBack(q) {
+			q.target.heldIn = s.readyGen
 			kept = append(kept, q)
 			continue
 		}
