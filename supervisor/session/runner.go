@@ -543,9 +543,12 @@ func (s *Session) publishIdle() {
 	if s.k.Closed() {
 		turn = ""
 	}
+	prev := s.active.Load().(string)
+	if prev == turn {
+		return // storing a string in an atomic.Value allocates: once per wake-up otherwise
+	}
 	s.idleMu.Lock()
 	defer s.idleMu.Unlock()
-	prev := s.active.Load().(string)
 	s.active.Store(turn)
 	if prev != "" && turn == "" {
 		close(s.idleWake)
