@@ -366,27 +366,19 @@ func (s *Session) loop() {
 	}
 	s.execute()
 	for !s.k.Closed() {
-		select {
-		case <-s.wake:
-			if s.ticked.Swap(false) || s.tickOnWake() {
+		if s.onWheel {
+			// The wheel's ticks come as wake-ups too: one channel, a
+			// plain receive rather than a select per wake-up.
+			<-s.wake
+			s.woken()
+		} else {
+			select {
+			case <-s.wake:
+				s.woken()
+			case <-tickC:
 				s.k.Tick()
 				s.execute()
 			}
-			batch := s.drain()
-			for i, in := range batch {
-				s.apply(in)
-				s.execute()
-				if i%yieldEvery == yieldEvery-1 {
-					// A burst (a node's output, a backlog) must not hold
-					// a processor for a whole preemption slice while
-					// other sessions wait to be scheduled.
-					runtime.Gosched()
-				}
-			}
-			s.recycle(batch)
-		case <-tickC:
-			s.k.Tick()
-			s.execute()
 		}
 		s.retryHeld()
 		s.publishIdle()
@@ -413,6 +405,26 @@ func (s *Session) loop() {
 		}
 	}
 	s.opens.Wait()
+}
+
+// woken handles one wake-up: a tick if one is due, then every queued input.
+func (s *Session) woken() {
+	if s.ticked.Swap(false) || s.tickOnWake() {
+		s.k.Tick()
+		s.execute()
+	}
+	batch := s.drain()
+	for i, in := range batch {
+		s.apply(in)
+		s.execute()
+		if i%yieldEvery == yieldEvery-1 {
+			// A burst (a node's output, a backlog) must not hold
+			// a processor for a whole preemption slice while
+			// other sessions wait to be scheduled.
+			runtime.Gosched()
+		}
+	}
+	s.recycle(batch)
 }
 
 func (s *Session) apply(in input) {

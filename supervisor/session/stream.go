@@ -43,6 +43,11 @@ func (st *Stream) Flush() error {
 	}
 	st.pending = false
 	select {
+	case err := <-st.res: // the common case: ready, and no two-channel select
+		return err
+	default:
+	}
+	select {
 	case err := <-st.res:
 		return err
 	case <-st.s.done:
