@@ -23,6 +23,7 @@ type turn struct {
 	fenced   bool
 	byNode   map[string]*invocation     // current invocation of each node
 	nodeInv  []*invocation              // the same, by position in plan.Nodes
+	invBuf   [6]*invocation             // nodeInv's storage for small plans (no allocation per turn)
 	doneUp   map[string]map[string]bool // node -> upstream -> ended OK
 	selected map[string]string          // select-join node -> winning upstream
 	replaced map[string]bool            // failed nodes whose fallback branch took over
@@ -153,8 +154,13 @@ func (s *Session) preTurnReject(reason string, attrs map[string]string) {
 
 // openTurn emits turn_open, starts every node's invocation, then turn_active.
 func (s *Session) openTurn(plan *ResolvedTurnPlan, in *intent) {
-	t := &turn{id: plan.TurnID, plan: plan, byNode: map[string]*invocation{}, nodeInv: make([]*invocation, len(plan.Nodes)),
+	t := &turn{id: plan.TurnID, plan: plan, byNode: map[string]*invocation{},
 		doneUp: map[string]map[string]bool{}, selected: map[string]string{}, replaced: map[string]bool{}}
+	if len(plan.Nodes) <= len(t.invBuf) {
+		t.nodeInv = t.invBuf[:len(plan.Nodes)]
+	} else {
+		t.nodeInv = make([]*invocation, len(plan.Nodes))
+	}
 	s.turn = t
 	s.stats.TurnsOpened++
 	attrs := map[string]string{"plan_hash": plan.Hash, "plan_id": plan.ID, "epoch": strconv.FormatUint(plan.Epoch, 10),
