@@ -1,4 +1,4 @@
-package nodehost
+package builtin
 
 import (
 	"context"

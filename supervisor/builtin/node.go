@@ -1,4 +1,4 @@
-// Package nodehost runs in-process nodes behind the same contract external
+// Package builtin runs in-process nodes behind the same contract external
 // (plugin) nodes implement: Init, OnEvent with emit, OnCancel, Shutdown. It
 // enforces a timeout on every hook and shapes every failure (error, panic,
 // hang) into one of the kernel's typed invocation outcomes, so the kernel
@@ -8,7 +8,7 @@
 // Unlike the kernel core, the host deals in wall time: a hook runs on its own
 // goroutine so a hang can be timed out. Every such goroutine is owned by the
 // Host and Close waits for them (bounded).
-package nodehost
+package builtin
 
 import (
 	"context"
