@@ -1,26 +1,43 @@
-// Package builtin runs in-process nodes behind the same contract external
-// (plugin) nodes implement: Init, OnEvent with emit, OnCancel, Shutdown. It
-// enforces a timeout on every hook and shapes every failure (error, panic,
-// hang) into one of the kernel's typed invocation outcomes, so the kernel
-// applies the same failure policy whether a node runs in this process or in
-// its own.
+// Package builtin runs trusted built-in nodes inside the supervisor
+// process (RK-05's in-process node host): a provider configured with
+// `builtin: NAME` instead of `binary:` is served here, with no process,
+// cgroup envelope, socket or pool. The session driver reaches it through
+// the same interface it opens plugin invocations with (session.Pools:
+// Host.Open returns a Call with Send / CloseInput / Cancel / Instance),
+// so the kernel applies the same plan, timeouts and failure policy
+// whether a node runs here or in a plugin process.
 //
-// Unlike the kernel core, the host deals in wall time: a hook runs on its own
-// goroutine so a hang can be timed out. Every such goroutine is owned by the
-// Host and Close waits for them (bounded).
+// It holds the node contract (Node: Init, OnEvent with emit, OnCancel,
+// Shutdown; optional InputCloser), the Call that runs one invocation on a
+// goroutine of its own behind a bounded input queue, hook timeouts and
+// failure shaping (Shape: error, panic, hang -> the kernel's typed
+// outcomes), the output checks of a plugin's outputs (the kernel's
+// NodeOutputRules and the host's output budget), the registry of the
+// built-ins a config may name (Lookup) and the built-ins themselves
+// (textfilter.go, passthrough.go).
+//
+// Unlike the kernel core it deals in goroutines and wall time: every
+// goroutine it starts is owned by the Host, and Host.Close waits for
+// them (bounded). It may import kernel/... and externalnode (for the
+// Handler / OpenRequest / OutputBudget types the session driver speaks);
+// it must not import the rest of supervisor, transports or providers: a
+// built-in is product code, not a linked plugin.
 package builtin
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
 )
 
-// Emit hands one output event to the runtime. It returns an error once the
-// invocation can no longer emit (cancelled, timed out, ended).
+// Emit hands one output event to the runtime. It returns an error when the
+// output is refused (the Event ABI, the node's declared emits, its output
+// budget) or once the invocation can no longer emit (cancelled, timed
+// out, ended).
 type Emit func(eventabi.Event) error
 
 // Node is the in-process node contract. One Node value serves one
@@ -33,17 +50,14 @@ type Node interface {
 }
 
 // InputCloser is optional: a node that flushes at the end of its input
-// (an STT emitting its final transcript) implements it. The invocation ends
-// when it returns.
+// implements it. The invocation ends when it returns.
 type InputCloser interface {
 	OnInputClosed(ctx context.Context, emit Emit) error
 }
 
 // Config is what a node learns at Init.
 type Config struct {
-	Ref     kernel.InvocationRef
-	Binding kernel.Binding
-	Attempt int
+	SessionID, TurnID, NodeID, InvocationID string
 }
 
 // Factory makes a fresh Node for one invocation.
@@ -57,11 +71,26 @@ type Timeouts struct {
 // DefaultTimeouts are the hook bounds used for zero Timeouts fields.
 var DefaultTimeouts = Timeouts{Init: 2 * time.Second, Event: 5 * time.Second, Cancel: 500 * time.Millisecond, Shutdown: time.Second}
 
-// Errors of the host. ErrHookTimeout also matches kernel.ErrNodeTimeout.
+func (t Timeouts) withDefaults() Timeouts {
+	d := DefaultTimeouts
+	for _, p := range []struct {
+		dst *time.Duration
+		def time.Duration
+	}{{&t.Init, d.Init}, {&t.Event, d.Event}, {&t.Cancel, d.Cancel}, {&t.Shutdown, d.Shutdown}} {
+		if *p.dst <= 0 {
+			*p.dst = p.def
+		}
+	}
+	return t
+}
+
+// Errors of the host. ErrHookTimeout also matches kernel.ErrNodeTimeout,
+// ErrInputQueueFull kernel.ErrQueueFull.
 var (
-	ErrHookTimeout  = errors.New("node hook timed out")
-	ErrDuplicate    = errors.New("node pool already registered")
-	ErrUnknownPool  = errors.New("no in-process node for pool")
-	ErrNotStarted   = errors.New("invocation not started on this host")
-	ErrEmitAfterEnd = errors.New("emit after the invocation ended")
+	ErrHookTimeout    = errors.New("builtin node hook timed out")
+	ErrDuplicate      = errors.New("builtin pool already registered")
+	ErrUnknownPool    = errors.New("no builtin node serves pool")
+	ErrEmitAfterEnd   = errors.New("emit after the hook or invocation ended")
+	ErrInputQueueFull = fmt.Errorf("builtin node input queue full: %w", kernel.ErrQueueFull)
+	ErrHostClosed     = errors.New("builtin host closed")
 )
