@@ -27,6 +27,7 @@ import (
 	"github.com/rspp/rspp/externalnode"
 	"github.com/rspp/rspp/kernel"
 	"github.com/rspp/rspp/kernel/eventabi"
+	"github.com/rspp/rspp/supervisor/builtin"
 )
 
 // ErrInvalid is the kind of every config error (errors.Is).
@@ -169,6 +170,10 @@ type Provider struct {
 	// when rspp is root; "root" keeps root (trusted only).
 	User   string         `yaml:"user"`
 	Config map[string]any `yaml:"config"`
+	// Builtin names a node served inside the supervisor instead of a
+	// binary (supervisor/builtin; exactly one of the two): its kind comes
+	// from the builtin, and process settings do not apply (builtin.go).
+	Builtin string `yaml:"builtin"`
 
 	// Filled by Load.
 	Name       string `yaml:"-"`
@@ -419,11 +424,14 @@ func (c *Config) validateProvider(name string, p *Provider) error {
 		return c.errf(key, "empty provider block")
 	}
 	p.Name = name
+	if p.Builtin != "" {
+		return c.validateBuiltin(key, p)
+	}
 	if !kinds[p.Kind] {
 		return c.errf(key+".kind", "must be one of stt, llm, tts, custom, got %q", p.Kind)
 	}
 	if p.Binary == "" {
-		return c.errf(key+".binary", "is required")
+		return c.errf(key+".binary", "is required (or builtin: one of %s)", strings.Join(builtin.Names(), ", "))
 	}
 	p.BinaryPath = c.Resolve(p.Binary)
 	st, err := os.Stat(p.BinaryPath)
