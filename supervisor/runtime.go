@@ -16,6 +16,7 @@ import (
 	"github.com/rspp/rspp/kernel/eventabi"
 	"github.com/rspp/rspp/kernel/fence"
 	"github.com/rspp/rspp/supervisor/authority"
+	"github.com/rspp/rspp/supervisor/builtin"
 	"github.com/rspp/rspp/supervisor/config"
 	"github.com/rspp/rspp/supervisor/pool"
 	"github.com/rspp/rspp/supervisor/session"
@@ -82,6 +83,9 @@ type Runtime struct {
 
 	auth     authority.Authority // session placement leases
 	ownsAuth bool                // opened by Start: closed by Close
+
+	builtins    *builtin.Host             // builtin providers, in process (builtins.go)
+	builtinBind map[string]kernel.Binding // their bindings, fixed at Start
 }
 
 // Start sweeps stale state (socket dirs, cgroup envelopes of dead runs),
@@ -120,12 +124,19 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Runtime, err
 		rt.Close()
 		return nil, err
 	}
+	if err := rt.startBuiltins(); err != nil {
+		rt.Close()
+		return nil, err
+	}
 	var (
 		wg    sync.WaitGroup
 		errMu sync.Mutex
 		errs  []error
 	)
 	for _, name := range cfg.ProviderNames() {
+		if cfg.Providers[name].Builtin != "" {
+			continue // served in process: startBuiltins
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -338,6 +349,9 @@ func (rt *Runtime) Binding(provider string) (kernel.Binding, bool) {
 // open now. It never starts anything: a keyed pool starts when the
 // runner opens the first invocation on it.
 func (rt *Runtime) binding(provider, tenant, session string) (kernel.Binding, bool) {
+	if b, ok := rt.builtinBind[provider]; ok {
+		return b, true
+	}
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	g := rt.gens[rt.current[provider]]
@@ -354,6 +368,9 @@ func (rt *Runtime) binding(provider, tenant, session string) (kernel.Binding, bo
 // upgrade, and starts a tenant's (or session's) pool on its first use.
 // The runner calls it off the session loop.
 func (rt *Runtime) Open(key string, req externalnode.OpenRequest, avoid []string, h externalnode.Handler) (session.Call, error) {
+	if c, ok, err := rt.openBuiltin(key, req, h); ok {
+		return c, err
+	}
 	for attempt := 0; ; attempt++ {
 		p, err := rt.poolFor(key)
 		if err != nil {
@@ -470,6 +487,7 @@ func (rt *Runtime) Status() []pool.Status {
 	for _, p := range pools {
 		out = append(out, p.Status())
 	}
+	out = append(out, rt.builtinStatus()...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
 }
@@ -503,6 +521,9 @@ func (rt *Runtime) Close() {
 		}()
 	}
 	wg.Wait()
+	if rt.builtins != nil && !rt.builtins.Close(builtinClose) {
+		rt.log.Warn("builtin nodes still running after close", "waited", builtinClose)
+	}
 	if rt.envs != nil {
 		_ = rt.envs.Close()
 	}

@@ -42,6 +42,9 @@ func (rt *Runtime) Upgrade(ctx context.Context, provider, binary string) (Upgrad
 	if !ok {
 		return UpgradeResult{}, fmt.Errorf("%w: unknown provider %q", ErrUpgradeFailed, provider)
 	}
+	if p.Builtin != "" {
+		return UpgradeResult{}, refuseBuiltin(provider)
+	}
 	np := *p
 	abs, err := filepath.Abs(binary)
 	if err != nil {
@@ -175,7 +178,11 @@ func (rt *Runtime) Reload(ctx context.Context) ([]UpgradeResult, error) {
 			errs = append(errs, fmt.Errorf("provider %s: new providers need a restart", name))
 			continue
 		}
-		if sameProvider(op, np) {
+		if sameProvider(op, np) && op.Builtin == np.Builtin {
+			continue
+		}
+		if op.Builtin != "" || np.Builtin != "" {
+			errs = append(errs, refuseBuiltin(name))
 			continue
 		}
 		res, err := rt.replace(ctx, np)

@@ -35,8 +35,10 @@ type Host struct {
 
 // served is one registered pool.
 type served struct {
-	b Builtin
-	f Factory
+	b      Builtin
+	f      Factory
+	opened int64 // calls opened, under Host.mu
+	open   int   // calls running, under Host.mu
 }
 
 // NewHost makes a Host with the given hook timeouts (zero fields: the
@@ -88,6 +90,8 @@ func (h *Host) Open(pool string, req externalnode.OpenRequest, hd externalnode.H
 		SessionID: req.SessionID, TurnID: req.TurnID, InvocationID: req.InvocationID, NodeID: req.NodeID,
 		Node: req.NodeID, Provider: "builtin " + s.b.Name, Version: s.b.Version}
 	h.calls[c] = struct{}{}
+	s.opened++
+	s.open++
 	h.wg.Add(1)
 	go c.run()
 	return c, nil
@@ -96,7 +100,20 @@ func (h *Host) Open(pool string, req externalnode.OpenRequest, hd externalnode.H
 func (h *Host) forget(c *Call) {
 	h.mu.Lock()
 	delete(h.calls, c)
+	c.s.open--
 	h.mu.Unlock()
+}
+
+// Load says how many calls of pool are running and how many were ever
+// opened (ok false for a pool the host does not serve).
+func (h *Host) Load(pool string) (open int, opened int64, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.pools[pool]
+	if !ok {
+		return 0, 0, false
+	}
+	return s.open, s.opened, true
 }
 
 // Close cancels every open call, refuses new ones and waits (bounded by

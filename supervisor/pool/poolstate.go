@@ -60,6 +60,9 @@ type Status struct {
 	Scale  ScaleStatus      `json:"scale"`
 	// PidOf is each current instance's process id.
 	PidOf map[string]int `json:"pid_of,omitempty"`
+	// Builtin names the builtin serving a builtin provider's pool in
+	// the supervisor's process (supervisor/builtin): no process, no pids.
+	Builtin string `json:"builtin,omitempty"`
 }
 
 // Status is a snapshot of the pool.
