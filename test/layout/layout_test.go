@@ -41,6 +41,7 @@ var rules = []rule{
 	{From: "supervisor/session/...", To: "supervisor", Why: "the session driver is reached through its interfaces"},
 	{From: "supervisor/session/...", To: "transports/...", Why: "the session driver is reached through its interfaces"},
 	{From: "providers/...", To: "supervisor/...", Why: "a provider is a plugin: it speaks the boundary, not the host"},
+	{From: "supervisor/builtin/...", To: "supervisor/...", Except: []string{"supervisor/builtin/..."}, Why: "builtin nodes are opened through the session driver's interfaces: they know no runtime, pool or session"},
 }
 
 // graph is the module's packages and their direct in-module imports
@@ -169,6 +170,7 @@ func TestImportDirectionsCatchAViolation(t *testing.T) {
 		{"supervisor/pool", "providers/espeak/synth"},
 		{"cmd/runtime", "providers/flite/voice"},
 		{"supervisor/pool", "supervisor"},
+		{"supervisor/builtin", "supervisor/pool"},
 	} {
 		h := graph{}
 		for k, v := range g {
