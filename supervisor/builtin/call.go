@@ -14,11 +14,11 @@ import (
 	"github.com/rspp/rspp/kernel/eventabi"
 )
 
-// DefaultQueueLimit bounds the inputs one call may have waiting for its
+// defaultQueueLimit bounds the inputs one call may have waiting for its
 // node. The kernel's edge bounds keep a session far below it (an input's
 // edge slot comes back only once the node took it): it is the last line,
 // not the flow control.
-const DefaultQueueLimit = 1024
+const defaultQueueLimit = 1024
 
 // Host serves the builtin pools of a runtime: one registered Factory per
 // pool key, one Call (and goroutine) per open invocation.
@@ -42,10 +42,10 @@ type served struct {
 }
 
 // NewHost makes a Host with the given hook timeouts (zero fields: the
-// defaults) and per-call input queue bound (<= 0: DefaultQueueLimit).
+// defaults) and per-call input queue bound (<= 0: defaultQueueLimit).
 func NewHost(t Timeouts, queueLimit int) *Host {
 	if queueLimit <= 0 {
-		queueLimit = DefaultQueueLimit
+		queueLimit = defaultQueueLimit
 	}
 	return &Host{t: t.withDefaults(), limit: queueLimit, pools: map[string]*served{}, calls: map[*Call]struct{}{}}
 }
@@ -226,9 +226,6 @@ func (c *Call) Cancel(reason string) {
 	c.cancelCtx()
 }
 
-// Refused counts outputs of the call refused by the output rules or budget.
-func (c *Call) Refused() int64 { return c.refused.Load() }
-
 func (c *Call) signal() {
 	select {
 	case c.wake <- struct{}{}:
@@ -274,7 +271,7 @@ func (c *Call) run() {
 	defer c.host.forget(c)
 	t := c.host.t
 	var node Node
-	err, hung := c.hook(t.Init, "init", func(ctx context.Context, _ Emit) error {
+	hung, err := c.hook(t.Init, "init", func(ctx context.Context, _ Emit) error {
 		node = c.s.f()
 		return node.Init(ctx, Config{SessionID: c.req.SessionID, TurnID: c.req.TurnID, NodeID: c.req.NodeID, InvocationID: c.req.InvocationID})
 	})
@@ -283,7 +280,7 @@ func (c *Call) run() {
 		return
 	}
 	if err == nil {
-		err, hung = c.serve(node)
+		hung, err = c.serve(node)
 		if hung {
 			c.end(err)
 			return
@@ -294,7 +291,7 @@ func (c *Call) run() {
 		reason := c.reason
 		c.mu.Unlock()
 		if node != nil {
-			if _, hung := c.hook(t.Cancel, "on_cancel", func(_ context.Context, _ Emit) error {
+			if hung, _ := c.hook(t.Cancel, "on_cancel", func(_ context.Context, _ Emit) error {
 				// Its own context: the invocation's is already cancelled.
 				ctx, cancel := context.WithTimeout(context.Background(), t.Cancel)
 				defer cancel()
@@ -316,24 +313,24 @@ func (c *Call) run() {
 
 // serve feeds the node its inputs until its input closes, a hook fails or
 // the call is cancelled.
-func (c *Call) serve(node Node) (err error, hung bool) {
+func (c *Call) serve(node Node) (hung bool, err error) {
 	t := c.host.t
 	for {
 		it, ok := c.next()
 		if !ok {
-			return nil, false
+			return false, nil
 		}
 		if it.close {
 			ic, ok := node.(InputCloser)
 			if !ok {
-				return nil, false
+				return false, nil
 			}
 			return c.hook(t.Event, "on_input_closed", ic.OnInputClosed)
 		}
 		c.delivered()
 		ev := it.ev
-		if err, hung := c.hook(t.Event, "on_event", func(ctx context.Context, emit Emit) error { return node.OnEvent(ctx, ev, emit) }); err != nil {
-			return err, hung
+		if hung, err := c.hook(t.Event, "on_event", func(ctx context.Context, emit Emit) error { return node.OnEvent(ctx, ev, emit) }); err != nil {
+			return hung, err
 		}
 	}
 }
@@ -351,7 +348,7 @@ func (c *Call) delivered() {
 // hook runs fn on a goroutine of its own under timeout d and shapes its
 // outcome; hung reports a timeout (fn may still be running: it is
 // abandoned, its emit refused from now on).
-func (c *Call) hook(d time.Duration, name string, fn func(context.Context, Emit) error) (err error, hung bool) {
+func (c *Call) hook(d time.Duration, name string, fn func(context.Context, Emit) error) (hung bool, err error) {
 	label := "builtin " + c.s.b.Name + " " + name
 	ctx, cancel := context.WithTimeout(c.ctx, d)
 	defer cancel()
@@ -379,10 +376,10 @@ func (c *Call) hook(d time.Duration, name string, fn func(context.Context, Emit)
 		if err == nil && em.err != nil {
 			err = em.err // an output budget failure ends the call
 		}
-		return Shape(label, err), false
+		return false, shape(label, err)
 	case <-timer:
 		em.seal()
-		return fmt.Errorf("%w: %w: %s after %s", kernel.ErrNodeTimeout, ErrHookTimeout, label, d), true
+		return true, fmt.Errorf("%w: %w: %s after %s", kernel.ErrNodeTimeout, ErrHookTimeout, label, d)
 	}
 }
 
@@ -482,10 +479,10 @@ func (c *Call) admit(n int, inFlight int64) error {
 	return nil
 }
 
-// Shape maps a hook's error onto the kernel's typed outcomes: kernel kinds
+// shape maps a hook's error onto the kernel's typed outcomes: kernel kinds
 // pass through, context deadline becomes ErrNodeTimeout, cancellation
 // ErrCancelled, anything else ErrNodeFailed.
-func Shape(hook string, err error) error {
+func shape(hook string, err error) error {
 	if err == nil {
 		return nil
 	}

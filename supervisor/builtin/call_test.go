@@ -384,8 +384,8 @@ func TestOutputsAreCheckedLikeAPlugins(t *testing.T) {
 					t.Fatalf("end %v, want %v", err, k)
 				}
 			}
-			if len(r.texts()) != 0 || c.Refused() != 1 {
-				t.Fatalf("refused output reached the handler (%v) or was not counted (%d)", r.texts(), c.Refused())
+			if len(r.texts()) != 0 || c.refused.Load() != 1 {
+				t.Fatalf("refused output reached the handler (%v) or was not counted (%d)", r.texts(), c.refused.Load())
 			}
 		})
 	}
@@ -403,7 +403,7 @@ func TestOpenUnknownPoolAndClosedHost(t *testing.T) {
 	}
 }
 
-func TestShape(t *testing.T) {
+func TestShapeTypesHookErrors(t *testing.T) {
 	for _, c := range []struct {
 		in   error
 		kind error
@@ -413,11 +413,11 @@ func TestShape(t *testing.T) {
 		{context.Canceled, kernel.ErrCancelled},
 		{kernel.ErrResourceLimit, kernel.ErrResourceLimit},
 	} {
-		if got := Shape("on_event", c.in); !errors.Is(got, c.kind) {
+		if got := shape("on_event", c.in); !errors.Is(got, c.kind) {
 			t.Fatalf("Shape(%v) = %v", c.in, got)
 		}
 	}
-	if Shape("x", nil) != nil {
+	if shape("x", nil) != nil {
 		t.Fatal("nil shaped")
 	}
 }

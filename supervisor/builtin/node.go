@@ -10,7 +10,7 @@
 // It holds the node contract (Node: Init, OnEvent with emit, OnCancel,
 // Shutdown; optional InputCloser), the Call that runs one invocation on a
 // goroutine of its own behind a bounded input queue, hook timeouts and
-// failure shaping (Shape: error, panic, hang -> the kernel's typed
+// failure shaping (error, panic, hang -> the kernel's typed
 // outcomes), the output checks of a plugin's outputs (the kernel's
 // NodeOutputRules and the host's output budget), the registry of the
 // built-ins a config may name (Lookup) and the built-ins themselves
@@ -68,11 +68,11 @@ type Timeouts struct {
 	Init, Event, Cancel, Shutdown time.Duration
 }
 
-// DefaultTimeouts are the hook bounds used for zero Timeouts fields.
-var DefaultTimeouts = Timeouts{Init: 2 * time.Second, Event: 5 * time.Second, Cancel: 500 * time.Millisecond, Shutdown: time.Second}
+// defaultTimeouts are the hook bounds used for zero Timeouts fields.
+var defaultTimeouts = Timeouts{Init: 2 * time.Second, Event: 5 * time.Second, Cancel: 500 * time.Millisecond, Shutdown: time.Second}
 
 func (t Timeouts) withDefaults() Timeouts {
-	d := DefaultTimeouts
+	d := defaultTimeouts
 	for _, p := range []struct {
 		dst *time.Duration
 		def time.Duration

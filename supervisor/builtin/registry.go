@@ -23,11 +23,9 @@ type Builtin struct {
 	New func(cfg externalnode.Config) (Factory, error)
 }
 
-// PoolPrefix starts the pool key of every builtin provider.
-const PoolPrefix = "builtin:"
-
-// PoolKey is the pool key a builtin provider binds to.
-func PoolKey(provider string) string { return PoolPrefix + provider }
+// PoolKey is the pool key a builtin provider binds to: "builtin:" and
+// the provider's name.
+func PoolKey(provider string) string { return "builtin:" + provider }
 
 // ErrUnknown is the kind of an unknown builtin name.
 var ErrUnknown = errors.New("unknown builtin")

@@ -31,8 +31,8 @@ var textFilter = Builtin{
 	New:     newTextFilter,
 }
 
-// TextFilterConfig is the config block of the text-filter builtin.
-type TextFilterConfig struct {
+// textFilterConfig is the config block of the text-filter builtin.
+type textFilterConfig struct {
 	Replace   map[string]string `json:"replace"`
 	Lowercase bool              `json:"lowercase"`
 }
@@ -41,7 +41,7 @@ type TextFilterConfig struct {
 var ErrBadFilter = errors.New("bad text-filter config")
 
 func newTextFilter(cfg externalnode.Config) (Factory, error) {
-	var c TextFilterConfig
+	var c textFilterConfig
 	if err := cfg.Decode(&c); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadFilter, err)
 	}
