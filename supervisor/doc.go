@@ -16,9 +16,10 @@
 // barge in.
 //
 // Its rooms: pool (processes, instances, restarts), session (the session
-// driver), load (load and chaos harnesses), app (rspp run / serve), admin
-// (the admin socket's server and client), config, telemetry, authority.
-// The supervisor package imports pool, session, config, telemetry and
-// authority; load, app and admin import it, never the other way. No
-// package here imports a providers/... package.
+// driver), builtin (builtin: nodes run in this process, opened like
+// plugin calls), load (load and chaos harnesses), app (rspp run / serve),
+// admin (the admin socket's server and client), config, telemetry,
+// authority. The supervisor package imports pool, session, builtin,
+// config, telemetry and authority; load, app and admin import it, never
+// the other way. No package here imports a providers/... package.
 package supervisor
