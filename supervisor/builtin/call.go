@@ -117,8 +117,8 @@ func (h *Host) Load(pool string) (open int, opened int64, ok bool) {
 }
 
 // Close cancels every open call, refuses new ones and waits (bounded by
-// wait) for the host's goroutines, including hooks abandoned by a
-// timeout. It reports whether they all ended. Safe to call twice.
+// wait) for the host's goroutines, including calls whose node is still
+// stuck in a hook past its timeout. It reports whether they all ended. Safe to call twice.
 func (h *Host) Close(wait time.Duration) bool {
 	h.mu.Lock()
 	h.closed = true
@@ -263,74 +263,57 @@ func (c *Call) isCancelled() bool {
 }
 
 // run is the call's goroutine: Init, one OnEvent per input in order, then
-// OnInputClosed (or OnCancel) and Shutdown. A hook that failed or hung
-// ends the call with its shaped error; a hung hook's node is abandoned
-// (never called again, not even Shutdown: it is still inside a hook).
+// OnInputClosed (or OnCancel) and Shutdown. Every hook runs here, so a
+// node is never called concurrently; a hook that overruns its timeout
+// ends the call from its timer (the node may stay stuck in it: this
+// goroutine is then Host.Close's to wait for).
 func (c *Call) run() {
 	defer c.host.wg.Done()
 	defer c.host.forget(c)
 	t := c.host.t
 	var node Node
-	hung, err := c.hook(t.Init, "init", func(ctx context.Context, _ Emit) error {
+	err := c.hook(c.ctx, t.Init, "init", func(ctx context.Context, _ Emit) error {
 		node = c.s.f()
 		return node.Init(ctx, Config{SessionID: c.req.SessionID, TurnID: c.req.TurnID, NodeID: c.req.NodeID, InvocationID: c.req.InvocationID})
 	})
-	if hung {
-		c.end(err)
-		return
-	}
 	if err == nil {
-		hung, err = c.serve(node)
-		if hung {
-			c.end(err)
-			return
-		}
+		err = c.serve(node)
+	}
+	// The end goes out before the clean-up: a slow Shutdown must not
+	// hold the turn.
+	c.end(err)
+	if node == nil {
+		return
 	}
 	if c.isCancelled() {
 		c.mu.Lock()
 		reason := c.reason
 		c.mu.Unlock()
-		if node != nil {
-			if hung, _ := c.hook(t.Cancel, "on_cancel", func(_ context.Context, _ Emit) error {
-				// Its own context: the invocation's is already cancelled.
-				ctx, cancel := context.WithTimeout(context.Background(), t.Cancel)
-				defer cancel()
-				return node.OnCancel(ctx, reason)
-			}); hung {
-				return
-			}
-		}
+		// Its own context: the invocation's is already cancelled.
+		_ = c.hook(context.Background(), t.Cancel, "on_cancel", func(ctx context.Context, _ Emit) error { return node.OnCancel(ctx, reason) })
 	}
-	if node != nil {
-		_, _ = c.hook(t.Shutdown, "shutdown", func(_ context.Context, _ Emit) error {
-			ctx, cancel := context.WithTimeout(context.Background(), t.Shutdown)
-			defer cancel()
-			return node.Shutdown(ctx)
-		})
-	}
-	c.end(err)
+	_ = c.hook(context.Background(), t.Shutdown, "shutdown", func(ctx context.Context, _ Emit) error { return node.Shutdown(ctx) })
 }
 
 // serve feeds the node its inputs until its input closes, a hook fails or
 // the call is cancelled.
-func (c *Call) serve(node Node) (hung bool, err error) {
+func (c *Call) serve(node Node) error {
 	t := c.host.t
 	for {
 		it, ok := c.next()
 		if !ok {
-			return false, nil
+			return nil
 		}
 		if it.close {
-			ic, ok := node.(InputCloser)
-			if !ok {
-				return false, nil
+			if ic, ok := node.(InputCloser); ok {
+				return c.hook(c.ctx, t.Event, "on_input_closed", ic.OnInputClosed)
 			}
-			return c.hook(t.Event, "on_input_closed", ic.OnInputClosed)
+			return nil
 		}
 		c.delivered()
 		ev := it.ev
-		if hung, err := c.hook(t.Event, "on_event", func(ctx context.Context, emit Emit) error { return node.OnEvent(ctx, ev, emit) }); err != nil {
-			return hung, err
+		if err := c.hook(c.ctx, t.Event, "on_event", func(ctx context.Context, emit Emit) error { return node.OnEvent(ctx, ev, emit) }); err != nil {
+			return err
 		}
 	}
 }
@@ -345,42 +328,39 @@ func (c *Call) delivered() {
 	}
 }
 
-// hook runs fn on a goroutine of its own under timeout d and shapes its
-// outcome; hung reports a timeout (fn may still be running: it is
-// abandoned, its emit refused from now on).
-func (c *Call) hook(d time.Duration, name string, fn func(context.Context, Emit) error) (hung bool, err error) {
+// hook runs fn under timeout d (its context derives from base) and
+// shapes its outcome. Past d, the hook's timer seals its emit and ends
+// the call as a timeout at once, whether or not fn ever returns; a panic
+// is recovered as a crash.
+func (c *Call) hook(base context.Context, d time.Duration, name string, fn func(context.Context, Emit) error) (err error) {
 	label := "builtin " + c.s.b.Name + " " + name
-	ctx, cancel := context.WithTimeout(c.ctx, d)
+	ctx, cancel := context.WithTimeout(base, d)
 	defer cancel()
 	em := &emitter{c: c}
-	done := make(chan error, 1)
-	c.host.wg.Add(1)
-	go func() {
-		defer c.host.wg.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				done <- fmt.Errorf("%w: panic in %s: %v", kernel.ErrNodeCrashed, label, r)
-			}
-		}()
-		done <- fn(ctx, em.emit)
-	}()
-	var timer <-chan time.Time
-	if d > 0 {
-		tm := time.NewTimer(d)
-		defer tm.Stop()
-		timer = tm.C
+	timedOut := func() error {
+		return fmt.Errorf("%w: %w: %s after %s", kernel.ErrNodeTimeout, ErrHookTimeout, label, d)
 	}
-	select {
-	case err = <-done:
+	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			em.seal()
+			c.end(timedOut())
+		}
+	})
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: panic in %s: %v", kernel.ErrNodeCrashed, label, r)
+		}
 		em.seal()
+		if !stop() && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = timedOut() // the timer has ended the call already
+			return
+		}
 		if err == nil && em.err != nil {
 			err = em.err // an output budget failure ends the call
 		}
-		return false, shape(label, err)
-	case <-timer:
-		em.seal()
-		return true, fmt.Errorf("%w: %w: %s after %s", kernel.ErrNodeTimeout, ErrHookTimeout, label, d)
-	}
+		err = shape(label, err)
+	}()
+	return fn(ctx, em.emit)
 }
 
 // end reports the call's one end, unless it was cancelled.
@@ -397,7 +377,7 @@ func (c *Call) end(err error) {
 }
 
 // emitter is one hook's emit: it refuses output once the hook returned
-// or was abandoned.
+// or timed out.
 type emitter struct {
 	c      *Call
 	sealed bool  // under c.dmu

@@ -31,6 +31,7 @@ type fakeNode struct {
 	initErr   error
 	cancelled *atomic.Int32
 	shutdowns *atomic.Int32
+	stuckDown chan struct{} // Shutdown waits on it, ignoring ctx
 }
 
 func (n *fakeNode) Init(context.Context, Config) error { return n.initErr }
@@ -73,6 +74,9 @@ func (n *fakeNode) OnCancel(context.Context, string) error {
 }
 
 func (n *fakeNode) Shutdown(context.Context) error {
+	if n.stuckDown != nil {
+		<-n.stuckDown
+	}
 	if n.shutdowns != nil {
 		n.shutdowns.Add(1)
 	}
@@ -236,8 +240,31 @@ func TestCallRunsInOrderAndEndsOnce(t *testing.T) {
 	if r.inFlight.Load() != sum {
 		t.Fatalf("in flight %d, want %d", r.inFlight.Load(), sum)
 	}
+	r.mu.Unlock()
+	if !h.Close(5 * time.Second) {
+		t.Fatal("goroutines left")
+	}
+	r.mu.Lock()
 	if shutdowns.Load() != 1 {
 		t.Fatalf("shutdown ran %d times", shutdowns.Load())
+	}
+}
+
+// A slow clean-up does not hold the turn: the end is reported before
+// Shutdown runs.
+func TestEndIsNotHeldByShutdown(t *testing.T) {
+	stuck := make(chan struct{})
+	h := host(t, Timeouts{Shutdown: time.Hour}, 0, func() Node { return &fakeNode{stuckDown: stuck} })
+	defer close(stuck) // before the host's Close (cleanup) waits
+	r := newRecorder()
+	c := open(t, h, r)
+	_ = c.Send(text("x"))
+	_ = c.CloseInput()
+	if err := r.waitEnd(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.texts(); len(got) != 1 || got[0] != "X" {
+		t.Fatalf("outputs %q", got)
 	}
 }
 
@@ -288,7 +315,7 @@ func TestSendIsBoundedAndNeverBlocks(t *testing.T) {
 // Each error names the builtin and the hook.
 func TestHookFailuresAreTyped(t *testing.T) {
 	hang := make(chan struct{})
-	defer close(hang) // releases the abandoned hook before the host's Close waits
+	defer close(hang) // releases the stuck node so its goroutine ends before goleak looks
 	cases := []struct {
 		name string
 		node func() Node
