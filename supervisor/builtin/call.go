@@ -270,6 +270,7 @@ func (c *Call) isCancelled() bool {
 func (c *Call) run() {
 	defer c.host.wg.Done()
 	defer c.host.forget(c)
+	defer c.cancelCtx()
 	t := c.host.t
 	var node Node
 	err := c.hook(c.ctx, t.Init, "init", func(ctx context.Context, _ Emit) error {
@@ -355,9 +356,11 @@ func (c *Call) hook(base context.Context, d time.Duration, name string, fn func(
 			err = timedOut() // the timer has ended the call already
 			return
 		}
+		c.dmu.Lock()
 		if err == nil && em.err != nil {
 			err = em.err // an output budget failure ends the call
 		}
+		c.dmu.Unlock()
 		err = shape(label, err)
 	}()
 	return fn(ctx, em.emit)
