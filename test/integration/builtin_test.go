@@ -26,13 +26,8 @@ func TestBuiltinFilterRewritesTheSpokenReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &run{dir: t.TempDir()}
-	state, err := os.MkdirTemp("", "rs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(state) })
-	r.state = state
+	r := newRunDirs(t)
+	state := r.state
 	cfg := strings.ReplaceAll(string(raw), "../bin/providers/", filepath.Join(bins.Dir, "providers")+"/")
 	for _, f := range []string{"grammar.jsgf", "replies.yaml"} {
 		cfg = strings.ReplaceAll(cfg, " "+f, " "+filepath.Join(root, "examples", f))

@@ -38,18 +38,24 @@ type run struct {
 	stdout, stderr                     bytes.Buffer
 }
 
-func newRun(t *testing.T, phrase string, o testenv.ConfigOptions) *run {
+// newRunDirs is a run's temp dir and its short state dir (unix socket
+// paths must stay short: t.TempDir's names are long).
+func newRunDirs(t *testing.T) *run {
 	t.Helper()
-	speechtest.Require(t)
-	r := &run{dir: t.TempDir()}
-	// Unix socket paths must stay short: t.TempDir's names are long.
 	state, err := os.MkdirTemp("", "rs")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(state) })
-	r.state = state
+	return &run{dir: t.TempDir(), state: state}
+}
+
+func newRun(t *testing.T, phrase string, o testenv.ConfigOptions) *run {
+	t.Helper()
+	speechtest.Require(t)
+	r := newRunDirs(t)
 	o.StateDir = r.state
+	var err error
 	if r.cfg, err = testenv.WriteConfig(r.dir, bins, o); err != nil {
 		t.Fatal(err)
 	}
