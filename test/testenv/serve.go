@@ -1,14 +1,11 @@
 package testenv
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sync"
 	"syscall"
@@ -34,42 +31,13 @@ var listening = regexp.MustCompile(`listening on http://([^/\s]+)/`)
 // 200 at /), within 60 s. args (usually `--listen 127.0.0.1:0`) or the
 // config's transports block say where it listens. Stop it when done.
 func StartServe(rspp, cfg, dir string, args ...string) (*Serve, error) {
-	s := &Serve{Timeline: filepath.Join(dir, "timeline.jsonl"), exited: make(chan struct{})}
-	s.cmd = exec.Command(rspp, append([]string{"serve", "--config", cfg, "--timeline", s.Timeline}, args...)...)
-	pr, pw := io.Pipe()
-	s.cmd.Stdout = io.MultiWriter(&s.out, pw)
-	s.cmd.Stderr = &s.out
-	if err := s.cmd.Start(); err != nil {
+	s, err := startServe(rspp, cfg, dir, nil, listening, args...)
+	if err != nil {
 		return nil, err
 	}
-	go func() {
-		_ = s.cmd.Wait()
-		pw.Close()
-		close(s.exited)
-	}()
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case found <- m[1]:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
 	fail := func(format string, a ...any) (*Serve, error) {
 		_ = s.Stop(5 * time.Second)
 		return nil, fmt.Errorf(format+"; output:\n%s", append(a, s.Output())...)
-	}
-	select {
-	case s.Addr = <-found:
-	case <-s.exited:
-		return fail("rspp serve exited before listening (%v)", s.cmd.ProcessState)
-	case <-time.After(60 * time.Second):
-		return fail("rspp serve printed no listening address within 60 s")
 	}
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		resp, err := http.Get(s.URL() + "/")

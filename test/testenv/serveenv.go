@@ -22,6 +22,14 @@ func StartServeEnv(rspp, cfg, dir string, env []string, ready string, args ...st
 	if err != nil {
 		return nil, err
 	}
+	return startServe(rspp, cfg, dir, env, re, args...)
+}
+
+// startServe starts `rspp serve --config cfg --timeline dir/timeline.jsonl
+// args...` with env added (it dies with the test: Pdeathsig) and returns
+// once a line of its stdout matches ready, within 60 s; Addr is then the
+// regexp's first group, if any.
+func startServe(rspp, cfg, dir string, env []string, ready *regexp.Regexp, args ...string) (*Serve, error) {
 	s := &Serve{Timeline: filepath.Join(dir, "timeline.jsonl"), exited: make(chan struct{})}
 	s.cmd = exec.Command(rspp, append([]string{"serve", "--config", cfg, "--timeline", s.Timeline}, args...)...)
 	s.cmd.Env = append(os.Environ(), env...)
@@ -41,7 +49,7 @@ func StartServeEnv(rspp, cfg, dir string, env []string, ready string, args ...st
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
 				g := ""
 				if len(m) > 1 {
 					g = m[1]
