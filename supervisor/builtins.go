@@ -69,7 +69,11 @@ func (rt *Runtime) openBuiltin(key string, req externalnode.OpenRequest, h exter
 // builtinStatus lists the builtin pools: one in-process "instance" each.
 func (rt *Runtime) builtinStatus() []pool.Status {
 	var out []pool.Status
-	for name, b := range rt.builtinBind {
+	for _, name := range rt.cfg.ProviderNames() { // stable order, like the pools'
+		b, ok := rt.builtinBind[name]
+		if !ok {
+			continue
+		}
 		open, opened, _ := rt.builtins.Load(b.Pool)
 		out = append(out, pool.Status{Key: b.Pool, Provider: name, Version: b.Version, Builtin: rt.cfg.Providers[name].Builtin,
 			Instances: map[string]string{"in-process": "builtin"}, Served: map[string]int64{"in-process": opened},
