@@ -190,17 +190,66 @@ func Token(room, identity string) (string, error) {
 	return at.ToJWT()
 }
 
-// Dispatch creates room with an explicit dispatch of agentName.
+// Dispatch creates room with an explicit dispatch of agentName and
+// waits until livekit-server has given the dispatch a job (see
+// dispatchJobWait).
 func Dispatch(ctx context.Context, room, agentName string) error {
 	rc := lksdk.NewRoomServiceClient(HTTPURL(), APIKey, APISecret)
 	if _, err := rc.CreateRoom(ctx, &lkp.CreateRoomRequest{Name: room, EmptyTimeout: 30}); err != nil {
 		return fmt.Errorf("create room %s: %w", room, err)
 	}
 	dc := lksdk.NewAgentDispatchServiceClient(HTTPURL(), APIKey, APISecret)
-	if _, err := dc.CreateDispatch(ctx, &lkp.CreateAgentDispatchRequest{AgentName: agentName, Room: room}); err != nil {
-		return fmt.Errorf("dispatch %s to %s: %w", agentName, room, err)
+	for attempt := 1; ; attempt++ {
+		d, err := dc.CreateDispatch(ctx, &lkp.CreateAgentDispatchRequest{AgentName: agentName, Room: room})
+		if err != nil {
+			return fmt.Errorf("dispatch %s to %s: %w", agentName, room, err)
+		}
+		ok, err := awaitJob(ctx, dc, room, d.Id, dispatchJobWait)
+		if err != nil || ok {
+			return err
+		}
+		if attempt == dispatchAttempts {
+			return fmt.Errorf("dispatch %s to %s: livekit-server gave it no job in %d attempts of %s", agentName, room, attempt, dispatchJobWait)
+		}
+		if _, err := dc.DeleteDispatch(ctx, &lkp.DeleteAgentDispatchRequest{DispatchId: d.Id, Room: room}); err != nil {
+			return fmt.Errorf("delete jobless dispatch %s in %s: %w", d.Id, room, err)
+		}
 	}
-	return nil
+}
+
+// livekit-server keeps a cache of the agent names its workers registered,
+// refreshed by a registration message it handles asynchronously. A
+// dispatch made just after a worker registered can meet the stale cache;
+// the server then logs "not dispatching agent job since no worker is
+// available" and never retries that dispatch. So Dispatch waits for the
+// dispatch's job and, when none comes, makes the dispatch again.
+const (
+	dispatchJobWait  = 10 * time.Second
+	dispatchAttempts = 3
+)
+
+// awaitJob reports whether dispatch id in room got a job within limit.
+func awaitJob(ctx context.Context, dc *lksdk.AgentDispatchClient, room, id string, limit time.Duration) (bool, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		ds, err := dc.ListDispatch(ctx, &lkp.ListAgentDispatchRequest{Room: room, DispatchId: id})
+		if err != nil {
+			return false, fmt.Errorf("list dispatch %s in %s: %w", id, room, err)
+		}
+		for _, d := range ds.GetAgentDispatches() {
+			if d.Id == id && len(d.GetState().GetJobs()) > 0 {
+				return true, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // BuildOpus builds the rspp-opus helper (cgo) to out.
