@@ -96,7 +96,11 @@ func probe() string {
 	r.ReadSecret = errString(err)
 	r.WriteOutside = errString(os.WriteFile(os.Getenv("PROBE_OUTSIDE"), []byte("pwned"), 0o644))
 	r.WriteScratch = errString(os.WriteFile("scratch-file", []byte("ok"), 0o644))
-	r.WriteTMPDIR = errString(os.WriteFile(filepath.Join(os.Getenv("TMPDIR"), "tmp-file"), []byte("ok"), 0o644))
+	if tmp := os.Getenv("TMPDIR"); tmp != "" {
+		r.WriteTMPDIR = errString(os.WriteFile(filepath.Join(tmp, "tmp-file"), []byte("ok"), 0o644))
+	} else {
+		r.WriteTMPDIR = "TMPDIR is not set" // never write into the working dir
+	}
 	c, err := net.DialTimeout("tcp", os.Getenv("PROBE_TCP"), time.Second)
 	if err == nil {
 		_ = c.Close()
