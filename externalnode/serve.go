@@ -15,8 +15,9 @@ import (
 // is 640 bytes; anything near this limit is a bug or an attack.
 const MaxMessageBytes = 1 << 20
 
-// Serve runs n as a plugin: it performs the go-plugin handshake on stdout
-// and serves until the host goes away. Call it from the node binary's main;
+// Serve runs n as a plugin: it sets the process's garbage-collector policy
+// (gc.go), performs the go-plugin handshake on stdout and serves until the
+// host goes away. Call it from the node binary's main;
 // it does not return in normal operation.
 func Serve(n Node) {
 	info := n.Info()
@@ -26,6 +27,11 @@ func Serve(n Node) {
 		Level:      hclog.Info,
 		JSONFormat: true, // the host parses plugin logs as JSON
 	})
+	gc, err := gcPolicyFrom(os.Getenv)
+	if err != nil {
+		logger.Warn("garbage collector", "error", err)
+	}
+	gc.apply()
 	peer, err := servePeerCheck(func(err error) { logger.Warn("connection refused", "error", err) })
 	if err != nil {
 		logger.Error("cannot serve", "error", err)

@@ -3,6 +3,7 @@ package supervisor_test
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,5 +51,31 @@ func TestPluginChannelFromConfig(t *testing.T) {
 			t.Errorf("plugin_channel %q: plugin has an AutoMTLS certificate %v (want %v), %s set %v", c.channel, hasCert, c.wantCert, externalnode.HostUIDEnv, hostUID)
 		}
 		rt.Close()
+	}
+}
+
+// A plugin in an envelope is told the envelope's memory limit, which the
+// SDK's garbage collector keeps under (externalnode/gc.go): a limits
+// override and the profile's default alike.
+func TestPluginToldItsMemoryLimit(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: cgroup envelopes")
+	}
+	cfgPath := testplugin.Config(t, t.TempDir(), map[string]string{"stt": "limits: {memory_mb: 300}"}, "")
+	rt := testrt.Start(t, cfgPath, nil)
+	defer rt.Close()
+	for pool, want := range map[string]int64{"stt": 300 << 20, "tts": 1 << 30} {
+		pids := rt.Pool(pool).Pids()
+		if len(pids) == 0 {
+			t.Fatalf("no %s plugin running", pool)
+		}
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pids[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv := fmt.Sprintf("%s=%d", externalnode.MemoryLimitEnv, want)
+		if !slices.Contains(strings.Split(string(env), "\x00"), kv) {
+			t.Errorf("%s plugin's environment lacks %s", pool, kv)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -83,13 +84,17 @@ func (l Launch) start(ctx context.Context, name string, replacement bool) (*exte
 			restore := time.AfterFunc(lowWeightLimit, func() { l.serving(env, name) })
 			defer restore.Stop()
 		}
-		env2 := l.Env
+		env2 := slices.Clone(l.Env)
 		if l.Profile.ScratchRoot != "" {
 			// The sandbox makes ScratchRoot/<envelope name> and points
 			// TMPDIR at it; a trusted plugin keeps the host's TMPDIR, so
 			// the dir is also named explicitly.
 			scratch = filepath.Join(l.Profile.ScratchRoot, env.Name())
-			env2 = append(slices.Clone(l.Env), ScratchEnv+"="+scratch)
+			env2 = append(env2, ScratchEnv+"="+scratch)
+		}
+		if m := l.Profile.Limits.MemoryBytes; m > 0 {
+			// The SDK bounds its garbage collector's target by it.
+			env2 = append(env2, externalnode.MemoryLimitEnv+"="+strconv.FormatInt(m, 10))
 		}
 		t := isolation.Target{Binary: l.Binary, Args: l.Args, Env: env2, Report: &isolation.SetupReport{}}
 		report = t.Report
