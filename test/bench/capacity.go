@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,9 @@ type CapacityConfig struct {
 	Replies string // the rules provider's replies.yaml
 	Ladder  []int
 	Phase   time.Duration
+	// Runs is how many times each rung runs (default 1); the rung reports
+	// the run of median p99, the others' figures beside it.
+	Runs    int
 	TempDir string
 	// Soak, if set, also runs SoakSessions sessions for Soak and samples
 	// the supervisor's RSS every SoakEvery.
@@ -91,6 +95,17 @@ type CapacityPoint struct {
 	// Refused counts sessions admission refused, by reason.
 	Refused map[string]int64 `json:"refused,omitempty"`
 	Error   string           `json:"error,omitempty"`
+	// With CapacityConfig.Runs > 1: every run's p99 and commits, in run
+	// order (the point itself is the run of median p99).
+	RunsP99Ms        []float64 `json:"runs_p99_ms,omitempty"`
+	RunsCommittedPct []float64 `json:"runs_committed_pct,omitempty"`
+	allClean         bool      // every run clean (medianRun)
+}
+
+// clean: the run ended without error, every turn it opened committed and
+// no session was lost.
+func (p CapacityPoint) clean() bool {
+	return p.Error == "" && p.TurnsOpened > 0 && p.Committed == p.TurnsOpened && p.Lost == 0
 }
 
 // Soak is the long run's RSS curve.
@@ -184,11 +199,7 @@ func MeasureCapacity(ctx context.Context, c CapacityConfig) (*Capacity, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		c.logf("capacity: %d sessions for %s ...", n, c.Phase)
-		p := c.point(ctx, dir, wav, n, c.Phase, nil)
-		c.logf("capacity: %d sessions: %.1f%% committed, p50 %.0f ms, p99 %.0f ms, lateness p99 %.0f ms, %.0f KiB/session, load %.2f %s",
-			n, p.CommittedPct, p.LatencyP50Ms, p.LatencyP99Ms, p.LatenessP99Ms, p.RSSPerSessionKiB, p.LoadAfter[0], p.Error)
-		capy.Points = append(capy.Points, p)
+		capy.Points = append(capy.Points, c.rung(ctx, dir, wav, n))
 	}
 	if len(capy.Points) > 0 {
 		base := capy.Points[0]
@@ -200,7 +211,7 @@ func MeasureCapacity(ctx context.Context, c CapacityConfig) (*Capacity, error) {
 			}
 		}
 		for _, p := range capy.Points {
-			if p.Error == "" && p.TurnsOpened > 0 && p.Committed == p.TurnsOpened && p.Lost == 0 && p.LatencyP99Ms <= base.LatencyP99Ms+50 && p.Sessions > capy.LargestWithin50ms {
+			if p.allClean && p.LatencyP99Ms <= base.LatencyP99Ms+50 && p.Sessions > capy.LargestWithin50ms {
 				capy.LargestWithin50ms = p.Sessions
 			}
 		}
@@ -210,6 +221,50 @@ func MeasureCapacity(ctx context.Context, c CapacityConfig) (*Capacity, error) {
 		capy.Soak = c.soak(ctx, dir, wav)
 	}
 	return capy, nil
+}
+
+// rung runs n sessions c.Runs times and returns the run of median p99
+// (a failed run counts as the slowest) with every run's p99 and commits.
+func (c *CapacityConfig) rung(ctx context.Context, dir, wav string, n int) CapacityPoint {
+	var runs []CapacityPoint
+	for i := range max(1, c.Runs) {
+		if i > 0 && ctx.Err() != nil {
+			break
+		}
+		c.logf("capacity: %d sessions for %s (run %d of %d) ...", n, c.Phase, i+1, max(1, c.Runs))
+		p := c.point(ctx, dir, wav, n, c.Phase, nil)
+		c.logf("capacity: %d sessions: %.1f%% committed, p50 %.0f ms, p99 %.0f ms, lateness p99 %.0f ms, %.0f KiB/session, load %.2f %s",
+			n, p.CommittedPct, p.LatencyP50Ms, p.LatencyP99Ms, p.LatenessP99Ms, p.RSSPerSessionKiB, p.LoadAfter[0], p.Error)
+		runs = append(runs, p)
+	}
+	return medianRun(runs)
+}
+
+// medianRun is the run of median p99 among runs (failed runs sort last),
+// carrying every run's p99 and commits; allClean says whether every run
+// was clean.
+func medianRun(runs []CapacityPoint) CapacityPoint {
+	order := make([]int, len(runs))
+	for i := range order {
+		order[i] = i
+	}
+	key := func(p CapacityPoint) float64 {
+		if p.Error != "" || p.TurnsOpened == 0 {
+			return math.Inf(1)
+		}
+		return p.LatencyP99Ms
+	}
+	sort.SliceStable(order, func(a, b int) bool { return key(runs[order[a]]) < key(runs[order[b]]) })
+	m := runs[order[len(order)/2]]
+	m.allClean = true
+	for _, p := range runs {
+		m.allClean = m.allClean && p.clean()
+		if len(runs) > 1 {
+			m.RunsP99Ms = append(m.RunsP99Ms, p.LatencyP99Ms)
+			m.RunsCommittedPct = append(m.RunsCommittedPct, p.CommittedPct)
+		}
+	}
+	return m
 }
 
 // point runs one serve of n light sessions for phase. marks, if set,
@@ -501,10 +556,18 @@ func writeWAV(path string, pcm []byte) error {
 func printCapacity(w io.Writer, c *Capacity) {
 	fmt.Fprintf(w, "\ncapacity ladder: %s\n", c.Pipeline)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "sessions\tcommitted\tp50 ms\tp99 ms\tlateness p99 ms\tRSS KiB/session\tmarginal KiB\tslope B/turn\tCPU µs/frame\tload1 before/after\terror\t")
+	fmt.Fprintln(tw, "sessions\tcommitted\tp50 ms\tp99 ms\tp99 of runs\tlateness p99 ms\tRSS KiB/session\tmarginal KiB\tslope B/turn\tCPU µs/frame\tload1 before/after\terror\t")
 	for _, p := range c.Points {
-		fmt.Fprintf(tw, "%d\t%.1f%% of %d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f/%.2f\t%s\t\n", p.Sessions, p.CommittedPct, p.TurnsOpened,
-			p.LatencyP50Ms, p.LatencyP99Ms, p.LatenessP99Ms, p.RSSPerSessionKiB, p.RSSMarginalKiB, p.RSSSlopePerTurnB, p.CPUPerFrameUs, p.LoadBefore[0], p.LoadAfter[0], firstLine(p.Error))
+		runs := "-"
+		if len(p.RunsP99Ms) > 0 {
+			var rs []string
+			for _, r := range p.RunsP99Ms {
+				rs = append(rs, strconv.FormatFloat(r, 'f', 0, 64))
+			}
+			runs = strings.Join(rs, "/")
+		}
+		fmt.Fprintf(tw, "%d\t%.1f%% of %d\t%.0f\t%.0f\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f/%.2f\t%s\t\n", p.Sessions, p.CommittedPct, p.TurnsOpened,
+			p.LatencyP50Ms, p.LatencyP99Ms, runs, p.LatenessP99Ms, p.RSSPerSessionKiB, p.RSSMarginalKiB, p.RSSSlopePerTurnB, p.CPUPerFrameUs, p.LoadBefore[0], p.LoadAfter[0], firstLine(p.Error))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "largest N at 100%% commits with p99 within 50 ms of the %d-session p99 (%.0f ms): %d\n", c.BaselineSessions, c.BaselineP99Ms, c.LargestWithin50ms)

@@ -3,6 +3,7 @@ package bench
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,28 @@ func TestHAWindowsFindRecovery(t *testing.T) {
 	}
 	if _, rec := haWindows(recs[:4], kill, 2*time.Second); rec != 1 {
 		t.Fatalf("recovery %v, want 1", rec)
+	}
+}
+
+// A rung reports its run of median p99; a failed or lossy run sorts last
+// and keeps the rung from counting as clean.
+func TestMedianRunOfARung(t *testing.T) {
+	run := func(p99 float64, committed int, err string) CapacityPoint {
+		return CapacityPoint{Sessions: 1000, TurnsOpened: 100, Committed: committed, CommittedPct: float64(committed), LatencyP99Ms: p99, Error: err}
+	}
+	m := medianRun([]CapacityPoint{run(470, 100, ""), run(440, 100, ""), run(452, 100, "")})
+	if m.LatencyP99Ms != 452 || !m.allClean {
+		t.Errorf("median run p99 %v clean %v, want 452 and clean", m.LatencyP99Ms, m.allClean)
+	}
+	if want := []float64{470, 440, 452}; !slices.Equal(m.RunsP99Ms, want) {
+		t.Errorf("runs p99 %v, want %v in run order", m.RunsP99Ms, want)
+	}
+	m = medianRun([]CapacityPoint{run(0, 0, "serve: exit status 1"), run(440, 100, ""), run(452, 99, "")})
+	if m.LatencyP99Ms != 452 || m.allClean {
+		t.Errorf("with a failed run: median p99 %v clean %v, want 452 (the failed run sorts last) and not clean", m.LatencyP99Ms, m.allClean)
+	}
+	one := medianRun([]CapacityPoint{run(440, 100, "")})
+	if one.LatencyP99Ms != 440 || !one.allClean || one.RunsP99Ms != nil {
+		t.Errorf("single run: %+v", one)
 	}
 }

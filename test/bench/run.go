@@ -44,6 +44,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	capa := CapacityConfig{TempDir: os.TempDir(), Log: stderr}
 	ladder := fl.String("capacity-ladder", "", "comma-separated session counts of the capacity ladder, smallest first (its p99 is the baseline; empty: skip)")
 	fl.DurationVar(&capa.Phase, "capacity-phase", 40*time.Second, "how long each rung of the capacity ladder feeds")
+	fl.IntVar(&capa.Runs, "capacity-runs", 3, "runs of each rung of the capacity ladder; a rung reports its run of median p99")
 	fl.StringVar(&capa.Instances, "capacity-instances", "1", "pool size of each light provider: a number or {min: 1, max: 4}")
 	fl.DurationVar(&capa.Soak, "soak", 0, "also run a soak of -soak-sessions light sessions this long and print its RSS curve (0: skip)")
 	fl.IntVar(&capa.SoakSessions, "soak-sessions", 200, "sessions of the soak")
