@@ -5,32 +5,59 @@ import (
 	rsppv1 "github.com/rspp/rspp/proto/rspp/v1"
 )
 
-// toWire maps a domain event to its wire form.
-func toWire(ev *eventabi.Event) *rsppv1.Event {
-	w := &rsppv1.Event{
-		EventId:         ev.ID,
-		EventType:       string(ev.Type),
-		Lane:            rsppv1.Lane(ev.Lane),
-		SessionId:       ev.SessionID,
-		TurnId:          ev.TurnID,
-		NodeId:          ev.NodeID,
-		InvocationId:    ev.InvocationID,
-		SchemaVersion:   ev.SchemaVersion,
-		RuntimeSequence: ev.Sequence,
-		AuthorityEpoch:  ev.Epoch,
-		MonoNs:          ev.MonoNanos,
-		WallUnixNs:      ev.WallNanos,
-		MediaNs:         ev.MediaNanos,
-	}
+// newWireFrame is a new EVENT message of invocation id carrying ev: one
+// allocation for the frame, its event and its payload.
+func newWireFrame(id string, ev *eventabi.Event) *rsppv1.DataFrame {
+	return new(wireEvent).frame(id, ev)
+}
+
+// wireEvent is an EVENT message with room for any payload. The host's
+// writer reuses one for every input frame it sends (gRPC marshals a
+// message before Send returns, so the next frame may overwrite it; only
+// the writer goroutine uses it).
+type wireEvent struct {
+	msg   rsppv1.DataFrame
+	event rsppv1.Event
+	audio rsppv1.AudioFrame
+	text  rsppv1.TextPayload
+	ctrl  rsppv1.ControlPayload
+	// The oneof wrappers point at the payloads above.
+	audioW rsppv1.Event_Audio
+	textW  rsppv1.Event_Text
+	ctrlW  rsppv1.Event_Control
+}
+
+// frame fills the reused message with ev, an input of invocation id.
+func (w *wireEvent) frame(id string, ev *eventabi.Event) *rsppv1.DataFrame {
+	f := &w.msg
+	f.Kind, f.InvocationId, f.Event = rsppv1.DataFrame_KIND_EVENT, id, w.fill(ev)
+	return f
+}
+
+// fill maps ev into w's event and payload and returns the event.
+func (w *wireEvent) fill(ev *eventabi.Event) *rsppv1.Event {
+	e := &w.event
+	e.EventId, e.EventType, e.Lane = ev.ID, string(ev.Type), rsppv1.Lane(ev.Lane)
+	e.SessionId, e.TurnId, e.NodeId, e.InvocationId = ev.SessionID, ev.TurnID, ev.NodeID, ev.InvocationID
+	e.SchemaVersion, e.RuntimeSequence, e.AuthorityEpoch = ev.SchemaVersion, ev.Sequence, ev.Epoch
+	e.MonoNs, e.WallUnixNs, e.MediaNs = ev.MonoNanos, ev.WallNanos, ev.MediaNanos
 	switch {
 	case ev.Audio != nil:
-		w.Payload = &rsppv1.Event_Audio{Audio: &rsppv1.AudioFrame{Pcm: ev.Audio.PCM, SampleRate: ev.Audio.SampleRate, Channels: ev.Audio.Channels}}
+		w.audio.Pcm, w.audio.SampleRate, w.audio.Channels = ev.Audio.PCM, ev.Audio.SampleRate, ev.Audio.Channels
+		w.audioW.Audio = &w.audio
+		e.Payload = &w.audioW
 	case ev.Text != nil:
-		w.Payload = &rsppv1.Event_Text{Text: &rsppv1.TextPayload{Text: ev.Text.Text, Final: ev.Text.Final}}
+		w.text.Text, w.text.Final = ev.Text.Text, ev.Text.Final
+		w.textW.Text = &w.text
+		e.Payload = &w.textW
 	case ev.Control != nil:
-		w.Payload = &rsppv1.Event_Control{Control: &rsppv1.ControlPayload{Signal: ev.Control.Signal, Scope: ev.Control.Scope, Reason: ev.Control.Reason}}
+		w.ctrl.Signal, w.ctrl.Scope, w.ctrl.Reason = ev.Control.Signal, ev.Control.Scope, ev.Control.Reason
+		w.ctrlW.Control = &w.ctrl
+		e.Payload = &w.ctrlW
+	default:
+		e.Payload = nil
 	}
-	return w
+	return e
 }
 
 // fromWire maps a wire event to the domain form. A nil event maps to the

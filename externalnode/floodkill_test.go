@@ -51,7 +51,7 @@ func (deafFloodServer) Data(stream rsppv1.Node_DataServer) error {
 		ev := eventabi.Event{Type: eventabi.TypeAudioFrame, Lane: eventabi.LaneData, SchemaVersion: eventabi.SchemaVersion,
 			SessionID: f.SessionId, TurnID: f.TurnId, NodeID: f.NodeId, InvocationID: f.InvocationId,
 			Audio: &eventabi.Audio{PCM: make([]byte, 640), SampleRate: 16000, Channels: 1}}
-		out := &rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_EVENT, InvocationId: f.InvocationId, Event: toWire(&ev)}
+		out := newWireFrame(f.InvocationId, &ev)
 		for {
 			if err := stream.Send(out); err != nil {
 				return err

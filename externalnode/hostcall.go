@@ -82,11 +82,21 @@ type HostCall struct {
 	droppedAfterGone     atomic.Int64 // outputs that arrived after Cancel or Abandon
 
 	// Writer state, under inst.wmu.
-	out       []*rsppv1.DataFrame // OPEN first, then EVENTs and CLOSE_INPUT
+	out       []pending // OPEN first, then EVENTs and CLOSE_INPUT
+	outArr    []pending // out's backing array from its start (push)
 	credit    int
 	scheduled bool // in inst.ready
 	opened    bool // the OPEN frame left the queue
 	closed    bool // CLOSE_INPUT queued
+}
+
+// pending is one frame of a call waiting for the writer. OPEN and
+// CLOSE_INPUT (once per call) are built when queued; an EVENT keeps its
+// domain event, which the writer puts on the wire through one reused
+// message (wireEvent), so an input frame costs no wire objects of its own.
+type pending struct {
+	f  *rsppv1.DataFrame // OPEN or CLOSE_INPUT; nil: the EVENT ev
+	ev eventabi.Event
 }
 
 // Open starts an invocation on the instance. It only queues the OPEN: the
@@ -113,7 +123,7 @@ func (i *Instance) Open(req OpenRequest, h Handler) (*HostCall, error) {
 		f.DeadlineUnixNs = req.Deadline.UnixNano()
 	}
 	i.wmu.Lock()
-	c.out = append(c.out, f)
+	c.push(pending{f: f})
 	i.scheduleLocked(c)
 	i.wmu.Unlock()
 	i.wakeWriter()
@@ -132,15 +142,15 @@ func (c *HostCall) Finished() <-chan struct{} { return c.finished }
 // call has maxQueuedInputs frames waiting for credit, and with the
 // instance's error when it is dead.
 func (c *HostCall) Send(ev eventabi.Event) error {
-	return c.queue(&rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_EVENT, InvocationId: c.id, Event: toWire(&ev)})
+	return c.queue(pending{ev: ev})
 }
 
 // CloseInput says no more input will come; it follows the queued inputs.
 func (c *HostCall) CloseInput() error {
-	return c.queue(&rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_CLOSE_INPUT, InvocationId: c.id})
+	return c.queue(pending{f: &rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_CLOSE_INPUT, InvocationId: c.id}})
 }
 
-func (c *HostCall) queue(f *rsppv1.DataFrame) error {
+func (c *HostCall) queue(f pending) error {
 	i := c.inst
 	if err := i.Err(); err != nil {
 		return err
@@ -154,12 +164,33 @@ func (c *HostCall) queue(f *rsppv1.DataFrame) error {
 		i.wmu.Unlock()
 		return ErrInputQueueFull
 	}
-	c.closed = f.Kind == rsppv1.DataFrame_KIND_CLOSE_INPUT
-	c.out = append(c.out, f)
+	c.closed = f.f != nil && f.f.Kind == rsppv1.DataFrame_KIND_CLOSE_INPUT
+	c.push(f)
 	i.scheduleLocked(c)
 	i.wmu.Unlock()
 	i.wakeWriter()
 	return nil
+}
+
+// push appends f to the queue (under inst.wmu). A drained queue starts
+// again at the front of its array, so a call fed one frame at a time
+// allocates no array per frame.
+func (c *HostCall) push(f pending) {
+	if len(c.out) == 0 {
+		c.out = c.outArr[:0]
+	}
+	before := cap(c.out)
+	c.out = append(c.out, f)
+	if cap(c.out) != before { // a new array, which out starts
+		c.outArr = c.out[:0]
+	}
+}
+
+// dropQueued forgets the queued frames (under inst.wmu), releasing their
+// payloads from the array push keeps.
+func (c *HostCall) dropQueued() {
+	clear(c.out)
+	c.out = nil
 }
 
 // Cancel asks the plugin to stop the invocation. It travels on the Control
@@ -170,7 +201,7 @@ func (c *HostCall) Cancel(reason string) error {
 	i := c.inst
 	i.wmu.Lock()
 	opened := c.opened
-	c.out = nil
+	c.dropQueued()
 	i.wmu.Unlock()
 	c.gone.Store(true)
 	if !opened {
@@ -189,7 +220,7 @@ func (c *HostCall) Abandon() {
 	c.gone.Store(true)
 	i := c.inst
 	i.wmu.Lock()
-	c.out = nil
+	c.dropQueued()
 	i.wmu.Unlock()
 	i.forget(c)
 	c.finish()
@@ -259,7 +290,7 @@ func (i *Instance) sendControl(req *rsppv1.ControlRequest) error {
 // sendable: the call's next frame may go now (OPEN and CLOSE_INPUT need no
 // credit, an EVENT needs one).
 func (c *HostCall) sendable() bool {
-	return len(c.out) > 0 && (c.out[0].Kind != rsppv1.DataFrame_KIND_EVENT || c.credit > 0)
+	return len(c.out) > 0 && (c.out[0].f != nil || c.credit > 0)
 }
 
 func (i *Instance) scheduleLocked(c *HostCall) {
@@ -277,7 +308,7 @@ func (i *Instance) wakeWriter() {
 }
 
 // nextBatch takes up to writeBatch sendable frames of the first ready call.
-func (i *Instance) nextBatch(buf []*rsppv1.DataFrame) (*HostCall, []*rsppv1.DataFrame, int) {
+func (i *Instance) nextBatch(buf []pending) (*HostCall, []pending, int) {
 	i.wmu.Lock()
 	defer i.wmu.Unlock()
 	for len(i.ready) > 0 {
@@ -287,13 +318,13 @@ func (i *Instance) nextBatch(buf []*rsppv1.DataFrame) (*HostCall, []*rsppv1.Data
 		events := 0
 		for len(buf) < writeBatch && c.sendable() {
 			f := c.out[0]
-			c.out[0] = nil
+			c.out[0] = pending{}
 			c.out = c.out[1:]
-			switch f.Kind {
-			case rsppv1.DataFrame_KIND_EVENT:
+			switch {
+			case f.f == nil:
 				c.credit--
 				events++
-			case rsppv1.DataFrame_KIND_OPEN:
+			case f.f.Kind == rsppv1.DataFrame_KIND_OPEN:
 				c.opened = true
 			}
 			buf = append(buf, f)
@@ -314,7 +345,10 @@ func (i *Instance) nextBatch(buf []*rsppv1.DataFrame) (*HostCall, []*rsppv1.Data
 // reading the whole stream blocks this goroutine only; Kill unblocks it.
 func (i *Instance) writeData() {
 	defer i.loops.Done()
-	var buf []*rsppv1.DataFrame
+	var (
+		buf  []pending
+		wire wireEvent
+	)
 	for {
 		select {
 		case <-i.wwake:
@@ -326,7 +360,11 @@ func (i *Instance) writeData() {
 			if c == nil {
 				break
 			}
-			for _, f := range frames {
+			for k := range frames {
+				f := frames[k].f
+				if f == nil {
+					f = wire.frame(c.id, &frames[k].ev)
+				}
 				if err := i.data.Send(f); err != nil {
 					return // the reader sees the stream break and marks the instance dead
 				}
@@ -435,7 +473,7 @@ func (i *Instance) onEvent(c *HostCall, ev eventabi.Event) {
 		c.lastBudgetRejection = err
 		c.gone.Store(true)
 		i.wmu.Lock()
-		c.out = nil
+		c.dropQueued()
 		i.wmu.Unlock()
 		c.end(err)
 		// Tell the plugin to stop; the call stays known until its END so

@@ -267,7 +267,7 @@ func (s *server) open(parent context.Context, f *rsppv1.DataFrame, send func(*rs
 			if ctx.Err() != nil {
 				return errCallCancelled // output after cancel never leaves the plugin
 			}
-			out := &rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_EVENT, InvocationId: id, Event: toWire(&ev)}
+			out := newWireFrame(id, &ev)
 			if n := proto.Size(out); n > MaxMessageBytes {
 				return fmt.Errorf("%w: %s event is %d bytes on the wire, limit %d", ErrEventTooLarge, ev.Type, n, MaxMessageBytes)
 			}
