@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,7 +21,8 @@ import (
 
 // behaveNode picks its behaviour per invocation from the call's node id,
 // so one instance can serve a stuck invocation next to a healthy one:
-// "stall" never reads its input and waits for cancel; "flood" emits 60 KiB
+// "stall" never reads its input and waits for cancel; "jitter" reads
+// with pauses and echoes; "flood" emits 60 KiB
 // text events as fast as it can until cancelled; "oversize" tries one
 // event larger than the wire allows and reports what Emit said; anything
 // else echoes its input.
@@ -42,6 +45,26 @@ func (n behaveNode) Invoke(ctx context.Context, call *Call) error {
 			}
 		}
 		return ctx.Err()
+	case "jitter":
+		// Reads in fits and starts: now waiting for each input (the recv
+		// loop hands it over directly), now busy while inputs queue up
+		// behind it (the pump delivers them). Echoes each input.
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case ev, ok := <-call.Inputs():
+				if !ok {
+					return nil
+				}
+				if i%7 == 3 {
+					time.Sleep(3 * time.Millisecond)
+				}
+				if err := call.Emit(ev); err != nil {
+					return err
+				}
+			}
+		}
 	case "oversize":
 		err := call.EmitAudio(make([]byte, 2<<20), 16000, 1)
 		msg := "nil"
@@ -282,5 +305,67 @@ func TestProtocolV1PluginIsRefusedSayingWhy(t *testing.T) {
 	_, err := Start(context.Background(), StartConfig{Name: "old", Binary: self, Env: []string{"RSPP_TEST_PLUGIN=v1"}, SocketDir: t.TempDir()})
 	if !errors.Is(err, kernel.ErrProtocol) || !strings.Contains(err.Error(), "node protocol 1") || !strings.Contains(err.Error(), "rebuild") {
 		t.Fatalf("err = %v, want a protocol error naming version 1 and the fix", err)
+	}
+}
+
+// Inputs reach the node in the order sent, whether the recv loop hands one
+// straight to a waiting node or the pump delivers a backlog, and credit
+// keeps flowing: a node that reads in fits and starts echoes 400 inputs,
+// far more than its window of 8, in order.
+func TestInputsStayInOrderAcrossDirectAndQueuedDelivery(t *testing.T) {
+	inst := startPlugin(t, "behave")
+	var (
+		mu  sync.Mutex
+		got []string
+	)
+	end := make(chan error, 1)
+	c, err := inst.Open(OpenRequest{InvocationID: "j1", SessionID: "s", TurnID: "t1", NodeID: "jitter"}, Handler{
+		OnEvent: func(ev eventabi.Event) {
+			mu.Lock()
+			got = append(got, ev.Text.Text)
+			mu.Unlock()
+		},
+		OnEnd: func(err error) { end <- err },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 400
+	for i := range n {
+		ev := eventabi.Event{Type: eventabi.TypeTextDelta, Text: &eventabi.Text{Text: strconv.Itoa(i)}}
+		for {
+			err := c.Send(ev)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrInputQueueFull) {
+				t.Fatalf("send %d: %v", i, err)
+			}
+			time.Sleep(time.Millisecond) // the host-side queue is full: wait for credit
+		}
+		if i%50 == 0 {
+			time.Sleep(5 * time.Millisecond) // let the node catch up and wait again
+		}
+	}
+	if err := c.CloseInput(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-end:
+		if err != nil {
+			t.Fatalf("invocation ended with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("invocation did not end")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != n {
+		t.Fatalf("node echoed %d of %d inputs", len(got), n)
+	}
+	for i, s := range got {
+		if s != strconv.Itoa(i) {
+			t.Fatalf("echo %d is input %s: out of order (%v...)", i, s, got[max(0, i-3):min(len(got), i+3)])
+		}
 	}
 }

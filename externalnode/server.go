@@ -50,9 +50,11 @@ type server struct {
 const maxEarlyCancels = 1024
 
 // serverCall is one invocation inside the plugin. The Data recv loop
-// appends its inputs to queue (never blocking: the host keeps within the
-// window) and its pump hands them to the node one by one, granting credit
-// back as the node takes them.
+// hands an input straight to the node when the node is waiting for one
+// and nothing is queued before it; otherwise it appends it to queue (never
+// blocking: the host keeps within the window) and the call's pump hands
+// the queue to the node one by one. Credit goes back as the node takes
+// inputs, either way.
 type serverCall struct {
 	call   *Call
 	ctx    context.Context
@@ -60,6 +62,8 @@ type serverCall struct {
 
 	mu        sync.Mutex
 	queue     []eventabi.Event
+	busy      bool  // the pump holds an input taken from queue
+	consumed  int   // inputs the node took since the last CREDIT
 	closed    bool  // CLOSE_INPUT seen
 	violation error // the host broke flow control
 	wake      chan struct{}
@@ -193,10 +197,30 @@ func (s *server) enqueue(sc *serverCall, ev eventabi.Event) {
 		sc.cancel(sc.violation)
 		return
 	}
+	if len(sc.queue) == 0 && !sc.busy {
+		// Nothing is ahead of ev: if the node waits for input, it takes
+		// ev now, without a hop through the pump.
+		select {
+		case sc.call.in <- ev:
+			sc.consumed++
+			grant := sc.consumed >= s.creditBatch()
+			sc.mu.Unlock()
+			if grant {
+				sc.poke() // the pump sends the CREDIT
+			}
+			return
+		default:
+		}
+	}
 	sc.queue = append(sc.queue, ev)
 	sc.mu.Unlock()
 	sc.poke()
 }
+
+// creditBatch is how many taken inputs one CREDIT frame grants: half a
+// window, so a steady stream costs one CREDIT per window/2 inputs while
+// the host never runs dry.
+func (s *server) creditBatch() int { return max(1, s.window/2) }
 
 func (sc *serverCall) poke() {
 	select {
@@ -205,14 +229,22 @@ func (sc *serverCall) poke() {
 	}
 }
 
-// pump hands queued inputs to the node and grants credit as it takes them,
-// in batches of half a window so a steady stream costs one CREDIT frame per
-// window/2 inputs while the host never runs dry.
+// pump hands queued inputs to the node and grants credit for the inputs
+// the node took (from the pump or straight from the recv loop), in batches
+// of creditBatch.
 func (s *server) pump(sc *serverCall, send func(*rsppv1.DataFrame) error) {
-	batch := max(1, s.window/2)
-	consumed := 0
+	batch := s.creditBatch()
 	for {
 		sc.mu.Lock()
+		if sc.consumed >= batch {
+			n := sc.consumed
+			sc.consumed = 0
+			sc.mu.Unlock()
+			if send(&rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_CREDIT, InvocationId: sc.call.ID, Credit: uint32(n)}) != nil {
+				return
+			}
+			continue
+		}
 		if len(sc.queue) == 0 {
 			closed := sc.closed
 			sc.mu.Unlock()
@@ -230,18 +262,17 @@ func (s *server) pump(sc *serverCall, send func(*rsppv1.DataFrame) error) {
 		ev := sc.queue[0]
 		sc.queue[0] = eventabi.Event{}
 		sc.queue = sc.queue[1:]
+		sc.busy = true
 		sc.mu.Unlock()
 		select {
 		case sc.call.in <- ev:
 		case <-sc.ctx.Done():
 			return
 		}
-		if consumed++; consumed >= batch {
-			if send(&rsppv1.DataFrame{Kind: rsppv1.DataFrame_KIND_CREDIT, InvocationId: sc.call.ID, Credit: uint32(consumed)}) != nil {
-				return
-			}
-			consumed = 0
-		}
+		sc.mu.Lock()
+		sc.busy = false
+		sc.consumed++
+		sc.mu.Unlock()
 	}
 }
 
