@@ -64,10 +64,18 @@ func NewDecoder(binary, hmm, dict, grammar string) (Decoder, error) {
 	if err := tool.CheckFile("grammar", d.Grammar, false); err != nil {
 		return Decoder{}, err
 	}
-	if small, ok := trimDict(d.Dict, d.Grammar, tempDir()); ok {
+	return d, nil
+}
+
+// Trimmed is d with a dictionary of its grammar's words only, written once
+// per grammar and dictionary into dir (pocketsphinx loads its dictionary
+// on every decode: the full en-us one was most of a short decode's CPU).
+// d is returned as it is when the grammar cannot be trimmed to.
+func (d Decoder) Trimmed(dir string) Decoder {
+	if small, ok := trimDict(d.Dict, d.Grammar, dir); ok {
 		d.Dict = small
 	}
-	return d, nil
+	return d
 }
 
 // DecodeFile decodes a canonical WAV file (16 kHz mono s16le) and returns the

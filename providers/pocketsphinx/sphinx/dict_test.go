@@ -1,11 +1,14 @@
 package sphinx
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rspp/rspp/externalnode"
 )
 
 func TestGrammarWordsAreTheExpansionsWords(t *testing.T) {
@@ -72,13 +75,18 @@ func TestDecoderUsesTheTrimmedDictionary(t *testing.T) {
 	if _, err := os.Stat(DefaultDict); err != nil {
 		t.Skipf("no pocketsphinx dictionary at %s (apt: %s): %v", DefaultDict, AptPackages, err)
 	}
-	t.Setenv(ScratchEnv, t.TempDir())
-	d, err := NewDecoder("", "", "", "../../../examples/grammar.jsgf")
-	if err != nil {
+	if _, err := NewDecoder("", "", "", "../../../examples/grammar.jsgf"); err != nil {
 		t.Skipf("no pocketsphinx here: %v", err)
 	}
-	if d.Dict == DefaultDict {
-		t.Fatal("the decoder loads the full dictionary")
+	scratch := t.TempDir()
+	t.Setenv(ScratchEnv, scratch)
+	n := New("t")
+	if err := n.Configure(context.Background(), externalnode.Config{Raw: []byte(`{"grammar": "../../../examples/grammar.jsgf"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	d := n.dec.Load()
+	if d.Dict == DefaultDict || filepath.Dir(d.Dict) != scratch {
+		t.Fatalf("the node decodes with %s, want a trimmed dictionary in its scratch dir %s", d.Dict, scratch)
 	}
 	b, err := os.ReadFile(d.Dict)
 	if err != nil {

@@ -65,6 +65,13 @@ func (n *Node) Configure(ctx context.Context, cfg externalnode.Config) error {
 	if err != nil {
 		return err
 	}
+	// Under the runtime the trimmed dictionary lives in the instance's
+	// scratch dir, which goes when the instance stops. Outside it (a
+	// check, a test) there is no dir to clean up, so the node decodes with
+	// the full dictionary and leaves no file behind.
+	if dir := os.Getenv(ScratchEnv); dir != "" {
+		d = d.Trimmed(dir)
+	}
 	n.dec.Store(&d)
 	return nil
 }
