@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestMain(m *testing.M) {
 }
 
 // echoNode echoes every input back, uppercased text tagged; "block" makes it
-// wait for cancel; "panic" panics.
+// wait for cancel; "slow ..." is echoed after a 3 ms pause; "panic" panics.
 type echoNode struct{}
 
 func (echoNode) Info() Info {
@@ -81,6 +82,9 @@ func (echoNode) Invoke(ctx context.Context, call *Call) error {
 					return ctx.Err()
 				}
 				continue
+			}
+			if ev.Text != nil && strings.HasPrefix(ev.Text.Text, "slow ") {
+				time.Sleep(3 * time.Millisecond) // a consumer that pauses; echoed below
 			}
 			if ev.Text != nil && ev.Text.Text == "panic" {
 				panic("test panic")

@@ -21,8 +21,7 @@ import (
 
 // behaveNode picks its behaviour per invocation from the call's node id,
 // so one instance can serve a stuck invocation next to a healthy one:
-// "stall" never reads its input and waits for cancel; "jitter" reads
-// with pauses and echoes; "flood" emits 60 KiB
+// "stall" never reads its input and waits for cancel; "flood" emits 60 KiB
 // text events as fast as it can until cancelled; "oversize" tries one
 // event larger than the wire allows and reports what Emit said; anything
 // else echoes its input.
@@ -45,26 +44,6 @@ func (n behaveNode) Invoke(ctx context.Context, call *Call) error {
 			}
 		}
 		return ctx.Err()
-	case "jitter":
-		// Reads in fits and starts: now waiting for each input (the recv
-		// loop hands it over directly), now busy while inputs queue up
-		// behind it (the pump delivers them). Echoes each input.
-		for i := 0; ; i++ {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case ev, ok := <-call.Inputs():
-				if !ok {
-					return nil
-				}
-				if i%7 == 3 {
-					time.Sleep(3 * time.Millisecond)
-				}
-				if err := call.Emit(ev); err != nil {
-					return err
-				}
-			}
-		}
 	case "oversize":
 		err := call.EmitAudio(make([]byte, 2<<20), 16000, 1)
 		msg := "nil"
@@ -122,6 +101,8 @@ func startPlugin(t *testing.T, mode string) *Instance {
 // flowCall is an open call with its delivery and output counts.
 type flowCall struct {
 	*HostCall
+	mu        sync.Mutex
+	texts     []string // text outputs, in order
 	delivered atomic.Int64
 	outputs   atomic.Int64
 	inFlight  atomic.Int64
@@ -132,7 +113,14 @@ func openNode(t *testing.T, inst *Instance, id, node string, budget OutputBudget
 	t.Helper()
 	fc := &flowCall{end: make(chan error, 1)}
 	c, err := inst.Open(OpenRequest{InvocationID: id, SessionID: "s-" + id, TurnID: "t1", NodeID: node, Budget: budget}, Handler{
-		OnEvent:     func(eventabi.Event) { fc.outputs.Add(1) },
+		OnEvent: func(ev eventabi.Event) {
+			fc.outputs.Add(1)
+			if ev.Text != nil {
+				fc.mu.Lock()
+				fc.texts = append(fc.texts, ev.Text.Text)
+				fc.mu.Unlock()
+			}
+		},
 		OnEnd:       func(err error) { fc.end <- err },
 		OnDelivered: func(n int) { fc.delivered.Add(int64(n)) },
 		InFlight:    &fc.inFlight,
@@ -310,31 +298,21 @@ func TestProtocolV1PluginIsRefusedSayingWhy(t *testing.T) {
 
 // Inputs reach the node in the order sent, whether the recv loop hands one
 // straight to a waiting node or the pump delivers a backlog, and credit
-// keeps flowing: a node that reads in fits and starts echoes 400 inputs,
-// far more than its window of 8, in order.
+// keeps flowing: a node that reads in fits and starts (every seventh input
+// is a "slow" one the echo node sleeps on) echoes 400 inputs, far more
+// than its window of 8, in order.
 func TestInputsStayInOrderAcrossDirectAndQueuedDelivery(t *testing.T) {
 	inst := startPlugin(t, "behave")
-	var (
-		mu  sync.Mutex
-		got []string
-	)
-	end := make(chan error, 1)
-	c, err := inst.Open(OpenRequest{InvocationID: "j1", SessionID: "s", TurnID: "t1", NodeID: "jitter"}, Handler{
-		OnEvent: func(ev eventabi.Event) {
-			mu.Lock()
-			got = append(got, ev.Text.Text)
-			mu.Unlock()
-		},
-		OnEnd: func(err error) { end <- err },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := openNode(t, inst, "j1", "echo", OutputBudget{})
 	const n = 400
+	want := make([]string, n)
 	for i := range n {
-		ev := eventabi.Event{Type: eventabi.TypeTextDelta, Text: &eventabi.Text{Text: strconv.Itoa(i)}}
+		want[i] = strconv.Itoa(i)
+		if i%7 == 3 {
+			want[i] = "slow " + want[i]
+		}
 		for {
-			err := c.Send(ev)
+			err := c.Send(eventabi.Event{Type: eventabi.TypeTextDelta, Text: &eventabi.Text{Text: want[i]}})
 			if err == nil {
 				break
 			}
@@ -350,22 +328,17 @@ func TestInputsStayInOrderAcrossDirectAndQueuedDelivery(t *testing.T) {
 	if err := c.CloseInput(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-end:
-		if err != nil {
-			t.Fatalf("invocation ended with %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("invocation did not end")
+	if err := c.wait(t); err != nil {
+		t.Fatalf("invocation ended with %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != n {
-		t.Fatalf("node echoed %d of %d inputs", len(got), n)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.texts) != n {
+		t.Fatalf("node echoed %d of %d inputs", len(c.texts), n)
 	}
-	for i, s := range got {
-		if s != strconv.Itoa(i) {
-			t.Fatalf("echo %d is input %s: out of order (%v...)", i, s, got[max(0, i-3):min(len(got), i+3)])
+	for i, s := range c.texts {
+		if s != want[i] {
+			t.Fatalf("echo %d is %q, want %q: out of order (%q...)", i, s, want[i], c.texts[max(0, i-3):min(n, i+3)])
 		}
 	}
 }
