@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -12,7 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -244,18 +245,15 @@ func (c *CapacityConfig) rung(ctx context.Context, dir, wav string, n int) Capac
 // carrying every run's p99 and commits; allClean says whether every run
 // was clean.
 func medianRun(runs []CapacityPoint) CapacityPoint {
-	order := make([]int, len(runs))
-	for i := range order {
-		order[i] = i
-	}
 	key := func(p CapacityPoint) float64 {
 		if p.Error != "" || p.TurnsOpened == 0 {
 			return math.Inf(1)
 		}
 		return p.LatencyP99Ms
 	}
-	sort.SliceStable(order, func(a, b int) bool { return key(runs[order[a]]) < key(runs[order[b]]) })
-	m := runs[order[len(order)/2]]
+	sorted := slices.Clone(runs)
+	slices.SortStableFunc(sorted, func(a, b CapacityPoint) int { return cmp.Compare(key(a), key(b)) })
+	m := sorted[len(sorted)/2]
 	m.allClean = true
 	for _, p := range runs {
 		m.allClean = m.allClean && p.clean()
